@@ -1,0 +1,73 @@
+// Postfix SMTP access policy (smtpd_check.c's job): restriction lists, stages, delay-reject,
+// address classes. Pure computation over a session snapshot: no I/O except table files read at
+// construction.
+//
+// CONTRACT (used by relay/smtpd; change only together):
+// - engine::create() compiles the restriction lists of one master.cf service's parameters.
+// - Each check_*() returns nullopt (go on) or the complete reply Postfix would send, byte for
+//   byte, e.g. "554 5.7.1 <a@b.c>: Relay access denied". Every reject reply is built by one
+//   function that enforces 4xx/5xx, the enhanced status code and the length.
+// - smtpd_delay_reject: with yes (default), client/helo/sender restrictions run at RCPT (and
+//   ETRN) time, in Postfix's order; check_client/check_helo/check_mail then return nullopt.
+// - smtpd_relay_before_recipient_restrictions and the compatibility_level defaults are honoured.
+#pragma once
+
+#include "relay/config/config.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace relaylab::policy {
+
+/// What restrictions may look at. The owner (relay/smtpd) keeps it current.
+struct session_state {
+  std::string client_name = "unknown";
+  std::string client_addr;
+  std::string client_port;
+  std::string helo_name;   // "" before HELO/EHLO
+  std::string protocol = "SMTP";
+  std::string sender;      // current MAIL FROM, "" null sender
+  bool in_transaction = false;  // MAIL FROM accepted
+  std::string recipient;   // RCPT being checked
+  int recipient_count = 0;  // accepted so far in this transaction
+  std::string sasl_method;   // "" when not authenticated
+  std::string sasl_username;
+  bool unauth_pipelining = false;
+  std::string queue_id;  // "" = NOQUEUE
+};
+
+/// A decision that stops the command. `reply` is what the client sees; `log_reply` is the text
+/// for the "NOQUEUE: reject: RCPT from ...: <log_reply>; from=<..> to=<..> proto=.. helo=<..>"
+/// line (Postfix logs the same reply text; kept separate for warn_if_reject / defer_if_*).
+struct rejection {
+  std::string reply;
+  std::string stage;  // "CONNECT", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "VRFY"
+  bool warn_only = false;  // warn_if_reject: log "reject_warning", do not reject
+};
+
+class engine {
+ public:
+  /// Errors: fatal diagnostics naming the parameter (unknown restriction, bad table, ...).
+  static std::unique_ptr<engine> create(const config::parameters& params,
+                                        std::vector<config::diagnostic>& diags);
+  virtual ~engine() = default;
+
+  virtual std::optional<rejection> check_client(session_state& s) = 0;
+  virtual std::optional<rejection> check_helo(session_state& s) = 0;
+  virtual std::optional<rejection> check_mail(session_state& s) = 0;
+  virtual std::optional<rejection> check_rcpt(session_state& s) = 0;
+  virtual std::optional<rejection> check_data(session_state& s) = 0;
+  virtual std::optional<rejection> check_end_of_data(session_state& s) = 0;
+  /// A new HELO, MAIL or XCLIENT invalidates results cached for the session/transaction.
+  virtual void reset_transaction() = 0;
+  virtual void reset_session() = 0;
+
+  /// Address classes, exposed for delivery routing and tests.
+  virtual bool in_mynetworks(const std::string& addr) const = 0;
+  virtual bool is_local_domain(const std::string& domain) const = 0;  // mydestination
+  virtual bool is_relay_domain(const std::string& domain) const = 0;  // relay_domains
+};
+
+}  // namespace relaylab::policy

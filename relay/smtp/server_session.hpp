@@ -1,0 +1,169 @@
+// Sans-IO SMTP server protocol engine (Postfix smtpd.c's protocol half).
+//
+// CONTRACT (shared by relay/smtp, relay/smtpd and relay/net; change only together):
+// - The session is fed bytes (`receive`) and time (`advance`), and hands back bytes to write
+//   (`output`/`consume_output`), the next deadline, and whether the connection should close.
+// - It owns syntax, command sequencing, line limits, DATA framing and dot-unstuffing, error and
+//   junk counting, timeouts, PIPELINING/SIZE/8BITMIME/ENHANCEDSTATUSCODES, AUTH framing (base64,
+//   "*" abort, "=" empty response) and XCLIENT syntax.
+// - Every semantic decision (policy, SASL, queueing) is asked of a `server_handler`. Handler
+//   calls are synchronous except end-of-data: `on_message_end` starts the commit and the owner
+//   later calls `finish_message` with the reply; until then the session reads no further
+//   commands (pipelined input stays buffered).
+// - No sockets, clocks, threads or exceptions on the data path.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace relaylab::smtp {
+
+/// Monotonic time from an injected clock (real or simulated); only differences matter.
+using timestamp = std::chrono::nanoseconds;
+
+/// One complete reply as sent on the wire, without the final CRLF. Multi-line replies are joined
+/// with "\r\n" and use "250-" continuation prefixes, e.g. "250 2.1.0 Ok".
+struct reply {
+  std::string text;
+  /// The three-digit code of the first line, 0 if malformed.
+  int code() const noexcept;
+};
+
+/// Settings the protocol engine needs; relay/smtpd fills them from the Postfix parameters of
+/// the same names.
+struct server_options {
+  std::string myhostname = "localhost";       // myhostname
+  std::string banner = "localhost ESMTP";     // smtpd_banner, already $-expanded
+  std::uint64_t message_size_limit = 10240000;  // message_size_limit; 0 = unlimited
+  std::size_t line_length_limit = 2048;         // line_length_limit
+  std::size_t recipient_limit = 1000;           // smtpd_recipient_limit
+  bool disable_vrfy_command = false;            // disable_vrfy_command
+  bool helo_required = false;                   // smtpd_helo_required
+  int soft_error_limit = 10;                    // smtpd_soft_error_limit
+  int hard_error_limit = 20;                    // smtpd_hard_error_limit
+  int junk_command_limit = 100;                 // smtpd_junk_command_limit
+  std::chrono::milliseconds error_sleep_time{1000};  // smtpd_error_sleep_time
+  std::chrono::milliseconds timeout{300000};         // smtpd_timeout
+  bool sasl_auth_enable = false;                // smtpd_sasl_auth_enable
+  bool broken_sasl_auth_clients = false;        // broken_sasl_auth_clients: also "AUTH=..."
+  std::vector<std::string> sasl_mechanisms;     // as advertised after EHLO "AUTH"
+  bool xclient_authorized = false;              // client in smtpd_authorized_xclient_hosts
+  std::vector<std::string> discard_ehlo_keywords;  // smtpd_discard_ehlo_keywords
+  bool forbid_bare_newline = false;             // smtpd_forbid_bare_newline
+};
+
+/// The client as the session currently sees it (XCLIENT may replace it).
+struct client_identity {
+  std::string name = "unknown";  // verified reverse name, or "unknown"
+  std::string addr;              // textual IP address, no brackets
+  std::string port;
+  std::string helo;              // HELO/EHLO argument, empty before HELO
+  std::string protocol = "SMTP"; // "SMTP" or "ESMTP" (Postfix's proto=)
+  /// True while handling a command that arrived before the previous reply was sent although
+  /// PIPELINING was not negotiated (what Postfix's reject_unauth_pipelining tests).
+  bool unauth_pipelining = false;
+};
+
+struct mail_command {
+  std::string sender;  // address without <>, "" for the null sender
+  std::optional<std::uint64_t> size;  // SIZE=
+  std::string body;                   // BODY= value upper-cased, "" if absent
+  std::vector<std::string> parameters;  // all ESMTP parameters as given
+};
+
+struct rcpt_command {
+  std::string recipient;  // address without <>
+  std::vector<std::string> parameters;
+};
+
+/// Result of one SASL exchange step, produced by the handler from relay/sasl.
+struct auth_step {
+  enum class status { challenge, success, failure };
+  status state = status::failure;
+  std::string challenge;  // raw (not base64) server challenge, for status::challenge
+  std::string reply;      // full reply for success/failure, e.g. "235 2.7.0 Authentication successful"
+};
+
+/// Decision for a command: nullopt means "proceed as normal" (the engine sends its usual reply).
+using verdict = std::optional<reply>;
+
+/// What the relay application (relay/smtpd) answers for the engine.
+class server_handler {
+ public:
+  virtual ~server_handler() = default;
+  /// Before the greeting. A reply here replaces the 220 greeting (e.g. "554 5.7.1 ..." or
+  /// "421 4.3.2 Service currently unavailable").
+  virtual verdict on_connect(const client_identity& client) = 0;
+  virtual verdict on_helo(const client_identity& client) = 0;
+  virtual verdict on_mail(const client_identity& client, const mail_command& mail) = 0;
+  virtual verdict on_rcpt(const client_identity& client, const rcpt_command& rcpt) = 0;
+  /// DATA accepted syntactically; smtpd_data_restrictions decide.
+  virtual verdict on_data(const client_identity& client) = 0;
+  /// Message content, already dot-unstuffed, lines ending in CRLF; called zero or more times.
+  virtual void on_body(std::span<const char> chunk) = 0;
+  /// End of DATA seen; `size_exceeded` says message_size_limit was passed (content was dropped).
+  /// The owner must call server_session::finish_message() with the final reply, now or later.
+  virtual void on_message_end(const client_identity& client, bool size_exceeded) = 0;
+  /// RSET, a new HELO/EHLO, XCLIENT or end of a transaction: forget the current envelope.
+  virtual void on_reset() = 0;
+  /// AUTH MECH [initial-response]; `initial` is decoded ("=" gives an empty string).
+  virtual auth_step on_auth_start(const client_identity& client, std::string_view mechanism,
+                                  std::optional<std::string_view> initial) = 0;
+  /// The client's decoded answer to a 334 challenge.
+  virtual auth_step on_auth_continue(const client_identity& client, std::string_view response) = 0;
+  /// The client sent "*" (or the session ended) during an exchange.
+  virtual void on_auth_abort() = 0;
+  virtual verdict on_vrfy(const client_identity& client, std::string_view address) = 0;
+  /// XCLIENT changed the client identity; policy state derived from the old one is stale.
+  virtual void on_xclient(const client_identity& client) = 0;
+  /// The session is over (QUIT, error limit, timeout, lost connection). For the disconnect log.
+  virtual void on_disconnect(const client_identity& client, std::string_view reason) = 0;
+};
+
+class server_session {
+ public:
+  server_session(server_options options, server_handler& handler, client_identity client,
+                 timestamp now);
+  ~server_session();
+  server_session(const server_session&) = delete;
+  server_session& operator=(const server_session&) = delete;
+
+  /// Queues the greeting (asks handler.on_connect first). Call once, before receive().
+  void start(timestamp now);
+  /// Feeds received bytes. Always consumes all of them (buffering what it cannot act on yet).
+  void receive(std::span<const char> bytes, timestamp now);
+  /// The peer closed its side (EOF) or the connection failed.
+  void receive_eof(timestamp now);
+  /// Time has passed; fires timeouts and releases replies delayed by error_sleep_time.
+  void advance(timestamp now);
+  /// Completes a pending end-of-data (see server_handler::on_message_end).
+  void finish_message(reply r, timestamp now);
+
+  /// Bytes to send now. Stable until consume_output() or the next call that produces output.
+  std::string_view output() const noexcept;
+  void consume_output(std::size_t n) noexcept;
+  /// When advance() must next be called, if at all.
+  std::optional<timestamp> deadline() const noexcept;
+  /// True once the session wants the connection closed after output() has been flushed.
+  bool closing() const noexcept;
+
+  const client_identity& client() const noexcept;
+  /// Commands seen, for Postfix's disconnect line "ehlo=1 mail=1 rcpt=0/1 data=0/1 quit=1
+  /// commands=3/5" (accepted/total per command).
+  std::string command_counts() const;
+  /// Name of the last command (for "timeout after DATA from ..." / "lost connection after").
+  std::string_view last_command() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace relaylab::smtp
