@@ -1,0 +1,70 @@
+// The relay's SMTP server application: Postfix smtpd's policy/SASL/queue half, wired to the
+// sans-IO protocol engine. One `service` per master.cf inet smtpd service; one `connection` per
+// accepted client. Transport-agnostic: relay/net drives it over TCP, harness/sim over sim streams.
+//
+// CONTRACT (used by relay/net, harness and tests; change only together).
+#pragma once
+
+#include "relay/config/config.hpp"
+#include "relay/smtp/server_session.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace relaylab::log {
+class logger;
+}
+namespace relaylab::queue {
+class spool;
+}
+namespace relaylab::sasl {
+class server_library;
+}
+
+namespace relaylab::smtpd {
+
+/// Everything a service needs from outside, injected (no globals, no real clock inside).
+struct dependencies {
+  log::logger* log = nullptr;      // maillog; required
+  queue::spool* spool = nullptr;   // where accepted mail goes; required
+  std::shared_ptr<sasl::server_library> sasl;  // null when smtpd_sasl_auth_enable = no
+  /// Wall-clock time for Received: headers and log stamps.
+  std::function<std::chrono::system_clock::time_point()> wall_clock;
+  int pid = 0;  // shown as postfix/smtpd[pid]
+};
+
+struct endpoint {
+  std::string addr;          // numeric IP, no brackets
+  std::string port;          // numeric
+  std::string name = "unknown";  // verified reverse name for the remote end, else "unknown"
+};
+
+class connection {
+ public:
+  virtual ~connection() = default;
+  virtual smtp::server_session& session() = 0;
+  /// Completes work finished outside receive()/advance() (e.g. a queue commit). Call on the
+  /// connection's own executor after `notify` (given to service::open) fired.
+  virtual void run_pending(smtp::timestamp now) = 0;
+};
+
+class service {
+ public:
+  /// Errors: fatal diagnostics (bad restriction, unreadable table, SASL init failure ...).
+  static std::unique_ptr<service> create(const config::configuration& cfg,
+                                         const config::master_service& definition,
+                                         dependencies deps,
+                                         std::vector<config::diagnostic>& diags);
+  virtual ~service() = default;
+  virtual const config::master_service& definition() const = 0;
+  /// A client connected. `notify` may be called from any thread; the transport then calls
+  /// connection::run_pending() on its executor. The greeting is queued on return.
+  virtual std::unique_ptr<connection> open(const endpoint& remote, const endpoint& local,
+                                           smtp::timestamp now,
+                                           std::function<void()> notify) = 0;
+};
+
+}  // namespace relaylab::smtpd
