@@ -20,11 +20,13 @@
 
 namespace relaylab::config {
 
+struct master_service;
+
 struct diagnostic {
   enum class severity { warning, fatal };
   severity level = severity::warning;
-  std::string file;   // path as given
-  int line = 0;       // 1-based; 0 when not tied to a line
+  std::string file;       // path as given
+  int line = 0;           // 1-based; 0 when not tied to a line
   std::string parameter;  // the parameter or service concerned, may be empty
   std::string message;    // what is wrong and what was expected
   /// "FILE:LINE: warning: MESSAGE" / "FILE:LINE: fatal: MESSAGE", postconf style.
@@ -40,8 +42,37 @@ struct host_environment {
   static host_environment from_system();
 };
 
+/// Result of expanding a value: `error` is empty on success, else says what is wrong (syntax,
+/// nesting deeper than expansion_depth_max, output longer than expansion_bytes_max).
+struct expansion {
+  std::string value;
+  std::string error;
+};
+
+/// Postfix value types, as the daemons read them (derived from each built-in default).
+enum class value_type { string, boolean, integer, time };
+
+/// Splits a list the way Postfix does (whitespace and commas separate; a `{...}` group, also
+/// inside a token as in `inline:{a=b, c=d}`, stays one element with its braces).
+std::vector<std::string> split_list(std::string_view text);
+
+/// Parses a Postfix time value ("10", "5m"; units s m h d w) in seconds, using `default_unit`
+/// when no unit is given. nullopt on syntax errors, negative values or values above INT_MAX s.
+std::optional<long long> parse_time_seconds(std::string_view text, char default_unit);
+
+/// Compares Postfix compatibility levels ("2", "3.6", "3.10.1"): <0, 0, >0.
+int compare_compatibility_levels(std::string_view a, std::string_view b);
+
 class parameters {
  public:
+  static constexpr int expansion_depth_max = 100;  // as Postfix's mac_expand
+  static constexpr std::size_t expansion_bytes_max = 1 << 20;
+  /// Where a value was set (main.cf or a master.cf -o line).
+  struct origin {
+    std::string file;
+    int line = 0;
+  };
+
   /// Built-in defaults only (like `postconf -d`).
   explicit parameters(host_environment env = {});
 
@@ -67,15 +98,43 @@ class parameters {
   std::vector<diagnostic> validate() const;
   const host_environment& environment() const noexcept;
 
+  /// Forgets an explicit setting (the default applies again).
+  void erase(std::string_view name);
+  /// Like set(), remembering where the value came from for diagnostics.
+  void set(std::string name, std::string value, origin where);
+  std::optional<origin> origin_of(std::string_view name) const;
+  /// Names set in main.cf or by overrides, sorted.
+  std::vector<std::string> set_names() const;
+  /// Built-in default (host-dependent ones computed from the environment and the settings).
+  std::optional<std::string> default_value(std::string_view name) const;
+  /// Expands `text` (errors: see `expansion`).
+  expansion expand(std::string_view text) const;
+  /// Expanded value of `name` with any error; "" without error for an unknown name.
+  expansion expand_parameter(std::string_view name) const;
+  /// Bytes; Postfix size values are plain integers ("10240000").
+  std::uint64_t get_size(std::string_view name) const;
+  /// Registers the service-defined parameters that postconf derives from a master.cf service
+  /// (e.g. relay_destination_concurrency_limit for `relay unix ... smtp`).
+  void add_service_parameters(std::string_view service, std::string_view command);
+  /// Copy with the -o overrides of `service`, remembering their master.cf file:line.
+  parameters with_service_overrides(const master_service& service) const;
+  /// Type of a known parameter (string for unknown names).
+  value_type type_of(std::string_view name) const;
+  /// Every built-in parameter name, sorted.
+  static const std::vector<std::string>& builtin_names();
+
  private:
+  std::optional<std::string> lookup(std::string_view name) const;
   host_environment env_;
   std::map<std::string, std::string, std::less<>> set_;  // explicitly set values
+  std::map<std::string, origin, std::less<>> origins_;
+  std::map<std::string, std::string, std::less<>> service_defaults_;  // name -> "$default"
 };
 
 struct master_service {
-  std::string name;  // "smtp", "submission", "127.0.0.1:2525", "[::1]:25"
-  std::string type;  // "inet", "unix", "fifo", "pass", "unix-dgram"
-  std::string command;  // e.g. "smtpd"
+  std::string name;               // "smtp", "submission", "127.0.0.1:2525", "[::1]:25"
+  std::string type;               // "inet", "unix", "fifo", "pass", "unix-dgram"
+  std::string command;            // e.g. "smtpd"
   std::vector<std::string> args;  // argv after the command, minus -o pairs
   std::vector<std::pair<std::string, std::string>> overrides;  // -o name=value, in order
   std::string file;
@@ -84,20 +143,37 @@ struct master_service {
   /// service names through /etc/services-like defaults (smtp=25, submission=587, smtps=465).
   std::string listen_host;
   std::uint16_t listen_port = 0;
+  /// Columns 3-7 as written ("-" means the default).
+  std::string private_column, unpriv_column, chroot_column, wakeup_column, maxproc_column;
+  bool is_private() const;    // default y
+  bool unprivileged() const;  // default y
+  bool chroot() const;        // default n (Postfix >= 3.0)
 };
 
 struct configuration {
   std::filesystem::path config_dir;
   parameters main;
-  std::vector<master_service> services;  // inet smtpd services only, in file order
-  std::vector<diagnostic> diagnostics;   // warnings (and fatals, if !ok())
-  bool ok() const;  // no fatal diagnostics
+  std::vector<master_service> services;      // inet smtpd services only, in file order
+  std::vector<master_service> all_services;  // every master.cf service, in file order
+  std::vector<diagnostic> diagnostics;       // warnings (and fatals, if !ok())
+  bool ok() const;                           // no fatal diagnostics
   /// Where Cyrus SASL's smtpd.conf lives: cyrus_sasl_config_path if set, else <dir>/sasl.
   std::filesystem::path sasl_config_path() const;
 };
 
 /// Reads <dir>/main.cf and <dir>/master.cf. Missing master.cf is fatal; missing main.cf is not.
+/// Diagnostics: syntax errors (fatal), type errors from validate() (fatal), and postconf's
+/// warnings (unused parameter, undefined parameter, read-only parameter assignment, overriding
+/// earlier entry). Files larger than config_file_bytes_max are fatal.
 configuration load(const std::filesystem::path& config_dir, host_environment env);
+inline constexpr std::uintmax_t config_file_bytes_max = 16u << 20;
+
+/// postconf's "unused parameter" / "undefined parameter" / "read-only parameter assignment"
+/// warnings for a main.cf already parsed into `main` and the given master.cf services.
+std::vector<diagnostic> check_parameter_names(const parameters& main,
+                                              const std::vector<master_service>& services,
+                                              const std::string& main_cf_file,
+                                              const std::string& master_cf_file);
 
 /// Parses main.cf text (continuation lines start with whitespace; # comments).
 void parse_main_cf(std::string_view text, const std::string& file, parameters& into,

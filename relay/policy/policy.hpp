@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace relaylab::policy {
@@ -26,13 +27,13 @@ struct session_state {
   std::string client_name = "unknown";
   std::string client_addr;
   std::string client_port;
-  std::string helo_name;   // "" before HELO/EHLO
+  std::string helo_name;  // "" before HELO/EHLO
   std::string protocol = "SMTP";
-  std::string sender;      // current MAIL FROM, "" null sender
+  std::string sender;           // current MAIL FROM, "" null sender
   bool in_transaction = false;  // MAIL FROM accepted
-  std::string recipient;   // RCPT being checked
-  int recipient_count = 0;  // accepted so far in this transaction
-  std::string sasl_method;   // "" when not authenticated
+  std::string recipient;        // RCPT being checked
+  int recipient_count = 0;      // accepted so far in this transaction
+  std::string sasl_method;      // "" when not authenticated
   std::string sasl_username;
   bool unauth_pipelining = false;
   std::string queue_id;  // "" = NOQUEUE
@@ -43,7 +44,7 @@ struct session_state {
 /// line (Postfix logs the same reply text; kept separate for warn_if_reject / defer_if_*).
 struct rejection {
   std::string reply;
-  std::string stage;  // "CONNECT", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "VRFY"
+  std::string stage;       // "CONNECT", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE", "VRFY"
   bool warn_only = false;  // warn_if_reject: log "reject_warning", do not reject
 };
 
@@ -68,6 +69,28 @@ class engine {
   virtual bool in_mynetworks(const std::string& addr) const = 0;
   virtual bool is_local_domain(const std::string& domain) const = 0;  // mydestination
   virtual bool is_relay_domain(const std::string& domain) const = 0;  // relay_domains
+
+  // --- Additions (relay/policy) ---
+
+  /// A fresh engine for another SMTP session. It shares the compiled lists and open tables
+  /// (immutable) and has its own per-session state (the defer_if_permit flags that Postfix
+  /// keeps per client/helo/sender stage). Cheap: call it once per connection.
+  /// (Not pure so that fakes of `engine` elsewhere keep compiling; the default returns null.)
+  virtual std::unique_ptr<engine> new_session() const { return nullptr; }
+  /// "reject_warning" replies produced by warn_if_reject since the last call, oldest first.
+  /// check_*() also returns the first of them (warn_only = true) when nothing else rejected.
+  virtual std::vector<rejection> take_warnings() { return {}; }
 };
+
+/// Converts an SMTP path as the client wrote it ("<@a,@b:\"x y\"@c.example>") into Postfix's
+/// internal form that session_state.sender/recipient hold ("x y@c.example"): strips the angle
+/// brackets and any source route, and removes quoting from the local-part. Postfix's smtpd does
+/// the same (extract_addr), so replies show this form, e.g. "<user@remote@relay.example.com>".
+std::string internalize_address(std::string_view smtp_path);
+
+/// Postfix's valid_hostname() (labels of letters, digits, '-' and '_', no empty or numeric-only
+/// name, label <= 63 and name <= 255 octets) and valid_hostaddr() (IPv4 or IPv6 literal).
+bool valid_hostname(std::string_view name);
+bool valid_hostaddr(std::string_view addr);
 
 }  // namespace relaylab::policy

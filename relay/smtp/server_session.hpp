@@ -57,6 +57,20 @@ struct server_options {
   bool xclient_authorized = false;              // client in smtpd_authorized_xclient_hosts
   std::vector<std::string> discard_ehlo_keywords;  // smtpd_discard_ehlo_keywords
   bool forbid_bare_newline = false;             // smtpd_forbid_bare_newline
+  // Additions by relay/smtp (defaults are Postfix 3.7.11's):
+  /// smtpd_forbid_bare_newline=reject: a line ending in bare LF gets
+  /// "<code> 5.5.2 <myhostname> Error: bare <LF> received" and the session closes.
+  bool forbid_bare_newline_reject = false;
+  int forbid_bare_newline_reject_code = 550;     // smtpd_forbid_bare_newline_reject_code
+  bool inet_ipv6 = true;  // inet_protocols includes ipv6 (XCLIENT ADDR=IPV6:... is accepted)
+  std::size_t recipient_overshoot_limit = 1000;  // smtpd_recipient_overshoot_limit
+  /// smtpd_forbidden_commands (the default's regexp part, /^[^A-Z]/, is forbid_nonalpha_commands).
+  std::vector<std::string> forbidden_commands{"CONNECT", "GET", "POST"};
+  bool forbid_nonalpha_commands = true;
+  /// Memory bounds: input is not parsed further while output() holds this much, and
+  /// want_input() turns false once this much input is buffered.
+  std::size_t output_bytes_max = 64 * 1024;
+  std::size_t input_bytes_max = 256 * 1024;
 };
 
 /// The client as the session currently sees it (XCLIENT may replace it).
@@ -160,6 +174,18 @@ class server_session {
   std::string command_counts() const;
   /// Name of the last command (for "timeout after DATA from ..." / "lost connection after").
   std::string_view last_command() const noexcept;
+  /// False while the session holds input_bytes_max or more unparsed bytes (pipelined input
+  /// behind a pending commit, an error-sleep delay or unsent output); the owner should stop
+  /// reading from the socket until it turns true again. receive() still accepts everything.
+  bool want_input() const noexcept;
+  /// True once AUTH succeeded in this session (XCLIENT LOGIN= sets it, XCLIENT clears it).
+  bool authenticated() const noexcept;
+  /// During on_message_end of a BDAT transaction: the message's byte count, which Postfix
+  /// puts in its reply ("250 2.0.0 Ok: 8 bytes queued as ..."); nullopt for DATA.
+  std::optional<std::uint64_t> bdat_bytes() const noexcept;
+  /// XCLIENT authorization follows the client address: Postfix re-evaluates
+  /// smtpd_authorized_xclient_hosts for the address XCLIENT set, so call this from on_xclient.
+  void set_xclient_authorized(bool yes) noexcept;
 
  private:
   struct impl;

@@ -1,0 +1,49 @@
+#!/bin/sh
+# CLI behaviour checks for CTest: cli_test.sh RELAYLAB CASE [TESTDATA_DIR]
+# Each case runs relaylab, then checks the exit status and the message on stderr.
+set -u
+bin=$1
+case=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/relaylab_cli.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+expect() {  # expect STATUS PATTERN: the last run's status and a stderr line matching PATTERN
+  if [ "$status" -ne "$1" ]; then
+    echo "FAIL: exit status $status, expected $1"; cat "$tmp/err"; exit 1
+  fi
+  if ! grep -Eq -- "$2" "$tmp/err"; then
+    echo "FAIL: stderr does not match /$2/:"; cat "$tmp/err"; exit 1
+  fi
+}
+case $case in
+  version)
+    "$bin" version >"$tmp/out" 2>"$tmp/err"; status=$?
+    [ "$status" -eq 0 ] && grep -Eq '^relaylab [0-9]' "$tmp/out" || { echo "FAIL version"; exit 1; }
+    ;;
+  bad_option)
+    "$bin" version --no-such-option >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 'no-such-option'
+    ;;
+  relay_bad_option)
+    mkdir "$tmp/cfg"
+    "$bin" relay --config-dir "$tmp/cfg" --bogus-flag >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 'bogus-flag'
+    "$bin" relay >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 'config-dir'
+    "$bin" relay --config-dir "$tmp/cfg" --ready-fd x >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 'ready-fd'
+    ;;
+  relay_garbage_config)
+    mkdir "$tmp/cfg"
+    printf 'myhostname = relay.example.com\nsmtpd_timeout = 300s\n' >"$tmp/cfg/main.cf"
+    printf 'smtp inet n - n - - smtpd\nthis line is garbage\n' >"$tmp/cfg/master.cf"
+    "$bin" relay --config-dir "$tmp/cfg" --queue-dir "$tmp/q" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 "$tmp/cfg/master.cf:2: "
+    printf 'smtpd_timeout = forever\n' >"$tmp/cfg/main.cf"
+    printf 'smtp inet n - n - - smtpd\n' >"$tmp/cfg/master.cf"
+    "$bin" relay --config-dir "$tmp/cfg" --queue-dir "$tmp/q" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 "$tmp/cfg/main.cf:1: .*smtpd_timeout"
+    ;;
+  *)
+    echo "unknown case $case"; exit 1 ;;
+esac
+echo "ok: $case"

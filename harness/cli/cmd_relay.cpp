@@ -1,0 +1,273 @@
+// relaylab relay --config-dir DIR: the real relay on real sockets.
+//
+// Order: load main.cf/master.cf (warnings to stderr; fatal → exit 2), print the resolved
+// options, open the maillog, initialise SASL when a service enables it, open and recover the
+// spool, build one smtpd::service per inet service, bind every listener, then signal
+// readiness: "ready" on stdout (a line of its own, flushed), or "ready\n" written to --ready-fd
+// and that descriptor closed. SIGTERM/SIGINT: stop accepting, let sessions finish (bounded),
+// exit 0.
+#include "harness/cli/commands.hpp"
+#include "relay/config/config.hpp"
+#include "relay/log/log.hpp"
+#include "relay/net/daemon.hpp"
+#include "relay/net/smtpd_glue.hpp"
+#include "relay/queue/spool.hpp"
+#include "relay/queue/storage.hpp"
+#include "relay/sasl/sasl.hpp"
+#include "relay/smtpd/smtpd.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#ifndef RELAYLAB_VERSION
+#define RELAYLAB_VERSION "unknown"
+#endif
+
+namespace relaylab::cli {
+
+namespace {
+
+struct relay_args {
+  std::string config_dir;
+  std::string maillog;  // "" = maillog_file from main.cf, else stderr; "-" = stdout
+  std::string json_log;
+  std::string queue_dir;
+  std::string pid_file;
+  int ready_fd = -1;
+  std::chrono::milliseconds drain_ms{10000};
+};
+
+net::timestamp steady_now() {
+  return std::chrono::duration_cast<net::timestamp>(
+      std::chrono::steady_clock::now().time_since_epoch());
+}
+
+int run_relay(const relay_args& a) {
+  // 1. Configuration.
+  auto cfg = config::load(a.config_dir, config::host_environment::from_system());
+  for (const auto& d : cfg.diagnostics) std::cerr << d.to_string() << "\n";
+  if (!cfg.ok()) return exit_usage;
+  if (!a.queue_dir.empty()) cfg.main.set("queue_directory", a.queue_dir);
+  const std::string queue_dir = cfg.main.get("queue_directory");
+  const std::string maillog =
+      !a.maillog.empty() ? a.maillog
+                         : (cfg.main.get("maillog_file").empty() ? std::string("(stderr)")
+                                                                 : cfg.main.get("maillog_file"));
+  bool sasl_wanted = false;
+  for (const auto& s : cfg.services) {
+    if (cfg.main.with_overrides(s.overrides).get_bool("smtpd_sasl_auth_enable")) sasl_wanted = true;
+  }
+  const auto inet_interfaces = cfg.main.get_list("inet_interfaces");
+  const auto inet_protocols = cfg.main.get_list("inet_protocols");
+
+  // 2. Resolved options, first thing on stdout.
+  std::cout << "relaylab relay " << RELAYLAB_VERSION << "\n"
+            << "config_directory = " << cfg.config_dir.string() << "\n"
+            << "queue_directory = " << queue_dir << "\n"
+            << "maillog = " << maillog << "\n"
+            << "json_log = " << (a.json_log.empty() ? "(none)" : a.json_log) << "\n"
+            << "sasl_config_path = "
+            << (sasl_wanted ? cfg.sasl_config_path().string() : std::string("(sasl off)")) << "\n"
+            << "myhostname = " << cfg.main.get("myhostname") << "\n";
+  std::cout.flush();
+
+  // 3. Logging.
+  log::logger logger({cfg.main.get("myhostname"), [] { return std::chrono::system_clock::now(); }});
+  std::error_code ec;
+  if (maillog == "(stderr)") {
+    logger.add_sink(log::make_stderr_sink());
+  } else {
+    auto sink = log::open_file_sink(maillog, {}, ec);
+    if (!sink) {
+      std::cerr << "relaylab relay: fatal: open maillog " << maillog << ": " << ec.message()
+                << "\n";
+      return exit_failure;
+    }
+    logger.add_sink(std::move(sink));
+  }
+  if (!a.json_log.empty()) {
+    auto sink = log::open_file_sink(a.json_log, {.format = log::line_format::json}, ec);
+    if (!sink) {
+      std::cerr << "relaylab relay: fatal: open --json-log " << a.json_log << ": " << ec.message()
+                << "\n";
+      return exit_failure;
+    }
+    logger.add_sink(std::move(sink));
+  }
+  const int pid = static_cast<int>(::getpid());
+  const log::origin master{cfg.main.get("syslog_name"), "master", pid};
+
+  // 4. SASL.
+  std::shared_ptr<sasl::server_library> sasl_lib;
+  if (sasl_wanted) {
+    sasl::server_config sc;
+    sc.config_path = cfg.sasl_config_path().string();
+    sc.app_name = cfg.main.get("smtpd_sasl_path");
+    sc.service = cfg.main.get("smtpd_sasl_service");
+    sc.server_fqdn = cfg.main.get("myhostname");
+    sc.user_realm = cfg.main.get("smtpd_sasl_local_domain");
+    std::string error;
+    auto sec = sasl::security_options::parse(cfg.main.get("smtpd_sasl_security_options"), error);
+    if (!sec) {
+      std::cerr << "relaylab relay: fatal: smtpd_sasl_security_options: " << error << "\n";
+      return exit_usage;
+    }
+    sc.security = *sec;
+    sasl_lib = sasl::server_library::init(sc, error);
+    if (!sasl_lib) {
+      std::cerr << "relaylab relay: fatal: SASL: " << error << "\n";
+      logger.write(master, log::severity::fatal, "SASL: " + error);
+      return exit_failure;
+    }
+  }
+
+  // 5. Spool.
+  std::error_code mk;
+  std::filesystem::create_directories(queue_dir, mk);
+  queue::fs_storage storage{std::filesystem::path(queue_dir)};
+  queue::spool_options so;
+  so.queue_minfree_bytes = static_cast<std::uint64_t>(cfg.main.get_int("queue_minfree"));
+  so.message_size_limit_bytes = static_cast<std::uint64_t>(cfg.main.get_int("message_size_limit"));
+  std::random_device rd;
+  queue::spool spool(
+      storage, [] { return std::chrono::system_clock::now(); },
+      [&rd] { return (static_cast<std::uint64_t>(rd()) << 32) | rd(); }, so);
+  if (auto e = spool.open()) {
+    std::cerr << "relaylab relay: fatal: queue_directory " << queue_dir << ": " << e.message()
+              << "\n";
+    return exit_failure;
+  }
+  queue::recovery_report report;
+  if (auto e = spool.recover(report)) {
+    std::cerr << "relaylab relay: fatal: queue recovery in " << queue_dir << ": " << e.message()
+              << "\n";
+    return exit_failure;
+  }
+  spool.start_background();
+
+  // 6. Services and listeners.
+  boost::asio::io_context io;
+  net::daemon_options dopt;
+  dopt.connections_max = static_cast<std::size_t>(cfg.main.get_int("default_process_limit"));
+  dopt.drain_timeout_ms = a.drain_ms;
+  net::daemon daemon(io, dopt, &logger, master);
+  std::vector<std::unique_ptr<smtpd::service>> services;
+  for (const auto& svc : cfg.services) {
+    smtpd::dependencies deps;
+    deps.log = &logger;
+    deps.spool = &spool;
+    deps.sasl = sasl_lib;
+    deps.wall_clock = [] { return std::chrono::system_clock::now(); };
+    deps.pid = pid;
+    std::vector<config::diagnostic> diags;
+    auto service = smtpd::service::create(cfg, svc, deps, diags);
+    bool fatal = false;
+    for (const auto& d : diags) {
+      std::cerr << d.to_string() << "\n";
+      fatal = fatal || d.level == config::diagnostic::severity::fatal;
+    }
+    if (!service || fatal) return exit_usage;
+    std::string error;
+    const auto hosts = net::listen_hosts(svc.listen_host, inet_interfaces, inet_protocols, error);
+    if (hosts.empty()) {
+      std::cerr << svc.file << ":" << svc.line << ": fatal: service " << svc.name << ": " << error
+                << "\n";
+      return exit_usage;
+    }
+    net::smtpd_glue_options gopt;
+    gopt.peername_lookup = cfg.main.with_overrides(svc.overrides).get_bool("smtpd_peername_lookup");
+    for (const auto& h : hosts) {
+      if (auto e = daemon.listen({h, svc.listen_port},
+                                 net::smtpd_handler(*service, steady_now, gopt), error)) {
+        // IPv6 may be missing on the host: a wildcard or loopback IPv6 listener derived from
+        // inet_interfaces is then skipped with a warning, as Postfix does for inet_protocols.
+        const bool derived_v6 = svc.listen_host.empty() && (h == "::" || h == "::1");
+        std::cerr << (derived_v6 ? "warning: " : "fatal: ") << "service " << svc.name << ": "
+                  << error << "\n";
+        if (!derived_v6) return exit_failure;
+      }
+    }
+    services.push_back(std::move(service));
+  }
+  const auto endpoints = daemon.endpoints();
+  if (endpoints.empty()) {
+    std::cerr << "relaylab relay: fatal: no inet smtpd service to listen on\n";
+    return exit_usage;
+  }
+  for (const auto& ep : endpoints) {
+    const auto addr = ep.address().to_string();
+    std::cout << "listening " << (ep.address().is_v6() ? "[" + addr + "]" : addr) << ":"
+              << ep.port() << "\n";
+  }
+
+  // 7. Signals, pid file, readiness.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& e, int signo) {
+    if (e) return;
+    logger.info(master, "terminating on signal " + std::to_string(signo));
+    daemon.stop();
+  });
+  if (!a.pid_file.empty()) {
+    std::ofstream(a.pid_file) << pid << "\n";
+  }
+  logger.info(master, std::string("daemon started -- version relaylab ") + RELAYLAB_VERSION +
+                          ", configuration " + cfg.config_dir.string());
+  daemon.start();
+  if (a.ready_fd >= 0) {
+    const char msg[] = "ready\n";
+    if (::write(a.ready_fd, msg, sizeof msg - 1) < 0) {
+      std::cerr << "relaylab relay: warning: --ready-fd " << a.ready_fd << ": write failed\n";
+    }
+    ::close(a.ready_fd);
+  } else {
+    std::cout << "ready" << std::endl;
+  }
+
+  io.run();
+  spool.stop_background();
+  logger.info(master, "daemon stopped");
+  logger.flush();
+  std::cout << "stopped" << std::endl;
+  return exit_ok;
+}
+
+}  // namespace
+
+subcommand add_relay(CLI::App& root) {
+  auto a = std::make_shared<relay_args>();
+  subcommand c;
+  c.app = root.add_subcommand("relay", "Run the relay on real sockets (main.cf + master.cf)");
+  c.app->add_option("--config-dir", a->config_dir, "directory with main.cf and master.cf")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  c.app->add_option("--maillog", a->maillog,
+                    "maillog file, '-' for stdout (default: maillog_file, else stderr)");
+  c.app->add_option("--json-log", a->json_log, "also write JSON lines to this file");
+  c.app->add_option("--queue-dir", a->queue_dir, "overrides queue_directory");
+  c.app->add_option("--pid-file", a->pid_file, "write the process id here");
+  c.app
+      ->add_option("--ready-fd", a->ready_fd,
+                   "write 'ready\\n' to this descriptor once listening, instead of stdout")
+      ->check(CLI::NonNegativeNumber);
+  c.app
+      ->add_option_function<long>(
+          "--drain-ms", [a](long ms) { a->drain_ms = std::chrono::milliseconds(ms); },
+          "after SIGTERM, how long sessions may go on (default 10000)")
+      ->check(CLI::NonNegativeNumber);
+  c.run = [a] { return run_relay(*a); };
+  return c;
+}
+
+}  // namespace relaylab::cli

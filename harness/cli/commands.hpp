@@ -1,0 +1,29 @@
+// relaylab's subcommands. Each lives in its own cmd_<name>.cpp and registers itself on the root
+// CLI11 app; main() parses once and runs the chosen one. Exit codes: 0 ok, 1 runtime failure,
+// 2 usage or configuration error.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace relaylab::cli {
+
+struct subcommand {
+  CLI::App* app = nullptr;
+  std::function<int()> run;  // called after a successful parse when `app` was chosen
+};
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_failure = 1;
+inline constexpr int exit_usage = 2;
+
+subcommand add_version(CLI::App& root);
+#if RELAYLAB_HAVE_SASLDB
+subcommand add_sasldb(CLI::App& root);
+#endif
+#if RELAYLAB_HAVE_RELAY
+subcommand add_relay(CLI::App& root);
+#endif
+
+}  // namespace relaylab::cli

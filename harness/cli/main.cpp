@@ -1,0 +1,33 @@
+#include "harness/cli/commands.hpp"
+
+#include <iostream>
+#include <vector>
+
+int main(int argc, char** argv) {
+  using namespace relaylab::cli;
+  CLI::App root("relaylab: a lab for SMTP relays", "relaylab");
+  root.require_subcommand(1);
+  std::vector<subcommand> commands;
+  commands.push_back(add_version(root));
+#if RELAYLAB_HAVE_SASLDB
+  commands.push_back(add_sasldb(root));
+#endif
+#if RELAYLAB_HAVE_RELAY
+  commands.push_back(add_relay(root));
+#endif
+  try {
+    root.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return root.exit(e);  // --help
+  } catch (const CLI::ParseError& e) {
+    // CLI11's message names the option ("The following argument was not expected: --x",
+    // "--config-dir is required", "--ready-fd: Value x could not be converted").
+    std::cerr << "relaylab: " << e.what() << "\n"
+              << "Run with --help for usage.\n";
+    return exit_usage;
+  }
+  for (const auto& c : commands) {
+    if (c.app->parsed()) return c.run();
+  }
+  return exit_usage;
+}

@@ -1,0 +1,294 @@
+// Drives one sans-IO SMTP server session over an Asio stream with C++20 coroutines.
+//
+// The driver is a template over the stream, the timer and the connection so the same code runs
+// over a tcp::socket with steady_timer (the daemon), over a simulated stream with timers on a
+// virtual clock (harness/sim), and over a test engine. Requirements:
+//   AsyncStream: AsyncReadStream + AsyncWriteStream (async_read_some/async_write_some with
+//     use_awaitable), and either `lowest_layer().close(ec)` or `close(ec)`.
+//   Timer: constructible from the coroutine's executor (any_io_executor); expires_after(d),
+//     async_wait(token), cancel(). Its clock must agree with `now` (steady or virtual).
+//   Connection: `session()` giving an engine with receive(span<const char>, ts),
+//     receive_eof(ts), advance(ts), output() -> string_view, consume_output(n),
+//     deadline() -> optional<ts>, closing(); and `run_pending(ts)`. smtpd::connection fits.
+//
+// Loop: one reader coroutine (read → session.receive → wake the writer) and the driving loop
+// (run_pending after notify → advance at the deadline → copy output and write it → close when
+// the session is closing and everything is written). Output is copied into a driver-owned
+// buffer before each write, because session.output() may change while the write is in flight.
+//
+// Memory: at most read_buffer_bytes + write_chunk_bytes of driver buffers; the reader stops
+// reading while session.output() holds output_bytes_max or more, so a client that pipelines
+// without reading replies is held back by TCP flow control, not by our memory.
+//
+// STARTTLS (later): instantiate with a stream that can switch from plain to TLS in place (e.g. a
+// variant of tcp::socket and ssl::stream<tcp::socket&>). The upgrade must happen between reads:
+// the reader stops after feeding the STARTTLS command (reads_paused hook, see driver_options),
+// the loop flushes the 220 reply, performs the handshake, then starts a new reader.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>  // before Boost 1.74 awaitable.hpp, which uses std::exchange without it
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace relaylab::net {
+
+/// Monotonic time as the session sees it (same unit as smtp::timestamp).
+using timestamp = std::chrono::nanoseconds;
+using clock_fn = std::function<timestamp()>;
+
+/// Shared between a connection's driver and the world outside it: the `notify` given to
+/// smtpd::service::open (callable from any thread) and the daemon's stop request.
+class connection_signal {
+ public:
+  /// `post_fn` runs a function on the connection's executor (e.g. asio::post(ex, f)).
+  explicit connection_signal(std::function<void(std::function<void()>)> post_fn);
+  /// The callable for smtpd::service::open's `notify`: thread-safe, harmless after the driver
+  /// ended or the signal was destroyed.
+  std::function<void()> notifier();
+  /// Asks the driver to close the connection now (daemon shutdown). Call on the executor.
+  void request_stop();
+  bool stop_requested() const noexcept { return stop_.load(); }
+  /// Driver side, on the executor.
+  bool take_pending() noexcept { return pending_.exchange(false); }
+  void set_waker(std::function<void()> w) { waker_ = std::move(w); }
+  void wake() {
+    if (waker_) waker_();
+  }
+
+ private:
+  std::function<void(std::function<void()>)> post_;
+  std::atomic<bool> pending_{false};
+  std::atomic<bool> stop_{false};
+  std::function<void()> waker_;
+  std::weak_ptr<connection_signal> self_;
+  friend std::shared_ptr<connection_signal> make_connection_signal(
+      std::function<void(std::function<void()>)> post_fn);
+};
+
+/// Creates a signal whose notifier posts through `post_fn`.
+std::shared_ptr<connection_signal> make_connection_signal(
+    std::function<void(std::function<void()>)> post_fn);
+
+struct driver_options {
+  std::size_t read_buffer_bytes = 4096;
+  std::size_t write_chunk_bytes = 64 * 1024;
+  /// The reader waits while session.output() holds at least this much.
+  std::size_t output_bytes_max = 64 * 1024;
+  /// How long to wait when the session has no deadline (it normally always has smtpd_timeout).
+  std::chrono::milliseconds idle_wait_ms{3600 * 1000};
+  /// Upper bound on loop iterations (each is one wake-up), a guard against busy loops.
+  std::uint64_t iterations_max = 100'000'000;
+};
+
+/// Why the driver returned.
+enum class driver_end {
+  closed,    // the session asked to close and all output was written
+  peer_eof,  // the peer closed; the session was told (receive_eof) and its output flushed
+  io_error,  // a read or write failed (reset, broken pipe)
+  stopped,   // connection_signal::request_stop()
+  iteration_limit,
+};
+std::string_view to_string(driver_end e) noexcept;
+
+struct driver_result {
+  driver_end end = driver_end::closed;
+  std::error_code error;  // the I/O error for io_error
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_written = 0;
+};
+
+namespace detail {
+template <class S>
+void close_stream(S& s) {
+  boost::system::error_code ec;
+  if constexpr (requires { s.lowest_layer().close(ec); }) {
+    s.lowest_layer().close(ec);
+  } else {
+    s.close(ec);
+  }
+}
+
+struct driver_state {
+  bool main_dirty = false;
+  bool reader_paused = false;
+  bool reader_done = false;
+  bool eof = false;
+  bool closing_down = false;
+  std::error_code read_error;
+  std::uint64_t bytes_read = 0;
+};
+
+template <class Timer>
+void wake(driver_state& st, Timer& t) {
+  st.main_dirty = true;
+  t.cancel();
+}
+
+template <class Timer, class AsyncStream, class Connection>
+boost::asio::awaitable<void> read_loop(AsyncStream& stream, Connection& conn, clock_fn now,
+                                       driver_options opt, driver_state& st, Timer& wake_main,
+                                       Timer& wake_reader) {
+  namespace asio = boost::asio;
+  auto& session = conn.session();
+  std::vector<char> buf(opt.read_buffer_bytes);
+  for (std::uint64_t i = 0; i < opt.iterations_max && !st.closing_down; ++i) {
+    if (session.closing()) break;
+    if (session.output().size() >= opt.output_bytes_max) {
+      st.reader_paused = true;
+      boost::system::error_code ec;
+      wake_reader.expires_after(opt.idle_wait_ms);
+      co_await wake_reader.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      st.reader_paused = false;
+      continue;
+    }
+    boost::system::error_code ec;
+    const std::size_t n = co_await stream.async_read_some(
+        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (st.closing_down) break;
+    if (n > 0) {
+      st.bytes_read += n;
+      session.receive(std::span<const char>(buf.data(), n), now());
+    }
+    if (ec) {
+      if (ec != asio::error::eof) st.read_error = ec;
+      st.eof = true;
+      session.receive_eof(now());
+      break;
+    }
+    wake(st, wake_main);
+  }
+  st.reader_done = true;
+  wake(st, wake_main);
+}
+}  // namespace detail
+
+/// Runs `conn` over `stream` until the session closes, the peer goes away, or a stop request.
+/// The stream is closed on return. Never throws for I/O errors (they end the connection).
+template <class Timer, class AsyncStream, class Connection>
+boost::asio::awaitable<driver_result> run_connection(AsyncStream& stream, Connection& conn,
+                                                     std::shared_ptr<connection_signal> signal,
+                                                     clock_fn now, driver_options opt = {}) {
+  namespace asio = boost::asio;
+  auto ex = co_await asio::this_coro::executor;
+  auto& session = conn.session();
+  Timer wake_main(ex);
+  Timer wake_reader(ex);
+  detail::driver_state st;
+  driver_result result;
+  if (signal) {
+    signal->set_waker([&] {
+      detail::wake(st, wake_main);
+      // A stop must also end a write stuck on a client that does not read.
+      if (signal->stop_requested() && !st.closing_down) {
+        st.closing_down = true;
+        detail::close_stream(stream);
+        wake_reader.cancel();
+      }
+    });
+  }
+
+  asio::co_spawn(ex, detail::read_loop<Timer>(stream, conn, now, opt, st, wake_main, wake_reader),
+                 asio::detached);
+
+  std::string write_buf;
+  bool done = false;
+  std::uint64_t i = 0;
+  for (; i < opt.iterations_max && !done; ++i) {
+    st.main_dirty = false;
+    if (signal && signal->take_pending()) conn.run_pending(now());
+    if (const auto d = session.deadline(); d && now() >= *d) session.advance(now());
+    // Write everything the session has produced, a chunk at a time.
+    while (!session.output().empty()) {
+      const auto out = session.output();
+      write_buf.assign(out.substr(0, opt.write_chunk_bytes));
+      session.consume_output(write_buf.size());
+      if (st.reader_paused && session.output().size() < opt.output_bytes_max) {
+        wake_reader.cancel();
+      }
+      boost::system::error_code ec;
+      const std::size_t n = co_await asio::async_write(
+          stream, asio::buffer(write_buf), asio::redirect_error(asio::use_awaitable, ec));
+      result.bytes_written += n;
+      if (ec) {
+        result.end = driver_end::io_error;
+        result.error = ec;
+        done = true;
+        break;
+      }
+      // Work that became ready while writing (notify, deadline) is handled before more output.
+      if (signal && signal->take_pending()) conn.run_pending(now());
+    }
+    if (done) break;
+    if (session.closing()) {
+      result.end = st.eof ? driver_end::peer_eof : driver_end::closed;
+      break;
+    }
+    if (st.eof || st.reader_done) {
+      // The session did not ask to close after EOF or a read error; nothing more can arrive.
+      result.end = st.read_error ? driver_end::io_error : driver_end::peer_eof;
+      result.error = st.read_error;
+      break;
+    }
+    if (signal && signal->stop_requested()) {
+      result.end = driver_end::stopped;
+      break;
+    }
+    if (st.main_dirty) continue;
+    auto wait = std::chrono::duration_cast<timestamp>(opt.idle_wait_ms);
+    if (const auto d = session.deadline()) {
+      const auto t = now();
+      wait = *d > t ? *d - t : timestamp::zero();
+    }
+    wake_main.expires_after(wait);
+    boost::system::error_code ec;
+    co_await wake_main.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (i >= opt.iterations_max) result.end = driver_end::iteration_limit;
+  if (signal && signal->stop_requested() && result.end != driver_end::closed) {
+    result.end = driver_end::stopped;
+    result.error = {};
+  }
+  if (st.read_error && result.end == driver_end::peer_eof) {
+    result.end = driver_end::io_error;
+    result.error = st.read_error;
+  }
+
+  // Tear down: close the stream (aborts a pending read), then wait for the reader to finish so
+  // that nothing refers to this frame afterwards.
+  if (!st.closing_down) {
+    st.closing_down = true;
+    detail::close_stream(stream);
+  }
+  wake_reader.cancel();
+  for (int k = 0; k < 1000 && !st.reader_done; ++k) {
+    wake_main.expires_after(std::chrono::milliseconds(100));
+    boost::system::error_code ec;
+    co_await wake_main.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (signal) signal->set_waker(nullptr);
+  result.bytes_read = st.bytes_read;
+  co_return result;
+}
+
+}  // namespace relaylab::net

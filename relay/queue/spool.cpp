@@ -1,0 +1,629 @@
+#include "relay/queue/spool.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+namespace relaylab::queue {
+namespace {
+
+constexpr std::string_view tmp_suffix = ".tmp";
+constexpr queue_state all_states[] = {queue_state::incoming, queue_state::active,
+                                      queue_state::deferred};
+
+std::error_code to_queue_error(std::error_code ec) {
+  if (ec == std::errc::no_such_file_or_directory) return errc::not_found;
+  return errc::write_error;
+}
+
+}  // namespace
+
+std::string_view to_string(queue_state s) noexcept {
+  switch (s) {
+    case queue_state::incoming:
+      return "incoming";
+    case queue_state::active:
+      return "active";
+    case queue_state::deferred:
+      return "deferred";
+  }
+  return "incoming";
+}
+
+// ---------------------------------------------------------------------------------------------
+// incoming_message
+
+incoming_message::incoming_message(incoming_message&& other) noexcept
+    : owner_(std::exchange(other.owner_, nullptr)),
+      env_(std::move(other.env_)),
+      content_(std::move(other.content_)),
+      content_crc_(other.content_crc_),
+      too_large_(other.too_large_) {}
+
+incoming_message& incoming_message::operator=(incoming_message&& other) noexcept {
+  if (this != &other) {
+    release();
+    owner_ = std::exchange(other.owner_, nullptr);
+    env_ = std::move(other.env_);
+    content_ = std::move(other.content_);
+    content_crc_ = other.content_crc_;
+    too_large_ = other.too_large_;
+  }
+  return *this;
+}
+
+incoming_message::~incoming_message() { release(); }
+
+void incoming_message::release() noexcept {
+  if (owner_ != nullptr) owner_->release_id(env_.queue_id);
+  owner_ = nullptr;
+}
+
+void incoming_message::add_attribute(std::string name, std::string value) {
+  env_.attributes.emplace_back(std::move(name), std::move(value));
+}
+
+std::error_code incoming_message::add_recipient(recipient r) {
+  if (owner_ == nullptr) return errc::invalid_state;
+  if (env_.recipients.size() >= owner_->options().recipients_max) return errc::too_many_recipients;
+  env_.recipients.push_back(std::move(r));
+  return {};
+}
+
+std::error_code incoming_message::append_content(std::string_view bytes) {
+  if (owner_ == nullptr) return errc::invalid_state;
+  const auto limit = owner_->options().message_size_limit_bytes;
+  if (too_large_ || (limit != 0 && content_.size() + bytes.size() > limit)) {
+    too_large_ = true;
+    return errc::message_too_large;
+  }
+  content_.append(bytes);
+  content_crc_ = crc32c(bytes, content_crc_);
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// spool: setup
+
+spool::spool(storage& storage, clock_function clock, random_function random, spool_options options)
+    : storage_(storage),
+      clock_(clock),
+      options_(options),
+      ids_(std::move(clock), std::move(random)) {
+  if (options_.commit_batch_max == 0) options_.commit_batch_max = 1;
+}
+
+spool::~spool() {
+  stop_background();
+  // Commits still pending here are dropped without callbacks, exactly as if the process had
+  // died: none of them was acknowledged, and a simulated host crash must not write after it.
+  std::lock_guard lock(commit_mutex_);
+  pending_.clear();
+}
+
+std::error_code spool::open() {
+  for (auto s : all_states)
+    if (auto ec = storage_.make_dir(to_string(s))) return ec;
+  return storage_.make_dir(corrupt_directory);
+}
+
+// ---------------------------------------------------------------------------------------------
+// space checks
+
+std::error_code spool::space_for(std::uint64_t bytes, std::error_code& cause) {
+  space_info s;
+  if ((cause = storage_.free_space(s))) return errc::write_error;
+  const std::uint64_t block = s.block_bytes == 0 ? 1 : s.block_bytes;
+  const std::uint64_t minfree = options_.queue_minfree_bytes / block;
+  const std::uint64_t need = bytes / block;
+  // The same three comparisons as Postfix's smtpd_check_size(), in blocks to avoid overflow.
+  if (minfree >= s.blocks_free || need >= s.blocks_free - minfree || need >= s.blocks_free / 2)
+    return errc::insufficient_space;
+  return {};
+}
+
+std::error_code spool::check_space(std::uint64_t expected_bytes) {
+  const auto limit = options_.message_size_limit_bytes;
+  if (limit != 0 && expected_bytes > limit) return errc::message_too_large;
+  std::error_code cause;
+  return space_for(expected_bytes, cause);
+}
+
+// ---------------------------------------------------------------------------------------------
+// begin / commit
+
+std::error_code spool::begin(incoming_message& out) {
+  constexpr int attempts_max = 64;
+  out = incoming_message{};
+  std::lock_guard lock(mutex_);
+  for (int i = 0; i < attempts_max; ++i) {
+    std::string id = ids_.next();
+    if (index_.contains(id) || reserved_.contains(id)) continue;
+    reserved_.insert(id);
+    out.owner_ = this;
+    out.env_.queue_id = std::move(id);
+    out.env_.arrival = clock_();
+    return {};
+  }
+  return errc::id_exhausted;
+}
+
+void spool::release_id(const std::string& id) noexcept {
+  std::lock_guard lock(mutex_);
+  reserved_.erase(id);
+}
+
+void spool::commit(incoming_message&& msg, commit_callback done) {
+  if (msg.owner_ != this) {
+    done({errc::invalid_state, {}});
+    return;
+  }
+  incoming_message m = std::move(msg);
+  commit_status refused;
+  if (m.too_large_)
+    refused.ec = errc::message_too_large;
+  else
+    refused.ec = space_for(m.content_.size(), refused.cause);
+  if (refused.ec) {
+    done(refused);
+    return;  // `m` releases the ID
+  }
+
+  pending_commit p;
+  p.base = encode_base(m.env_, m.content_.size(), m.content_crc_);
+  p.queue_id = m.env_.queue_id;
+  p.content = std::move(m.content_);
+  p.recipients = m.env_.recipients.size();
+  p.done = std::move(done);
+  m.owner_ = nullptr;  // the ID stays reserved until the commit completes
+
+  if (options_.mode == commit_mode::immediate) {
+    std::vector<pending_commit> batch;
+    batch.push_back(std::move(p));
+    process_batch(batch);
+    return;
+  }
+  {
+    std::lock_guard lock(commit_mutex_);
+    if (pending_.size() < options_.pending_commits_max) {
+      pending_.push_back(std::move(p));
+      commit_cv_.notify_one();
+      return;
+    }
+  }
+  release_id(p.queue_id);
+  p.done({errc::write_error, std::make_error_code(std::errc::resource_unavailable_try_again)});
+}
+
+void spool::process_batch(std::vector<pending_commit>& batch) {
+  const std::string_view dir = to_string(queue_state::incoming);
+  std::string tmp;
+  bool any_renamed = false;
+  for (auto& p : batch) {
+    tmp = p.queue_id;
+    tmp += tmp_suffix;
+    const std::string_view pieces[] = {p.base.head, p.content, p.base.tail};
+    std::error_code ec = storage_.write_file(dir, tmp, pieces, true);
+    if (!ec) ec = storage_.rename(dir, tmp, dir, p.queue_id);
+    if (ec) {
+      p.status = {errc::write_error, ec};
+      (void)storage_.unlink(dir, tmp);  // best effort; recovery removes *.tmp anyway
+      continue;
+    }
+    any_renamed = true;
+  }
+  if (any_renamed) {
+    std::error_code ec;
+    {
+      std::lock_guard lock(dir_mutex_);
+      ec = storage_.sync_dir(dir);
+    }
+    if (ec) {
+      // The entries may or may not be on disk; take them back so a later directory fsync
+      // cannot make a message durable that the client was told had failed.
+      for (auto& p : batch) {
+        if (p.status.ec) continue;
+        p.status = {errc::write_error, ec};
+        (void)storage_.unlink(dir, p.queue_id);
+      }
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& p : batch) {
+      reserved_.erase(p.queue_id);
+      if (!p.status.ec)
+        index_[p.queue_id] = index_entry{queue_state::incoming, std::vector<bool>(p.recipients), 0};
+    }
+  }
+  for (auto& p : batch) {
+    // Free the memory before the callback: the client may start the next message at once.
+    std::string().swap(p.content);
+    p.done(p.status);
+  }
+}
+
+std::size_t spool::run_once() {
+  std::vector<pending_commit> batch;
+  {
+    std::lock_guard lock(commit_mutex_);
+    const std::size_t n = std::min(pending_.size(), options_.commit_batch_max);
+    batch.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(pending_.front()));
+      pending_.pop_front();
+    }
+  }
+  if (!batch.empty()) process_batch(batch);
+  return batch.size();
+}
+
+std::size_t spool::flush() {
+  std::size_t total = 0;
+  while (std::size_t n = run_once()) total += n;
+  return total;
+}
+
+std::size_t spool::pending_commits() const {
+  std::lock_guard lock(commit_mutex_);
+  return pending_.size();
+}
+
+void spool::start_background() {
+  std::lock_guard lock(commit_mutex_);
+  if (committer_.joinable()) return;
+  stopping_ = false;
+  committer_ = std::thread([this] { background_loop(); });
+}
+
+void spool::stop_background() {
+  {
+    std::lock_guard lock(commit_mutex_);
+    if (!committer_.joinable()) return;
+    stopping_ = true;
+    commit_cv_.notify_all();
+  }
+  committer_.join();
+  committer_ = std::thread();
+}
+
+void spool::background_loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(commit_mutex_);
+      commit_cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty() && stopping_) return;
+    }
+    run_once();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// delivery side
+
+std::error_code spool::quarantine(std::string_view dir, std::string_view name) {
+  std::lock_guard lock(dir_mutex_);
+  if (auto ec = storage_.rename(dir, name, corrupt_directory, name)) return ec;
+  return storage_.sync_dir(corrupt_directory);
+}
+
+std::error_code spool::load(std::string_view queue_id, queued_message& out) {
+  const auto state = state_of(queue_id);
+  if (!state) return errc::not_found;
+  const std::string_view dir = to_string(*state);
+  std::string bytes;
+  const std::size_t bytes_max =
+      options_.message_size_limit_bytes == 0
+          ? SIZE_MAX
+          : options_.message_size_limit_bytes + options_.envelope_bytes_max;
+  if (auto ec = storage_.read_file(dir, queue_id, bytes_max, bytes)) {
+    if (ec == std::errc::no_such_file_or_directory) return errc::not_found;
+    if (ec != std::errc::file_too_large) return errc::read_error;
+  }
+  std::string why;
+  out.state = *state;
+  std::error_code ec = bytes.size() > bytes_max ? errc::corrupt : decode(bytes, out.file, why);
+  if (bytes.empty() || (!ec && out.file.env.queue_id != queue_id)) ec = errc::corrupt;
+  if (ec) {
+    (void)quarantine(dir, queue_id);
+    std::lock_guard lock(mutex_);
+    if (auto it = index_.find(queue_id); it != index_.end()) index_.erase(it);
+    return errc::corrupt;
+  }
+  return {};
+}
+
+std::error_code spool::read_content(const queued_message& msg, std::uint64_t offset,
+                                    std::size_t bytes_max, std::string& out) {
+  out.clear();
+  const auto& f = msg.file;
+  if (offset >= f.content_bytes) return {};
+  const auto n =
+      static_cast<std::size_t>(std::min<std::uint64_t>(bytes_max, f.content_bytes - offset));
+  const auto state = state_of(f.env.queue_id);
+  if (!state) return errc::not_found;
+  if (auto ec = storage_.read(to_string(*state), f.env.queue_id, f.content_offset + offset, n, out))
+    return ec == std::errc::no_such_file_or_directory ? errc::not_found : errc::read_error;
+  if (out.size() != n) return errc::read_error;
+  return {};
+}
+
+std::error_code spool::move(const std::string& id, queue_state from, queue_state to) {
+  {
+    std::lock_guard lock(dir_mutex_);
+    if (auto ec = storage_.rename(to_string(from), id, to_string(to), id))
+      return to_queue_error(ec);
+    if (auto ec = storage_.sync_dir(to_string(to))) {
+      // The rename happened; the index follows the file, the caller sees the failure.
+      std::lock_guard index_lock(mutex_);
+      if (auto it = index_.find(id); it != index_.end()) it->second.state = to;
+      return errc::write_error;
+    }
+  }
+  std::lock_guard lock(mutex_);
+  if (auto it = index_.find(id); it != index_.end()) it->second.state = to;
+  return {};
+}
+
+std::error_code spool::activate(std::string_view queue_id) {
+  const auto state = state_of(queue_id);
+  if (!state) return errc::not_found;
+  if (*state == queue_state::active) return errc::invalid_state;
+  return move(std::string(queue_id), *state, queue_state::active);
+}
+
+std::error_code spool::mark_done(std::string_view queue_id, std::span<const std::uint32_t> indexes,
+                                 done_outcome outcome, std::size_t* undone_left) {
+  queue_state state;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) return errc::not_found;
+    for (auto i : indexes)
+      if (i >= it->second.done.size()) return errc::invalid_state;
+    state = it->second.state;
+  }
+  std::string records;
+  records.reserve(indexes.size() * 14);
+  for (auto i : indexes) records += encode_done(i, outcome);
+  if (auto ec = storage_.append_file(to_string(state), queue_id, records, true))
+    return to_queue_error(ec);
+  std::lock_guard lock(mutex_);
+  auto it = index_.find(queue_id);
+  if (it == index_.end()) return errc::not_found;
+  for (auto i : indexes) it->second.done[i] = true;
+  if (undone_left != nullptr)
+    *undone_left =
+        static_cast<std::size_t>(std::count(it->second.done.begin(), it->second.done.end(), false));
+  return {};
+}
+
+std::error_code spool::defer(std::string_view queue_id, time_point next_attempt,
+                             std::span<const recipient_reason> reasons) {
+  queue_state state;
+  std::uint32_t attempts;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) return errc::not_found;
+    for (const auto& r : reasons)
+      if (r.index >= it->second.done.size()) return errc::invalid_state;
+    state = it->second.state;
+    attempts = it->second.attempts + 1;
+  }
+  std::string records = encode_deferred(attempts, next_attempt);
+  for (const auto& r : reasons) records += encode_reason(r.index, r.reason);
+  if (auto ec = storage_.append_file(to_string(state), queue_id, records, true))
+    return to_queue_error(ec);
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = index_.find(queue_id); it != index_.end()) it->second.attempts = attempts;
+  }
+  if (state == queue_state::deferred) return {};
+  return move(std::string(queue_id), state, queue_state::deferred);
+}
+
+std::error_code spool::remove(std::string_view queue_id) {
+  queue_state state;
+  bool finished;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) return errc::not_found;
+    state = it->second.state;
+    finished =
+        std::find(it->second.done.begin(), it->second.done.end(), false) == it->second.done.end();
+  }
+  const std::string_view dir = to_string(state);
+  if (auto ec = storage_.unlink(dir, queue_id); ec && ec != std::errc::no_such_file_or_directory)
+    return errc::write_error;
+  if (!finished) {
+    // Unfinished mail would come back after a crash, also through a stale name that an
+    // earlier move left in a directory not synced since: sync them all (removing unfinished
+    // mail is rare). Finished mail needs none of this: recover() deletes it again. On failure
+    // the index keeps the message so that a retry syncs again.
+    std::lock_guard lock(dir_mutex_);
+    for (auto s : all_states)
+      if (storage_.sync_dir(to_string(s))) return errc::write_error;
+  }
+  std::lock_guard lock(mutex_);
+  if (auto it = index_.find(queue_id); it != index_.end()) index_.erase(it);
+  return {};
+}
+
+std::optional<queue_state> spool::state_of(std::string_view queue_id) const {
+  std::lock_guard lock(mutex_);
+  auto it = index_.find(queue_id);
+  if (it == index_.end()) return std::nullopt;
+  return it->second.state;
+}
+
+std::size_t spool::message_count() const {
+  std::lock_guard lock(mutex_);
+  return index_.size();
+}
+
+std::error_code spool::list(std::vector<queue_entry>& out) {
+  out.clear();
+  std::vector<std::string> names;
+  std::string bytes, why;
+  decoded_file f;
+  for (auto s : all_states) {
+    if (auto ec = storage_.list(to_string(s), names, options_.directory_files_max)) return ec;
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      if (!valid_queue_id(name)) continue;
+      if (storage_.read_file(to_string(s), name, SIZE_MAX, bytes)) continue;
+      if (decode(bytes, f, why)) continue;
+      queue_entry e;
+      e.queue_id = name;
+      e.state = s;
+      e.size_bytes = f.content_bytes;
+      e.arrival = f.env.arrival;
+      e.sender = f.env.sender;
+      for (std::size_t i = 0; i < f.env.recipients.size(); ++i)
+        if (!f.status[i].done)
+          e.recipients.push_back({f.env.recipients[i].address, f.status[i].reason});
+      out.push_back(std::move(e));
+    }
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// recovery
+
+std::error_code spool::recover(recovery_report& report) {
+  report = recovery_report{};
+  struct found {
+    queue_state state;
+    index_entry entry;
+    std::uint32_t attempts;
+    std::optional<time_point> next;
+  };
+  std::map<std::string, found, std::less<>> messages;
+  bool dirty[3] = {};
+  std::vector<std::string> names;
+  std::string bytes, why;
+  decoded_file f;
+
+  for (auto s : all_states) {
+    const std::string_view dir = to_string(s);
+    if (auto ec = storage_.list(dir, names, options_.directory_files_max)) return ec;
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      const std::string_view nv = name;
+      if (nv.ends_with(tmp_suffix) && valid_queue_id(nv.substr(0, nv.size() - tmp_suffix.size()))) {
+        if (!storage_.unlink(dir, name)) {
+          ++report.incomplete_removed;
+          dirty[static_cast<int>(s)] = true;
+        }
+        continue;
+      }
+      auto quarantine_with = [&](std::string reason) {
+        if (auto ec = quarantine(dir, name))
+          report.unreadable_files.push_back({std::string(dir), name, ec});
+        else
+          report.quarantined_files.push_back({std::string(dir), name, std::move(reason)});
+      };
+      if (!valid_queue_id(name)) {
+        quarantine_with("unexpected file name");
+        continue;
+      }
+      const std::size_t bytes_max =
+          options_.message_size_limit_bytes == 0
+              ? SIZE_MAX
+              : options_.message_size_limit_bytes + options_.envelope_bytes_max;
+      if (auto ec = storage_.read_file(dir, name, bytes_max, bytes)) {
+        if (ec == std::errc::file_too_large)
+          quarantine_with("file too large");
+        else
+          report.unreadable_files.push_back({std::string(dir), name, ec});
+        continue;
+      }
+      if (decode(bytes, f, why)) {
+        quarantine_with(why);
+        continue;
+      }
+      if (f.env.queue_id != name) {
+        quarantine_with("queue ID does not match file name");
+        continue;
+      }
+      if (f.torn_tail) {
+        // Rewrite the durable prefix so later appends follow a clean record boundary.
+        const std::string tmp = name + std::string(tmp_suffix);
+        const std::string_view piece[] = {std::string_view(bytes).substr(0, f.file_bytes)};
+        std::error_code ec = storage_.write_file(dir, tmp, piece, true);
+        if (!ec) ec = storage_.rename(dir, tmp, dir, name);
+        if (!ec) {
+          std::lock_guard lock(dir_mutex_);
+          ec = storage_.sync_dir(dir);
+        }
+        if (ec) {
+          (void)storage_.unlink(dir, tmp);
+          report.unreadable_files.push_back({std::string(dir), name, ec});
+          continue;
+        }
+        ++report.torn_tails_repaired;
+      }
+      const bool finished = std::all_of(f.status.begin(), f.status.end(),
+                                        [](const recipient_status& r) { return r.done; });
+      if (finished) {
+        if (!storage_.unlink(dir, name)) {
+          ++report.finished_removed;
+          dirty[static_cast<int>(s)] = true;
+        }
+        continue;
+      }
+      if (auto it = messages.find(name); it != messages.end()) {
+        // Same file under two names: a move whose source directory was never synced. Keep the
+        // later state (deferred > active > incoming); the data is the same inode.
+        if (!storage_.unlink(to_string(it->second.state), name)) {
+          ++report.duplicates_removed;
+          dirty[static_cast<int>(it->second.state)] = true;
+        }
+        messages.erase(it);
+      }
+      found fd{s, {s, {}, f.attempts}, f.attempts, f.next_attempt};
+      fd.entry.done.reserve(f.status.size());
+      for (const auto& r : f.status) fd.entry.done.push_back(r.done);
+      messages.emplace(name, std::move(fd));
+    }
+  }
+
+  // Active mail goes back to incoming, as Postfix's queue manager does at startup.
+  bool moved = false;
+  for (auto& [id, fd] : messages) {
+    if (fd.state != queue_state::active) continue;
+    if (!storage_.rename(to_string(queue_state::active), id, to_string(queue_state::incoming),
+                         id)) {
+      fd.state = fd.entry.state = queue_state::incoming;
+      moved = true;
+    }
+  }
+  {
+    std::lock_guard lock(dir_mutex_);
+    if (moved) dirty[static_cast<int>(queue_state::incoming)] = true;
+    // Target (incoming) first, so no crash can lose a moved message.
+    for (int i = 0; i < 3; ++i)
+      if (dirty[i] || (moved && i == static_cast<int>(queue_state::active)))
+        if (auto ec = storage_.sync_dir(to_string(all_states[i]))) return ec;
+  }
+
+  std::lock_guard lock(mutex_);
+  index_.clear();
+  for (auto& [id, fd] : messages) {
+    recovered_message m;
+    m.queue_id = id;
+    m.state = fd.state;
+    m.recipients_undone =
+        static_cast<std::size_t>(std::count(fd.entry.done.begin(), fd.entry.done.end(), false));
+    m.attempts = fd.attempts;
+    m.next_attempt = fd.next;
+    report.messages.push_back(std::move(m));
+    index_.emplace(id, std::move(fd.entry));
+  }
+  return {};
+}
+
+}  // namespace relaylab::queue

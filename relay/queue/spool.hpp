@@ -1,0 +1,307 @@
+// The durable mail queue: "a relay that said 250 owns the message".
+//
+// Life of a message (queue IDs and directories as in Postfix):
+//
+//   begin() ──► incoming_message (in memory: envelope + content, content checksummed as it
+//               arrives) ──► commit(done) ──► incoming/ID ──► activate() ──► active/ID
+//               ──► mark_done() per recipient ──► remove()          (all recipients done)
+//                         └─► defer(next_attempt, reasons) ──► deferred/ID ──► activate() ...
+//
+// Durability: commit writes incoming/ID.tmp with one gather write, fsyncs it, renames it to
+// incoming/ID and fsyncs incoming/ before `done` reports success; only then may the server say
+// 250. Recipient done marks and deferral records are appended to the queue file and
+// fdatasynced before the call returns. A move renames and then fsyncs the target directory
+// (under one lock shared with every directory fsync, so a source directory is never synced
+// while the target is not: a crash can leave a message in two directories, never in none;
+// recovery keeps one). remove() of a finished message does not fsync: a resurrected finished
+// file is deleted again by recover(); remove() of unfinished mail fsyncs every queue directory,
+// so no stale name from an earlier move can bring it back.
+//
+// Group commit: in commit_mode::queued, commit() only enqueues. run_once() takes up to
+// commit_batch_max pending commits, writes+fsyncs each file, renames each, then fsyncs
+// incoming/ once for the whole batch, and only then invokes the callbacks. A simulation or test
+// drives run_once()/flush() itself, on its own thread; the daemon calls start_background() and
+// the callbacks then run on the spool's committer thread (they must only hand the result to the
+// connection's executor, e.g. smtpd's `notify`). commit_batch_max = 1 gives the non-grouped
+// behaviour (one full fsync round per message) for comparison; commit_mode::immediate does the
+// round inside commit() and calls `done` before commit() returns.
+//
+// Thread safety: every spool member function may be called from any thread. Operations on the
+// same queue ID (activate/defer/mark_done/remove) must not run concurrently; the queue manager
+// owns a message while it works on it. An incoming_message is used by one thread at a time
+// and must not outlive its spool.
+#pragma once
+
+#include "relay/queue/error.hpp"
+#include "relay/queue/queue_file.hpp"
+#include "relay/queue/queue_id.hpp"
+#include "relay/queue/storage.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace relaylab::queue {
+
+enum class queue_state : std::uint8_t { incoming, active, deferred };
+/// "incoming", "active", "deferred" (the directory names, as in Postfix).
+std::string_view to_string(queue_state s) noexcept;
+inline constexpr std::string_view corrupt_directory = "corrupt";
+
+enum class commit_mode : std::uint8_t {
+  immediate,  // commit() performs the whole fsync round and calls `done` before returning
+  queued,     // commit() enqueues; run_once()/flush() or the background thread complete it
+};
+
+struct spool_options {
+  /// Postfix queue_minfree: free bytes that must remain after accepting a message.
+  std::uint64_t queue_minfree_bytes = 0;
+  /// Postfix message_size_limit (content bytes); 0 = unlimited.
+  std::uint64_t message_size_limit_bytes = 10240000;
+  /// Postfix smtpd_recipient_limit.
+  std::size_t recipients_max = 1000;
+  commit_mode mode = commit_mode::queued;
+  /// Commits served by one directory fsync; 1 = no grouping.
+  std::size_t commit_batch_max = 256;
+  /// Pending commits accepted before commit() refuses with errc::write_error (back pressure).
+  std::size_t pending_commits_max = 10000;
+  /// Entries per queue directory that list()/recover() will handle.
+  std::size_t directory_files_max = 1000000;
+  /// Envelope bytes (sender, attributes, recipients) beyond the content limit that a queue
+  /// file may have before it is considered corrupt when read back.
+  std::size_t envelope_bytes_max = 16 * 1024 * 1024;
+};
+
+/// What a commit callback learns. `ec` is a queue errc (or success); `cause` is the storage
+/// error behind it (EIO, ENOSPC ...), for the log only.
+struct commit_status {
+  std::error_code ec;
+  std::error_code cause;
+};
+using commit_callback = std::function<void(const commit_status&)>;
+
+class spool;
+
+/// A message being received. Created by spool::begin(); consumed by spool::commit(); dropped
+/// without commit (client went away, RSET), it leaves nothing behind.
+class incoming_message {
+ public:
+  incoming_message() = default;
+  incoming_message(incoming_message&& other) noexcept;
+  incoming_message& operator=(incoming_message&& other) noexcept;
+  incoming_message(const incoming_message&) = delete;
+  incoming_message& operator=(const incoming_message&) = delete;
+  ~incoming_message();
+
+  bool valid() const noexcept { return owner_ != nullptr; }
+  const std::string& queue_id() const noexcept { return env_.queue_id; }
+  time_point arrival() const noexcept { return env_.arrival; }
+
+  void set_sender(std::string sender) { env_.sender = std::move(sender); }
+  /// Logging facts kept with the message: client_name, client_address, client_port,
+  /// helo_name, protocol, sasl_method, sasl_username, sasl_sender ...
+  void add_attribute(std::string name, std::string value);
+  /// Errors: errc::too_many_recipients beyond spool_options::recipients_max.
+  std::error_code add_recipient(recipient r);
+  std::size_t recipient_count() const noexcept { return env_.recipients.size(); }
+  /// Appends message bytes (already dot-unstuffed, CRLF line ends). Errors:
+  /// errc::message_too_large beyond message_size_limit (the message can then only be dropped).
+  std::error_code append_content(std::string_view bytes);
+  void reserve_content(std::size_t bytes) { content_.reserve(bytes); }
+  std::uint64_t content_bytes() const noexcept { return content_.size(); }
+
+ private:
+  friend class spool;
+  void release() noexcept;
+
+  spool* owner_ = nullptr;
+  envelope env_;
+  std::string content_;
+  std::uint32_t content_crc_ = 0;
+  bool too_large_ = false;
+};
+
+/// A queued message as read back for delivery (content not included).
+struct queued_message {
+  queue_state state = queue_state::incoming;
+  decoded_file file;  // envelope, content offset/size, per-recipient status, attempts
+};
+
+/// One line group of `mailq` output.
+struct queue_entry {
+  std::string queue_id;
+  queue_state state = queue_state::incoming;
+  std::uint64_t size_bytes = 0;  // content bytes, as Postfix shows
+  time_point arrival{};
+  std::string sender;
+  struct pending_recipient {
+    std::string address;
+    std::string reason;  // last deferral reason, "" when none
+  };
+  std::vector<pending_recipient> recipients;  // recipients not yet done
+};
+
+struct recovered_message {
+  std::string queue_id;
+  queue_state state = queue_state::incoming;  // after recovery (active ones are back in incoming)
+  std::size_t recipients_undone = 0;
+  std::uint32_t attempts = 0;
+  std::optional<time_point> next_attempt;
+};
+
+struct recovery_report {
+  std::vector<recovered_message> messages;
+  struct quarantined {
+    std::string directory;  // where it was found
+    std::string name;
+    std::string reason;  // "envelope checksum", "truncated content", "unexpected file name" ...
+  };
+  std::vector<quarantined> quarantined_files;  // now in corrupt/
+  struct unreadable {
+    std::string directory, name;
+    std::error_code ec;
+  };
+  std::vector<unreadable> unreadable_files;  // left in place (EIO ...)
+  std::size_t incomplete_removed = 0;        // *.tmp files of commits that never finished
+  std::size_t finished_removed = 0;          // all recipients done, remove() was lost
+  std::size_t duplicates_removed = 0;        // a move interrupted between two directory fsyncs
+  std::size_t torn_tails_repaired = 0;       // a status append that never became durable
+};
+
+struct recipient_reason {
+  std::uint32_t index = 0;  // recipient index in the envelope
+  std::string reason;       // e.g. "connect to 127.0.0.1[127.0.0.1]:25: Connection refused"
+};
+
+class spool {
+ public:
+  /// `storage` must outlive the spool. `clock` stamps arrival times and queue IDs; `random`
+  /// seeds the queue ID counter.
+  spool(storage& storage, clock_function clock, random_function random, spool_options options);
+  spool(const spool&) = delete;
+  spool& operator=(const spool&) = delete;
+  /// Stops the background committer (which completes what it has), then drops any commit
+  /// still pending without calling it back, as a dying process would.
+  ~spool();
+
+  const spool_options& options() const noexcept { return options_; }
+  storage& backing_storage() noexcept { return storage_; }
+
+  /// Creates incoming/, active/, deferred/ and corrupt/ when missing. Errors: storage errors.
+  std::error_code open();
+  /// Startup scan; call after open() and before begin(). Removes incomplete files, quarantines
+  /// corrupt ones to corrupt/, moves active/ messages back to incoming/ (as Postfix's qmgr
+  /// does), rebuilds the index and reports what came back. Errors: a queue directory cannot be
+  /// listed (the queue cannot be trusted: the caller should not start); single-file problems
+  /// are reported in `report` and never stop recovery.
+  std::error_code recover(recovery_report& report);
+
+  /// The MAIL-time check of Postfix smtpd (smtpd_check_size): `expected_bytes` is the SIZE=
+  /// value or 0. Errors: errc::message_too_large (> message_size_limit),
+  /// errc::insufficient_space (free blocks <= queue_minfree blocks, or the message would eat
+  /// into queue_minfree, or take half of the free space), errc::write_error (free space
+  /// unknown).
+  std::error_code check_space(std::uint64_t expected_bytes);
+
+  /// Starts a message: assigns its queue ID and arrival time. Errors: errc::id_exhausted.
+  std::error_code begin(incoming_message& out);
+  /// Makes the message durable, then calls `done` (see the class comment for the thread).
+  /// `msg` is consumed. `done` reports: success; errc::write_error (storage failed; nothing
+  /// was kept); errc::insufficient_space (free space below queue_minfree + message size);
+  /// errc::message_too_large; errc::invalid_state (`msg` was not from begin()).
+  void commit(incoming_message&& msg, commit_callback done);
+
+  /// Completes up to commit_batch_max pending commits (one directory fsync) on the calling
+  /// thread and returns how many completed. Not to be mixed with start_background().
+  std::size_t run_once();
+  /// run_once() until nothing is pending; returns the total.
+  std::size_t flush();
+  std::size_t pending_commits() const;
+  /// Runs the committer on a thread of its own until stop_background() or destruction.
+  void start_background();
+  /// Completes what is pending, then joins the thread.
+  void stop_background();
+
+  /// Reads a message's envelope and status. Errors: errc::not_found; errc::corrupt (the file
+  /// is moved to corrupt/ and forgotten); errc::read_error.
+  std::error_code load(std::string_view queue_id, queued_message& out);
+  /// Content bytes [offset, offset + bytes_max) of a message loaded as `msg` (streaming
+  /// delivery). Errors: errc::not_found, errc::read_error.
+  std::error_code read_content(const queued_message& msg, std::uint64_t offset,
+                               std::size_t bytes_max, std::string& out);
+
+  /// incoming/ or deferred/ → active/. Errors: errc::not_found, errc::invalid_state (already
+  /// active), errc::write_error.
+  std::error_code activate(std::string_view queue_id);
+  /// Marks recipients done (durable before return); `undone_left` receives how many remain.
+  /// Errors: errc::not_found, errc::invalid_state (index out of range), errc::write_error.
+  std::error_code mark_done(std::string_view queue_id, std::span<const std::uint32_t> indexes,
+                            done_outcome outcome, std::size_t* undone_left = nullptr);
+  /// Records a failed attempt (attempt count + 1, next attempt time, per-recipient reasons)
+  /// durably, then moves the message to deferred/. Errors: errc::not_found,
+  /// errc::invalid_state (reason index out of range), errc::write_error.
+  std::error_code defer(std::string_view queue_id, time_point next_attempt,
+                        std::span<const recipient_reason> reasons);
+  /// Deletes a message (Postfix logs "removed"); durable before return unless every recipient
+  /// is done. Errors: errc::not_found, errc::write_error (the message stays known; retry).
+  std::error_code remove(std::string_view queue_id);
+
+  /// Queue contents for `relaylab queue list` (incoming, active, deferred; sorted by state,
+  /// then ID). Corrupt files are skipped. Errors: storage errors listing a directory.
+  std::error_code list(std::vector<queue_entry>& out);
+  std::optional<queue_state> state_of(std::string_view queue_id) const;
+  std::size_t message_count() const;
+
+ private:
+  friend class incoming_message;
+  struct index_entry {
+    queue_state state = queue_state::incoming;
+    std::vector<bool> done;
+    std::uint32_t attempts = 0;
+  };
+  struct pending_commit {
+    std::string queue_id;
+    encoded_base base;
+    std::string content;
+    std::size_t recipients = 0;
+    commit_callback done;
+    commit_status status;
+  };
+
+  void release_id(const std::string& id) noexcept;
+  std::error_code space_for(std::uint64_t bytes, std::error_code& cause);
+  void process_batch(std::vector<pending_commit>& batch);
+  std::error_code move(const std::string& id, queue_state from, queue_state to);
+  std::error_code quarantine(std::string_view dir, std::string_view name);
+  void background_loop();
+
+  storage& storage_;
+  clock_function clock_;
+  spool_options options_;
+
+  mutable std::mutex mutex_;  // index_, reserved_, ids_
+  queue_id_generator ids_;
+  std::map<std::string, index_entry, std::less<>> index_;
+  std::set<std::string, std::less<>> reserved_;  // begun or committing, not yet in index_
+
+  std::mutex dir_mutex_;  // held across rename + target fsync, and every directory fsync
+
+  mutable std::mutex commit_mutex_;
+  std::condition_variable commit_cv_;
+  std::deque<pending_commit> pending_;
+  bool stopping_ = false;
+  std::thread committer_;
+};
+
+}  // namespace relaylab::queue

@@ -1,0 +1,643 @@
+#include "relay/queue/spool.hpp"
+
+#include "relay/queue/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <thread>
+
+namespace relaylab::queue {
+namespace {
+
+using testing::commit_now;
+using testing::commit_probe;
+using testing::make_message;
+using testing::manual_clock;
+using testing::seeded_random;
+using testing::temp_dir;
+
+const std::string body = "Subject: hello\r\n\r\nhello world\r\n";
+
+std::string content_of(spool& s, std::string_view id) {
+  queued_message m;
+  EXPECT_FALSE(s.load(id, m));
+  std::string all, chunk;
+  for (std::uint64_t off = 0; off < m.file.content_bytes; off += chunk.size()) {
+    EXPECT_FALSE(s.read_content(m, off, 7, chunk));  // small chunks: exercises streaming
+    if (chunk.empty()) break;
+    all += chunk;
+  }
+  return all;
+}
+
+// Round trips that must behave the same on both storages.
+class spool_both_test : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam()) {
+      dir_ = std::make_unique<temp_dir>();
+      st_ = std::make_unique<fs_storage>(dir_->path());
+    } else {
+      st_ = std::make_unique<mem_storage>();
+    }
+    reopen();
+  }
+  void reopen(commit_mode mode = commit_mode::immediate) {
+    sp_.reset();
+    spool_options o;
+    o.mode = mode;
+    sp_ = std::make_unique<spool>(*st_, clock_.function(), seeded_random(1), o);
+    ASSERT_FALSE(sp_->open());
+    recovery_report r;
+    ASSERT_FALSE(sp_->recover(r));
+    report_ = r;
+  }
+  manual_clock clock_;
+  std::unique_ptr<temp_dir> dir_;
+  std::unique_ptr<storage> st_;
+  std::unique_ptr<spool> sp_;
+  recovery_report report_;
+};
+
+TEST_P(spool_both_test, commit_load_and_stream_content) {
+  auto m = make_message(*sp_, "alice@example.net", {"bob@example.org", "carol@example.org"}, body);
+  const std::string id = m.queue_id();
+  const auto arrival = m.arrival();
+  commit_probe probe;
+  sp_->commit(std::move(m), probe.callback());
+  ASSERT_TRUE(probe.called);  // immediate mode: durable before commit() returns
+  ASSERT_FALSE(probe.status.ec);
+  EXPECT_EQ(sp_->state_of(id), queue_state::incoming);
+  queued_message q;
+  ASSERT_FALSE(sp_->load(id, q));
+  EXPECT_EQ(q.file.env.sender, "alice@example.net");
+  EXPECT_EQ(q.file.env.arrival, arrival);
+  ASSERT_EQ(q.file.env.recipients.size(), 2u);
+  EXPECT_EQ(q.file.env.attributes.at(2).second, "smtp-auth@example.com");
+  EXPECT_EQ(content_of(*sp_, id), body);
+}
+
+TEST_P(spool_both_test, lifecycle_survives_restart) {
+  auto m = make_message(*sp_, "", {"a@x", "b@x", "c@x"}, body);
+  const std::string id = m.queue_id();
+  ASSERT_FALSE(commit_now(*sp_, std::move(m)).ec);
+  ASSERT_FALSE(sp_->activate(id));
+  EXPECT_EQ(sp_->activate(id), errc::invalid_state);
+  std::size_t left = 0;
+  const std::uint32_t first[] = {0};
+  ASSERT_FALSE(sp_->mark_done(id, first, done_outcome::delivered, &left));
+  EXPECT_EQ(left, 2u);
+  const recipient_reason why[] = {{1, "connect to x[192.0.2.1]:25: Connection timed out"},
+                                  {2, "connect to x[192.0.2.1]:25: Connection timed out"}};
+  const time_point next = clock_.now + std::chrono::minutes(5);
+  ASSERT_FALSE(sp_->defer(id, next, why));
+  EXPECT_EQ(sp_->state_of(id), queue_state::deferred);
+
+  reopen();  // a clean restart
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].queue_id, id);
+  EXPECT_EQ(report_.messages[0].state, queue_state::deferred);
+  EXPECT_EQ(report_.messages[0].recipients_undone, 2u);
+  EXPECT_EQ(report_.messages[0].attempts, 1u);
+  EXPECT_EQ(report_.messages[0].next_attempt, next);
+
+  ASSERT_FALSE(sp_->activate(id));
+  const std::uint32_t rest[] = {1, 2};
+  ASSERT_FALSE(sp_->mark_done(id, rest, done_outcome::delivered, &left));
+  EXPECT_EQ(left, 0u);
+  ASSERT_FALSE(sp_->remove(id));
+  EXPECT_FALSE(sp_->state_of(id));
+  EXPECT_EQ(sp_->remove(id), errc::not_found);
+  reopen();
+  EXPECT_TRUE(report_.messages.empty());
+}
+
+TEST_P(spool_both_test, active_mail_returns_to_incoming_after_restart) {
+  auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+  const std::string id = m.queue_id();
+  ASSERT_FALSE(commit_now(*sp_, std::move(m)).ec);
+  ASSERT_FALSE(sp_->activate(id));
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].state, queue_state::incoming);
+  EXPECT_EQ(content_of(*sp_, id), body);
+}
+
+TEST_P(spool_both_test, abandoned_message_leaves_nothing) {
+  { auto m = make_message(*sp_, "s@x", {"r@x"}, body); }
+  std::vector<std::string> names;
+  ASSERT_FALSE(st_->list("incoming", names, 10));
+  EXPECT_TRUE(names.empty());
+  EXPECT_EQ(sp_->message_count(), 0u);
+}
+
+TEST_P(spool_both_test, queued_mode_completes_only_on_run) {
+  reopen(commit_mode::queued);
+  commit_probe probe;
+  auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+  const std::string id = m.queue_id();
+  sp_->commit(std::move(m), probe.callback());
+  EXPECT_FALSE(probe.called);
+  EXPECT_FALSE(sp_->state_of(id));
+  EXPECT_EQ(sp_->pending_commits(), 1u);
+  EXPECT_EQ(sp_->run_once(), 1u);
+  ASSERT_TRUE(probe.called);
+  EXPECT_FALSE(probe.status.ec);
+  EXPECT_EQ(sp_->state_of(id), queue_state::incoming);
+}
+
+INSTANTIATE_TEST_SUITE_P(both, spool_both_test, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "fs" : "mem"; });
+
+// mem_storage only: fsync accounting, faults, crashes.
+
+class spool_test : public ::testing::Test {
+ protected:
+  void SetUp() override { reopen(); }
+  void reopen(spool_options o = immediate()) {
+    sp_.reset();
+    sp_ = std::make_unique<spool>(st_, clock_.function(), seeded_random(seed_++), o);
+    ASSERT_FALSE(sp_->open());
+    ASSERT_FALSE(sp_->recover(report_));
+  }
+  static spool_options immediate() {
+    spool_options o;
+    o.mode = commit_mode::immediate;
+    return o;
+  }
+  std::string committed(std::vector<std::string> rcpts = {"r@x"}) {
+    auto m = make_message(*sp_, "s@x", std::move(rcpts), body);
+    std::string id = m.queue_id();
+    EXPECT_FALSE(commit_now(*sp_, std::move(m)).ec);
+    return id;
+  }
+  manual_clock clock_;
+  mem_storage st_;
+  std::unique_ptr<spool> sp_;
+  recovery_report report_;
+  std::uint64_t seed_ = 1;
+};
+
+TEST_F(spool_test, group_commit_uses_one_directory_fsync_per_batch) {
+  spool_options o;
+  o.mode = commit_mode::queued;
+  o.commit_batch_max = 8;
+  reopen(o);
+  std::vector<commit_probe> probes(20);
+  for (auto& p : probes) sp_->commit(make_message(*sp_, "s@x", {"r@x"}, body), p.callback());
+  st_.faults().reset_counts();
+  EXPECT_EQ(sp_->run_once(), 8u);
+  EXPECT_EQ(st_.faults().count(storage_op::fsync), 8u);
+  EXPECT_EQ(st_.faults().count(storage_op::write), 8u);
+  EXPECT_EQ(st_.faults().count(storage_op::sync_dir), 1u);
+  EXPECT_EQ(sp_->flush(), 12u);
+  EXPECT_EQ(st_.faults().count(storage_op::sync_dir), 3u);  // batches of 8, 8, 4
+  for (auto& p : probes) EXPECT_TRUE(p.called && !p.status.ec);
+  EXPECT_EQ(sp_->message_count(), 20u);
+}
+
+TEST_F(spool_test, ungrouped_mode_syncs_the_directory_per_message) {
+  spool_options o;
+  o.mode = commit_mode::queued;
+  o.commit_batch_max = 1;
+  reopen(o);
+  for (int i = 0; i < 5; ++i)
+    sp_->commit(make_message(*sp_, "s@x", {"r@x"}, body), [](const commit_status&) {});
+  st_.faults().reset_counts();
+  EXPECT_EQ(sp_->flush(), 5u);
+  EXPECT_EQ(st_.faults().count(storage_op::sync_dir), 5u);
+  EXPECT_EQ(st_.faults().count(storage_op::fsync), 5u);
+}
+
+TEST_F(spool_test, callbacks_run_only_after_the_directory_is_durable) {
+  spool_options o;
+  o.mode = commit_mode::queued;
+  reopen(o);
+  bool durable_at_callback = false;
+  auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+  const std::string id = m.queue_id();
+  sp_->commit(std::move(m), [&](const commit_status& s) {
+    ASSERT_FALSE(s.ec);
+    durable_at_callback = st_.faults().count(storage_op::sync_dir) > 0;
+  });
+  st_.faults().reset_counts();
+  sp_->flush();
+  EXPECT_TRUE(durable_at_callback);
+  st_.crash();
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].queue_id, id);
+}
+
+TEST_F(spool_test, background_committer_serves_many_threads) {
+  spool_options o;
+  o.mode = commit_mode::queued;
+  reopen(o);
+  sp_->start_background();
+  constexpr int threads = 4, per_thread = 25;
+  std::mutex mu;
+  std::condition_variable cv;
+  int ok = 0, failed = 0;
+  std::thread::id committer_thread;
+  std::vector<std::thread> senders;
+  for (int t = 0; t < threads; ++t)
+    senders.emplace_back([&] {
+      for (int i = 0; i < per_thread; ++i) {
+        incoming_message m;
+        ASSERT_FALSE(sp_->begin(m));
+        m.set_sender("s@x");
+        ASSERT_FALSE(m.add_recipient({"r@x", "", 0}));
+        ASSERT_FALSE(m.append_content(body));
+        sp_->commit(std::move(m), [&](const commit_status& s) {
+          std::lock_guard lock(mu);
+          (s.ec ? failed : ok)++;
+          committer_thread = std::this_thread::get_id();
+          cv.notify_all();
+        });
+      }
+    });
+  for (auto& t : senders) t.join();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60),
+                            [&] { return ok + failed == threads * per_thread; }));
+  }
+  sp_->stop_background();
+  EXPECT_EQ(ok, threads * per_thread);
+  EXPECT_NE(committer_thread, std::this_thread::get_id());
+  EXPECT_EQ(sp_->message_count(), static_cast<std::size_t>(threads * per_thread));
+  EXPECT_LE(st_.faults().count(storage_op::sync_dir),
+            static_cast<std::uint64_t>(threads * per_thread));
+}
+
+TEST_F(spool_test, stop_background_completes_pending_commits) {
+  spool_options o;
+  o.mode = commit_mode::queued;
+  reopen(o);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 10; ++i)
+    sp_->commit(make_message(*sp_, "s@x", {"r@x"}, body),
+                [&](const commit_status& s) { done += s.ec ? 0 : 1; });
+  sp_->start_background();
+  sp_->stop_background();
+  EXPECT_EQ(done.load(), 10);
+  EXPECT_EQ(sp_->pending_commits(), 0u);
+}
+
+// Fail point loops: every storage operation of an operation fails once, in turn.
+
+template <typename Setup, typename Operation>
+int fail_point_loop(mem_storage& st, std::error_code error, Setup setup, Operation op,
+                    bool sticky = true) {
+  for (int n = 0; n < 100; ++n) {
+    setup();
+    st.faults().fail_at(static_cast<std::uint64_t>(n), error, storage_op_all, sticky);
+    const bool ok = op(n);
+    st.faults().disarm();
+    if (ok) return n;
+  }
+  ADD_FAILURE() << "operation never succeeded";
+  return -1;
+}
+
+TEST_F(spool_test, commit_fail_points_never_leave_a_half_message) {
+  for (auto error : {std::errc::io_error, std::errc::no_space_on_device}) {
+    const int n = fail_point_loop(
+        st_, std::make_error_code(error), [] {},
+        [&](int) {
+          auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+          const std::string id = m.queue_id();
+          const auto before = sp_->message_count();
+          const auto s = commit_now(*sp_, std::move(m));
+          st_.faults().disarm();
+          std::vector<std::string> names;
+          EXPECT_FALSE(st_.list("incoming", names, 1000));
+          for (const auto& name : names) EXPECT_EQ(name.find(".tmp"), std::string::npos);
+          if (s.ec) {
+            EXPECT_EQ(s.ec, errc::write_error);
+            EXPECT_EQ(s.cause, error);
+            EXPECT_FALSE(st_.exists("incoming", id));
+            EXPECT_EQ(sp_->message_count(), before);
+            EXPECT_EQ(smtp_reply(s.ec), "451 4.3.0 Error: queue file write error");
+            return false;
+          }
+          EXPECT_EQ(sp_->state_of(id), queue_state::incoming);
+          return true;
+        },
+        false);       // fail once: the clean-up after the failure must work
+    EXPECT_EQ(n, 5);  // free space, write, fsync, rename, directory fsync
+  }
+  // Whatever failed left nothing a restart would deliver.
+  const auto good = sp_->message_count();
+  st_.crash();
+  reopen();
+  EXPECT_EQ(report_.messages.size(), good);
+}
+
+TEST_F(spool_test, mark_done_fail_points) {
+  const std::string id = committed({"a@x", "b@x"});
+  ASSERT_FALSE(sp_->activate(id));
+  const std::uint32_t idx[] = {1};
+  const int n = fail_point_loop(
+      st_, std::make_error_code(std::errc::io_error), [] {},
+      [&](int) {
+        const auto ec = sp_->mark_done(id, idx, done_outcome::delivered);
+        if (ec) {
+          EXPECT_EQ(ec, errc::write_error);
+        }
+        return !ec;
+      });
+  EXPECT_EQ(n, 2);  // write, fdatasync
+  st_.crash();
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].recipients_undone, 1u);
+}
+
+TEST_F(spool_test, defer_fail_points_keep_the_message) {
+  const std::string id = committed();
+  const recipient_reason why[] = {{0, "try later"}};
+  const int n = fail_point_loop(
+      st_, std::make_error_code(std::errc::io_error),
+      [&] {
+        if (sp_->state_of(id) != queue_state::active) {
+          ASSERT_FALSE(sp_->activate(id));
+        }
+      },
+      [&](int) { return !sp_->defer(id, clock_.now + std::chrono::minutes(5), why); });
+  EXPECT_EQ(n, 4);  // write, fdatasync, rename, directory fsync
+  EXPECT_EQ(sp_->state_of(id), queue_state::deferred);
+  st_.crash();
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].state, queue_state::deferred);
+  EXPECT_GE(report_.messages[0].attempts, 1u);
+}
+
+TEST_F(spool_test, activate_and_remove_fail_points) {
+  const std::string id = committed();
+  int n = fail_point_loop(
+      st_, std::make_error_code(std::errc::io_error), [] {},
+      [&](int) {
+        // A failed directory fsync leaves the file renamed: the index follows the file.
+        if (auto ec = sp_->activate(id)) {
+          EXPECT_EQ(ec, errc::write_error);
+        }
+        return sp_->state_of(id) == queue_state::active;
+      });
+  EXPECT_EQ(n, 1);  // the rename failed at n = 0
+  n = fail_point_loop(
+      st_, std::make_error_code(std::errc::io_error), [] {},
+      [&](int) {
+        const auto ec = sp_->remove(id);
+        return !ec || ec == errc::not_found;
+      });
+  EXPECT_EQ(n, 4);  // unlink, three directory fsyncs
+  EXPECT_FALSE(sp_->state_of(id));
+  st_.crash();
+  reopen();
+  EXPECT_TRUE(report_.messages.empty());  // the successful remove was durable
+}
+
+TEST_F(spool_test, recovery_fail_points_never_lose_mail) {
+  const std::string a = committed();
+  const std::string b = committed();
+  ASSERT_FALSE(sp_->activate(a));
+  st_.put_durable("incoming", "ABCDEF123456.tmp", "partial");
+  st_.put_durable("deferred", "junk-name", "x");
+  for (int n = 0; n < 100; ++n) {
+    spool fresh(st_, clock_.function(), seeded_random(3), immediate());
+    st_.faults().fail_at(static_cast<std::uint64_t>(n), std::make_error_code(std::errc::io_error));
+    recovery_report r;
+    const auto ec = fresh.recover(r);
+    st_.faults().disarm();
+    st_.crash();  // whatever the failed attempt did must be crash-safe
+    if (!ec && r.unreadable_files.empty()) break;
+  }
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 2u);
+  EXPECT_EQ(content_of(*sp_, a), body);
+  EXPECT_EQ(content_of(*sp_, b), body);
+  EXPECT_FALSE(st_.exists("incoming", "ABCDEF123456.tmp"));
+  EXPECT_TRUE(st_.exists("corrupt", "junk-name"));
+}
+
+// Space and limits.
+
+TEST_F(spool_test, check_space_follows_postfix_smtpd_check_size) {
+  spool_options o = immediate();
+  o.queue_minfree_bytes = 40 * 4096;
+  o.message_size_limit_bytes = 10240000;
+  reopen(o);
+  st_.set_space({4096, 100});
+  EXPECT_FALSE(sp_->check_space(0));
+  EXPECT_FALSE(sp_->check_space(49 * 4096 - 1));  // 48 blocks < 100/2 and < 100-40
+  EXPECT_EQ(sp_->check_space(50 * 4096), errc::insufficient_space);  // half the free space
+  EXPECT_EQ(sp_->check_space(10240001), errc::message_too_large);
+  st_.set_space({4096, 40});  // at queue_minfree
+  EXPECT_EQ(sp_->check_space(0), errc::insufficient_space);
+  EXPECT_EQ(smtp_reply(sp_->check_space(0)), "452 4.3.1 Insufficient system storage");
+  st_.set_space({4096, 70});
+  EXPECT_EQ(sp_->check_space(30 * 4096), errc::insufficient_space);  // eats into minfree
+  st_.faults().fail_at(0, std::make_error_code(std::errc::io_error),
+                       static_cast<unsigned>(storage_op::space));
+  EXPECT_EQ(sp_->check_space(0), errc::write_error);
+}
+
+TEST_F(spool_test, commit_refuses_when_space_is_short) {
+  spool_options o = immediate();
+  o.queue_minfree_bytes = 10 * 4096;
+  reopen(o);
+  st_.set_space({4096, 10});
+  auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+  const std::string id = m.queue_id();
+  const auto s = commit_now(*sp_, std::move(m));
+  EXPECT_EQ(s.ec, errc::insufficient_space);
+  EXPECT_FALSE(st_.exists("incoming", id));
+  EXPECT_EQ(sp_->message_count(), 0u);
+}
+
+TEST_F(spool_test, size_and_recipient_limits) {
+  spool_options o = immediate();
+  o.message_size_limit_bytes = 10;
+  o.recipients_max = 2;
+  reopen(o);
+  incoming_message m;
+  ASSERT_FALSE(sp_->begin(m));
+  EXPECT_FALSE(m.add_recipient({"a@x", "", 0}));
+  EXPECT_FALSE(m.add_recipient({"b@x", "", 0}));
+  EXPECT_EQ(m.add_recipient({"c@x", "", 0}), errc::too_many_recipients);
+  EXPECT_EQ(smtp_reply(errc::too_many_recipients), "452 4.5.3 Error: too many recipients");
+  EXPECT_FALSE(m.append_content("0123456789"));
+  EXPECT_EQ(m.append_content("x"), errc::message_too_large);
+  EXPECT_EQ(m.append_content(""), errc::message_too_large);  // stays refused
+  EXPECT_EQ(commit_now(*sp_, std::move(m)).ec, errc::message_too_large);
+  EXPECT_EQ(smtp_reply(errc::message_too_large), "552 5.3.4 Message size exceeds fixed limit");
+}
+
+TEST_F(spool_test, commit_of_a_foreign_or_empty_handle_is_invalid) {
+  commit_probe probe;
+  sp_->commit(incoming_message{}, probe.callback());
+  ASSERT_TRUE(probe.called);
+  EXPECT_EQ(probe.status.ec, errc::invalid_state);
+}
+
+TEST_F(spool_test, ids_are_unique_among_live_messages_and_handles) {
+  std::set<std::string> ids;
+  std::vector<incoming_message> open(50);
+  for (auto& m : open) {
+    ASSERT_FALSE(sp_->begin(m));
+    EXPECT_TRUE(ids.insert(m.queue_id()).second);
+  }
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(ids.insert(committed()).second);
+}
+
+// Recovery.
+
+TEST_F(spool_test, recovery_quarantines_corrupt_files_and_keeps_the_rest) {
+  const std::string good = committed();
+  const std::string flipped = committed();
+  const std::string cut = committed();
+  const std::string moved = committed();
+  ASSERT_TRUE(st_.corrupt_byte("incoming", flipped, 43));  // in the sender
+  ASSERT_TRUE(st_.truncate("incoming", cut, 30));
+  // A valid file under the wrong name.
+  std::string bytes;
+  ASSERT_FALSE(st_.read_file("incoming", moved, 1 << 20, bytes));
+  st_.put_durable("incoming", "ABCDEF0123456", bytes);
+  st_.put_durable("active", "not-a-queue-id", "garbage");
+  st_.put_durable("deferred", "FEDCBA987654", "");
+  st_.put_durable("incoming", "ABCDEF654321.tmp", "half written");
+  st_.crash();
+  reopen();
+  std::set<std::string> back;
+  for (const auto& m : report_.messages) back.insert(m.queue_id);
+  EXPECT_EQ(back, (std::set<std::string>{good, moved}));
+  std::map<std::string, std::string> reasons;
+  for (const auto& q : report_.quarantined_files) reasons[q.name] = q.reason;
+  EXPECT_EQ(reasons.size(), 5u);
+  EXPECT_EQ(reasons[flipped], "envelope checksum");
+  EXPECT_EQ(reasons[cut], "truncated envelope");
+  EXPECT_EQ(reasons["ABCDEF0123456"], "queue ID does not match file name");
+  EXPECT_EQ(reasons["not-a-queue-id"], "unexpected file name");
+  EXPECT_EQ(reasons["FEDCBA987654"], "bad magic");
+  for (const auto& [name, reason] : reasons) EXPECT_TRUE(st_.exists("corrupt", name)) << name;
+  EXPECT_EQ(report_.incomplete_removed, 1u);
+  EXPECT_FALSE(st_.exists("incoming", "ABCDEF654321.tmp"));
+  // Mail keeps flowing.
+  EXPECT_EQ(content_of(*sp_, good), body);
+  const std::string next = committed();
+  EXPECT_EQ(sp_->state_of(next), queue_state::incoming);
+}
+
+TEST_F(spool_test, corrupt_file_found_at_delivery_is_quarantined) {
+  const std::string id = committed();
+  ASSERT_TRUE(st_.corrupt_byte("incoming", id, 60));
+  queued_message q;
+  EXPECT_EQ(sp_->load(id, q), errc::corrupt);
+  EXPECT_FALSE(sp_->state_of(id));
+  EXPECT_TRUE(st_.exists("corrupt", id));
+  EXPECT_FALSE(st_.exists("incoming", id));
+}
+
+TEST_F(spool_test, done_marks_survive_a_crash) {
+  const std::string id = committed({"a@x", "b@x", "c@x"});
+  ASSERT_FALSE(sp_->activate(id));
+  const std::uint32_t two[] = {0, 2};
+  ASSERT_FALSE(sp_->mark_done(id, two, done_outcome::delivered));
+  st_.crash();
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].recipients_undone, 1u);
+  queued_message q;
+  ASSERT_FALSE(sp_->load(id, q));
+  EXPECT_TRUE(q.file.status[0].done);
+  EXPECT_FALSE(q.file.status[1].done);
+  EXPECT_TRUE(q.file.status[2].done);
+}
+
+TEST_F(spool_test, finished_message_whose_removal_was_lost_is_removed) {
+  const std::string id = committed({"a@x"});
+  const std::uint32_t all[] = {0};
+  ASSERT_FALSE(sp_->mark_done(id, all, done_outcome::bounced));
+  ASSERT_FALSE(sp_->remove(id));  // no directory fsync for finished mail
+  st_.crash();
+  EXPECT_TRUE(st_.exists("incoming", id));
+  reopen();
+  EXPECT_TRUE(report_.messages.empty());
+  EXPECT_EQ(report_.finished_removed, 1u);
+  EXPECT_FALSE(st_.exists("incoming", id));
+}
+
+TEST_F(spool_test, unfinished_removal_is_durable) {
+  const std::string id = committed({"a@x"});
+  ASSERT_FALSE(sp_->remove(id));
+  st_.crash();
+  reopen();
+  EXPECT_TRUE(report_.messages.empty());
+}
+
+TEST_F(spool_test, duplicate_after_interrupted_move_is_resolved) {
+  const std::string id = committed();
+  ASSERT_FALSE(st_.rename("incoming", id, "deferred", id));
+  ASSERT_FALSE(st_.sync_dir("deferred"));  // crash before incoming/ was synced
+  st_.crash();
+  ASSERT_TRUE(st_.exists("incoming", id));
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].state, queue_state::deferred);
+  EXPECT_EQ(report_.duplicates_removed, 1u);
+  EXPECT_FALSE(st_.exists("incoming", id));
+}
+
+TEST(spool_fs_test, torn_status_append_is_repaired) {
+  temp_dir dir;
+  fs_storage st(dir.path());
+  manual_clock clock;
+  spool_options o;
+  o.mode = commit_mode::immediate;
+  std::string id;
+  {
+    spool sp(st, clock.function(), seeded_random(1), o);
+    ASSERT_FALSE(sp.open());
+    recovery_report r;
+    ASSERT_FALSE(sp.recover(r));
+    auto m = make_message(sp, "s@x", {"a@x", "b@x"}, body);
+    id = m.queue_id();
+    ASSERT_FALSE(commit_now(sp, std::move(m)).ec);
+    const std::uint32_t first[] = {0};
+    ASSERT_FALSE(sp.mark_done(id, first, done_outcome::delivered));
+  }
+  // Half of a done record for recipient 1, as a crash during the append could leave it.
+  const std::string half = encode_done(1, done_outcome::delivered).substr(0, 6);
+  ASSERT_FALSE(st.append_file("incoming", id, half, true));
+  spool sp(st, clock.function(), seeded_random(2), o);
+  recovery_report r;
+  ASSERT_FALSE(sp.recover(r));
+  EXPECT_EQ(r.torn_tails_repaired, 1u);
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].recipients_undone, 1u);
+  const std::uint32_t second[] = {1};
+  std::size_t left = 9;
+  ASSERT_FALSE(sp.mark_done(id, second, done_outcome::delivered, &left));
+  EXPECT_EQ(left, 0u);
+  queued_message q;
+  ASSERT_FALSE(sp.load(id, q));  // appends after the repair parse cleanly
+  EXPECT_TRUE(q.file.status[1].done);
+}
+
+TEST(queue_errors, category_and_replies) {
+  const std::error_code ec = errc::write_error;
+  EXPECT_STREQ(ec.category().name(), "relaylab.queue");
+  EXPECT_EQ(ec.message(), "queue file write error");
+  EXPECT_EQ(smtp_reply(ec), "451 4.3.0 Error: queue file write error");
+  EXPECT_EQ(smtp_reply(std::make_error_code(std::errc::io_error)),
+            "451 4.3.0 Error: queue file write error");
+  EXPECT_EQ(smtp_reply(errc::insufficient_space), "452 4.3.1 Insufficient system storage");
+}
+
+}  // namespace
+}  // namespace relaylab::queue

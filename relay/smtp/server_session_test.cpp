@@ -1,0 +1,862 @@
+// Dialogue tests for the SMTP server engine. Every transcript runs three ways: one chunk per
+// client step, byte by byte, and everything pipelined in one buffer.
+#include "relay/smtp/server_session.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "relay/smtp/base64.hpp"
+
+namespace relaylab::smtp {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Recording handler that answers like the Postfix instance the golden files were taken from.
+class fake_handler : public server_handler {
+ public:
+  std::vector<std::string> events;
+  std::string body;
+  bool commit_pending = false;
+  bool size_exceeded = false;
+  server_session* session = nullptr;
+  std::optional<reply> connect_verdict, helo_verdict, mail_verdict, data_verdict;
+  std::string reject_rcpt_from_addr;  // RCPT from this client address gets "Relay access denied"
+  std::string local_vrfy_reply;       // VRFY of an address without '@'
+
+  verdict on_connect(const client_identity& c) override {
+    events.push_back("connect " + c.addr);
+    return connect_verdict;
+  }
+  verdict on_helo(const client_identity& c) override {
+    events.push_back("helo " + c.helo + " " + c.protocol);
+    return helo_verdict;
+  }
+  verdict on_mail(const client_identity&, const mail_command& m) override {
+    std::string e = "mail <" + m.sender + ">";
+    if (m.size) e += " size=" + std::to_string(*m.size);
+    if (!m.body.empty()) e += " body=" + m.body;
+    events.push_back(e);
+    return mail_verdict;
+  }
+  verdict on_rcpt(const client_identity& c, const rcpt_command& r) override {
+    events.push_back("rcpt <" + r.recipient + ">");
+    if (!reject_rcpt_from_addr.empty() && c.addr == reject_rcpt_from_addr)
+      return reply{"454 4.7.1 <" + r.recipient + ">: Relay access denied"};
+    return std::nullopt;
+  }
+  verdict on_data(const client_identity&) override {
+    events.push_back("data");
+    return data_verdict;
+  }
+  void on_body(std::span<const char> chunk) override { body.append(chunk.data(), chunk.size()); }
+  void on_message_end(const client_identity&, bool exceeded) override {
+    events.push_back(exceeded ? "end exceeded" : "end");
+    commit_pending = true;
+    size_exceeded = exceeded;
+  }
+  void on_reset() override { events.push_back("reset"); }
+  auth_step on_auth_start(const client_identity&, std::string_view mech,
+                          std::optional<std::string_view> initial) override {
+    events.push_back("auth " + std::string(mech));
+    mech_ = std::string(mech);
+    step_ = 0;
+    if (mech_ == "PLAIN") {
+      if (!initial) return {auth_step::status::challenge, "", ""};
+      return check_plain(*initial);
+    }
+    if (mech_ == "LOGIN") {
+      if (initial) {
+        user_ = std::string(*initial);
+        step_ = 1;
+        return {auth_step::status::challenge, "Password:", ""};
+      }
+      return {auth_step::status::challenge, "Username:", ""};
+    }
+    return fail("no mechanism available");
+  }
+  auth_step on_auth_continue(const client_identity&, std::string_view r) override {
+    events.push_back("auth-continue");
+    if (mech_ == "PLAIN") return check_plain(r);
+    if (step_ == 0) {
+      user_ = std::string(r);
+      step_ = 1;
+      return {auth_step::status::challenge, "Password:", ""};
+    }
+    return check(user_, std::string(r));
+  }
+  void on_auth_abort() override { events.push_back("auth-abort"); }
+  verdict on_vrfy(const client_identity&, std::string_view a) override {
+    events.push_back("vrfy " + std::string(a));
+    if (!local_vrfy_reply.empty() && a.find('@') == std::string_view::npos)
+      return reply{local_vrfy_reply};
+    // The observed Postfix had no aliases database: local names other than postmaster fail.
+    if (local_vrfy_reply.empty() && a.find('@') == std::string_view::npos && a != "postmaster")
+      return reply{"451 4.3.0 <" + std::string(a) + ">: Temporary lookup failure"};
+    return std::nullopt;
+  }
+  void on_xclient(const client_identity& c) override {
+    events.push_back("xclient " + c.name + " " + c.addr);
+    if (session) session->set_xclient_authorized(c.addr.rfind("127.", 0) == 0);
+  }
+  void on_disconnect(const client_identity&, std::string_view reason) override {
+    events.push_back("disconnect " + std::string(reason));
+  }
+
+ private:
+  static auth_step fail(std::string_view why) {
+    return {auth_step::status::failure, "",
+            "535 5.7.8 Error: authentication failed: " + std::string(why)};
+  }
+  static auth_step check(const std::string& u, const std::string& p) {
+    if (u == "smtp-auth@example.com" && p == "pass")
+      return {auth_step::status::success, "", "235 2.7.0 Authentication successful"};
+    return fail("authentication failure");
+  }
+  static auth_step check_plain(std::string_view s) {
+    auto a = s.find('\0');
+    auto b = a == std::string_view::npos ? a : s.find('\0', a + 1);
+    if (b == std::string_view::npos) return fail("bad protocol / cancel");
+    return check(std::string(s.substr(a + 1, b - a - 1)), std::string(s.substr(b + 1)));
+  }
+  std::string mech_, user_;
+  int step_ = 0;
+};
+
+server_options profile(const std::string& name) {
+  server_options o;
+  o.myhostname = "relay.example.com";
+  o.banner = "relay.example.com ESMTP Postfix";
+  o.sasl_auth_enable = true;
+  o.sasl_mechanisms = {"PLAIN", "LOGIN"};
+  o.xclient_authorized = true;
+  o.error_sleep_time = 0ms;
+  o.soft_error_limit = 1000;
+  o.hard_error_limit = 1000;
+  o.inet_ipv6 = false;
+  if (name == "noauth") {
+    o.sasl_auth_enable = false;
+    o.xclient_authorized = false;
+  } else if (name == "limits") {
+    o.broken_sasl_auth_clients = true;
+    o.discard_ehlo_keywords = {"silent-discard", "dsn", "etrn"};
+    o.helo_required = true;
+    o.disable_vrfy_command = true;
+    o.message_size_limit = 1000;
+    o.recipient_limit = 2;
+    o.timeout = 3s;
+    o.junk_command_limit = 3;
+    o.hard_error_limit = 5;
+    o.soft_error_limit = 10;
+  } else if (name == "reject") {
+    o.forbid_bare_newline_reject = true;
+  }
+  return o;
+}
+
+std::string unescape(std::string_view s) {
+  std::string r;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 >= s.size()) {
+      r += s[i];
+      continue;
+    }
+    const char c = s[++i];
+    if (c == 'r')
+      r += '\r';
+    else if (c == 'n')
+      r += '\n';
+    else if (c == 'x') {
+      r += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else
+      r += c;
+  }
+  return r;
+}
+
+// One client step of a transcript: bytes to send (or a wait) and the exact server output.
+struct step {
+  std::string send;
+  std::chrono::seconds wait{0};
+  std::string expect;
+  bool eof = false;
+};
+struct transcript {
+  server_options options;
+  std::string fixture;  // handler profile
+  std::string greeting;
+  std::vector<step> steps;
+};
+
+// Parses "C: line" (sent with CRLF), "R: escaped bytes", "W: seconds", "S: reply line",
+// "S: <EOF>" and "O: profile=name" / "O: forbid_bare_newline=yes".
+transcript parse(const std::string& text) {
+  transcript t;
+  t.options = profile("main");
+  std::istringstream in(text);
+  std::string line;
+  step* cur = nullptr;
+  bool eof_seen = false;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const std::string tag = line.substr(0, 2);
+    const std::string v = line.size() > 3 ? line.substr(3) : "";
+    if (tag == "O:") {
+      if (v.rfind("profile=", 0) == 0) {
+        t.fixture = v.substr(8);
+        t.options = profile(t.fixture);
+      } else if (v == "forbid_bare_newline=yes") {
+        t.options.forbid_bare_newline = true;
+      }
+      continue;
+    }
+    if (eof_seen) break;
+    if (tag == "C:" || tag == "R:" || tag == "W:") {
+      t.steps.emplace_back();
+      cur = &t.steps.back();
+      if (tag == "C:")
+        cur->send = v + "\r\n";
+      else if (tag == "R:")
+        cur->send = unescape(v);
+      else
+        cur->wait = std::chrono::seconds(std::stoi(v));
+    } else if (tag == "S:") {
+      if (v == "<EOF>") {
+        (cur ? cur->eof : eof_seen) = true;
+        eof_seen = true;
+        continue;
+      }
+      (cur ? cur->expect : t.greeting) += v + "\r\n";
+    }
+  }
+  return t;
+}
+
+std::string read_file(const std::string& name) {
+  std::ifstream f(std::string(RELAYLAB_SMTP_TESTDATA) + "/" + name, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+enum class feed { per_step, byte_by_byte, pipelined };
+
+// Drives a session the way relay/smtpd would, committing messages as soon as asked.
+struct driver {
+  fake_handler h;
+  timestamp now{};
+  server_session s;
+  std::string taken;
+
+  explicit driver(server_options o, const std::string& fixture = "")
+      : s(std::move(o), h, client_identity{"localhost", "127.0.0.1", "40000", "", "SMTP", false},
+          timestamp{}) {
+    h.session = &s;
+    if (fixture == "reject") h.reject_rcpt_from_addr = "203.0.113.9";
+    h.local_vrfy_reply = "";
+    s.start(now);
+    take();
+  }
+  void commit() {
+    // Bounded: each finish_message either ends the pending commit or closes.
+    for (int i = 0; i < 100000 && h.commit_pending; ++i) {
+      h.commit_pending = false;
+      std::string r;
+      if (h.size_exceeded)
+        r = "552 5.3.4 Message size exceeds fixed limit";
+      else if (auto b = s.bdat_bytes())
+        r = "250 2.0.0 Ok: " + std::to_string(*b) + " bytes queued as QUEUEID";
+      else
+        r = "250 2.0.0 Ok: queued as QUEUEID";
+      s.finish_message(reply{r}, now);
+    }
+  }
+  void send(std::string_view bytes, feed mode = feed::per_step) {
+    if (mode == feed::byte_by_byte) {
+      for (char c : bytes) {
+        s.receive(std::span<const char>(&c, 1), now);
+        commit();
+      }
+    } else {
+      s.receive(std::span<const char>(bytes.data(), bytes.size()), now);
+      commit();
+    }
+  }
+  void wait(std::chrono::nanoseconds d) {
+    now += d;
+    s.advance(now);
+    commit();
+  }
+  // Everything the server wrote since the last call.
+  std::string take() {
+    // Bounded by output size: consume_output may release more buffered work.
+    std::string r;
+    for (int i = 0; i < 1000000 && !s.output().empty(); ++i) {
+      commit();
+      r += s.output();
+      s.consume_output(s.output().size());
+    }
+    taken += r;
+    return r;
+  }
+  std::string exchange(std::string_view line) {
+    send(std::string(line) + "\r\n");
+    return take();
+  }
+};
+
+void replay(const std::string& file, feed mode) {
+  SCOPED_TRACE(file);
+  const transcript t = parse(read_file(file));
+  ASSERT_FALSE(t.steps.empty());
+  driver d(t.options, t.fixture);
+  std::string all_expected = t.greeting;
+  EXPECT_EQ(d.taken, t.greeting);
+  if (mode == feed::pipelined) {
+    // All bytes up to the first wait in one buffer, then the rest after waiting.
+    std::string buf;
+    bool eof = false;
+    for (const auto& st : t.steps) {
+      if (st.wait.count()) {
+        d.send(buf);
+        buf.clear();
+        d.take();
+        d.wait(st.wait);
+      }
+      buf += st.send;
+      all_expected += st.expect;
+      eof = eof || st.eof;
+      if (st.eof) break;
+    }
+    d.send(buf);
+    d.take();
+    EXPECT_EQ(d.taken, all_expected);
+    EXPECT_EQ(d.s.closing(), eof);
+    return;
+  }
+  for (const auto& st : t.steps) {
+    if (st.wait.count()) d.wait(st.wait);
+    d.send(st.send, mode);
+    const std::string got = d.take();
+    EXPECT_EQ(got, st.expect) << "after client sent: " << st.send.substr(0, 200);
+    EXPECT_EQ(d.s.closing(), st.eof) << "after client sent: " << st.send.substr(0, 200);
+    if (st.eof) break;
+  }
+}
+
+std::string golden_name(const ::testing::TestParamInfo<std::tuple<std::string, feed>>& info) {
+  std::string n = std::get<0>(info.param);
+  n = n.substr(0, n.find('.'));
+  static const char* const suffix[] = {"_steps", "_bytes", "_pipelined"};
+  return n + suffix[static_cast<int>(std::get<1>(info.param))];
+}
+
+class golden : public ::testing::TestWithParam<std::tuple<std::string, feed>> {};
+
+TEST_P(golden, MatchesPostfix) { replay(std::get<0>(GetParam()), std::get<1>(GetParam())); }
+
+INSTANTIATE_TEST_SUITE_P(
+    Postfix, golden,
+    ::testing::Combine(::testing::Values("mail_syntax.golden", "syntax.golden",
+                                         "command_lines.golden", "long_lines.golden",
+                                         "data_bare_lf.golden", "data_normalize.golden",
+                                         "bdat.golden", "bdat_errors.golden",
+                                         "auth_before_ehlo.golden", "auth.golden",
+                                         "auth_base64.golden", "no_auth_no_xclient.golden",
+                                         "xclient.golden", "limits.golden",
+                                         "ehlo_discard_timeout.golden", "bare_lf_reject.golden"),
+                       ::testing::Values(feed::per_step, feed::byte_by_byte, feed::pipelined)),
+    golden_name);
+
+// ---- focused dialogue tests ---------------------------------------------------------------
+
+server_options main_opts() { return profile("main"); }
+
+TEST(ServerSession, GreetingAndEhloKeywordOrder) {
+  driver d(main_opts());
+  EXPECT_EQ(d.taken, "220 relay.example.com ESMTP Postfix\r\n");
+  EXPECT_EQ(d.exchange("EHLO x"),
+            "250-relay.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n"
+            "250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n250-XCLIENT NAME ADDR PROTO HELO REVERSE_NAME "
+            "PORT LOGIN DESTADDR DESTPORT\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+            "250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n");
+  EXPECT_EQ(d.s.client().protocol, "ESMTP");
+  EXPECT_EQ(d.s.client().helo, "x");
+}
+
+TEST(ServerSession, EhloWithBrokenSaslAndDiscards) {
+  auto o = main_opts();
+  o.broken_sasl_auth_clients = true;
+  o.discard_ehlo_keywords = {"pipelining", "CHUNKING", "xclient"};
+  o.message_size_limit = 0;
+  driver d(o);
+  EXPECT_EQ(d.exchange("EHLO x"),
+            "250-relay.example.com\r\n250-SIZE\r\n250-VRFY\r\n250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n"
+            "250-AUTH=PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
+            "250 SMTPUTF8\r\n");
+}
+
+TEST(ServerSession, NoAuthWithoutMechanisms) {
+  auto o = main_opts();
+  o.sasl_mechanisms.clear();
+  o.xclient_authorized = false;
+  driver d(o);
+  const auto r = d.exchange("EHLO x");
+  EXPECT_EQ(r.find("AUTH"), std::string::npos);
+  EXPECT_EQ(r.find("XCLIENT"), std::string::npos);
+}
+
+TEST(ServerSession, DiscardEnhancedStatusCodesStripsThem) {
+  auto o = main_opts();
+  o.discard_ehlo_keywords = {"enhancedstatuscodes"};
+  driver d(o);
+  d.exchange("EHLO x");
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b>"), "250 Ok\r\n");
+  EXPECT_EQ(d.exchange("FOO"), "500 Error: command not recognized\r\n");
+}
+
+TEST(ServerSession, HeloReply) {
+  driver d(main_opts());
+  EXPECT_EQ(d.exchange("HELO client.example"), "250 relay.example.com\r\n");
+  EXPECT_EQ(d.s.client().protocol, "SMTP");
+}
+
+TEST(ServerSession, HeloRejectedByHandler) {
+  driver d(main_opts());
+  d.h.helo_verdict = reply{"550 5.7.1 <x>: Helo command rejected: go away"};
+  EXPECT_EQ(d.exchange("HELO x"), "550 5.7.1 <x>: Helo command rejected: go away\r\n");
+  EXPECT_EQ(d.s.client().helo, "");
+  EXPECT_EQ(d.s.command_counts(), "helo=0/1 commands=0/1");
+}
+
+TEST(ServerSession, FullTransactionAndCounts) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b> SIZE=100 BODY=8bitmime"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(d.exchange("RCPT TO:<c@d>"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(d.exchange("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  d.send("Subject: t\r\n\r\n..dot\r\nbody\r\n.\r\n");
+  EXPECT_EQ(d.take(), "250 2.0.0 Ok: queued as QUEUEID\r\n");
+  EXPECT_EQ(d.h.body, "Subject: t\r\n\r\n.dot\r\nbody\r\n");
+  EXPECT_EQ(d.exchange("QUIT"), "221 2.0.0 Bye\r\n");
+  EXPECT_TRUE(d.s.closing());
+  EXPECT_EQ(d.s.command_counts(), "ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
+  EXPECT_EQ(d.h.events.back(), "disconnect quit");
+  EXPECT_NE(std::find(d.h.events.begin(), d.h.events.end(), "mail <a@b> size=100 body=8BITMIME"),
+            d.h.events.end());
+}
+
+TEST(ServerSession, CountsWithFailures) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  d.exchange("AUTH PLAIN AHNtdHAtYXV0aEBleGFtcGxlLmNvbQBwYXNz");
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  d.send(".\r\n");
+  d.exchange("BOGUS");
+  d.exchange("QUIT");
+  EXPECT_EQ(d.s.command_counts(),
+            "ehlo=1 auth=1 mail=1 rcpt=1/2 data=1 quit=1 unknown=0/1 commands=6/8");
+}
+
+TEST(ServerSession, EmptySessionCounts) {
+  driver d(main_opts());
+  EXPECT_EQ(d.s.command_counts(), "commands=0");
+}
+
+TEST(ServerSession, SequenceErrors) {
+  driver d(main_opts());
+  EXPECT_EQ(d.exchange("RCPT TO:<a@b>"), "503 5.5.1 Error: need MAIL command\r\n");
+  EXPECT_EQ(d.exchange("DATA"), "503 5.5.1 Error: need RCPT command\r\n");
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b>"), "250 2.1.0 Ok\r\n");  // HELO not required
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b>"), "503 5.5.1 Error: nested MAIL command\r\n");
+  EXPECT_EQ(d.exchange("DATA"), "554 5.5.1 Error: no valid recipients\r\n");
+  EXPECT_EQ(d.exchange("RSET"), "250 2.0.0 Ok\r\n");
+  EXPECT_EQ(d.exchange("STARTTLS"), "502 5.5.1 Error: command not implemented\r\n");
+  EXPECT_EQ(d.exchange("HELP"), "500 5.5.2 Error: command not recognized\r\n");
+}
+
+TEST(ServerSession, HeloRequired) {
+  auto o = main_opts();
+  o.helo_required = true;
+  driver d(o);
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b>"), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+  EXPECT_EQ(d.exchange("ETRN example.com"), "503 Error: send HELO/EHLO first\r\n");
+  d.exchange("HELO x");
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b>"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(d.exchange("ETRN example.com"), "503 Error: MAIL transaction in progress\r\n");
+}
+
+TEST(ServerSession, SizeQuirkPersistsUntilReset) {
+  driver d(main_opts());
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b> SIZE=10240001"),
+            "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b>"), "552 5.3.4 Message size exceeds fixed limit\r\n");
+  d.exchange("RSET");
+  EXPECT_EQ(d.exchange("MAIL FROM:<a@b>"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(ServerSession, RecipientLimitAndOvershoot) {
+  auto o = main_opts();
+  o.recipient_limit = 2;
+  o.recipient_overshoot_limit = 1;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<1@x>");
+  d.exchange("RCPT TO:<2@x>");
+  EXPECT_EQ(d.exchange("RCPT TO:<3@x>"), "452 4.5.3 Error: too many recipients\r\n");
+  EXPECT_EQ(d.exchange("RCPT TO:<4@x>"), "452 4.5.3 Error: too many recipients\r\n");
+  EXPECT_EQ(d.s.command_counts(), "mail=1 rcpt=3/4 commands=4/5");
+}
+
+TEST(ServerSession, SizeExceededDuringData) {
+  auto o = main_opts();
+  o.message_size_limit = 100;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  d.send(std::string(80, 'x') + "\r\n" + std::string(80, 'y') + "\r\n.\r\n");
+  EXPECT_EQ(d.take(), "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_EQ(d.h.events[d.h.events.size() - 2], "end exceeded");
+  EXPECT_LE(d.h.body.size(), 100u);
+}
+
+TEST(ServerSession, DataBareLfNormalizedToCrlf) {
+  driver d(main_opts());
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  d.send("a\nb\rc\r\n..\n.x\r\n.\n");
+  EXPECT_EQ(d.take(), "250 2.0.0 Ok: queued as QUEUEID\r\n");
+  EXPECT_EQ(d.h.body, "a\r\nb\rc\r\n.\r\nx\r\n");
+}
+
+TEST(ServerSession, DataStrictEndWhenNormalizing) {
+  auto o = main_opts();
+  o.forbid_bare_newline = true;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  d.send("a\n.\n.\r\n");  // ".\n" and "\n.\r\n" are content
+  EXPECT_EQ(d.take(), "");
+  d.send("b\r\n.\r\n");
+  EXPECT_EQ(d.take(), "250 2.0.0 Ok: queued as QUEUEID\r\n");
+  EXPECT_EQ(d.h.body, "a\r\n\r\n\r\nb\r\n");
+}
+
+TEST(ServerSession, DataRejectModeClosesOnBareLf) {
+  auto o = main_opts();
+  o.forbid_bare_newline_reject = true;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  d.send("ok\r\nbad\n.\r\n");
+  EXPECT_EQ(d.take(), "550 5.5.2 relay.example.com Error: bare <LF> received\r\n");
+  EXPECT_TRUE(d.s.closing());
+}
+
+TEST(ServerSession, DataLargeChunksPassedWhole) {
+  driver d(main_opts());
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  std::string body;
+  for (int i = 0; i < 1000; ++i) body += "line " + std::to_string(i) + " of the message\r\n";
+  d.send(body + ".\r\n");
+  EXPECT_EQ(d.h.body, body);
+  EXPECT_EQ(d.take(), "250 2.0.0 Ok: queued as QUEUEID\r\n");
+}
+
+TEST(ServerSession, DataLinesLongerThanLimitPassThrough) {
+  driver d(main_opts());
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  const std::string long_line = "." + std::string(5000, 'z') + "\r\n";
+  d.send(long_line + ".\r\n");
+  EXPECT_EQ(d.h.body, long_line.substr(1));
+}
+
+TEST(ServerSession, PendingCommitKeepsInputBuffered) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  const std::string rest = "x\r\n.\r\nMAIL FROM:<e@f>\r\nRCPT TO:<g@h>\r\nQUIT\r\n";
+  d.s.receive(std::span<const char>(rest.data(), rest.size()), d.now);
+  EXPECT_TRUE(d.h.commit_pending);
+  EXPECT_EQ(d.take(), "");  // nothing answered while the commit is pending
+  EXPECT_EQ(d.h.events.back(), "end");
+  d.h.commit_pending = false;
+  d.s.finish_message(reply{"451 4.3.0 Error: queue file write error"}, d.now);
+  EXPECT_EQ(d.take(),
+            "451 4.3.0 Error: queue file write error\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+            "221 2.0.0 Bye\r\n");
+  EXPECT_EQ(d.s.command_counts(), "ehlo=1 mail=2 rcpt=2 data=0/1 quit=1 commands=6/7");
+}
+
+TEST(ServerSession, UnauthPipeliningFlag) {
+  driver d(main_opts());
+  d.send("HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n");
+  EXPECT_TRUE(d.s.client().unauth_pipelining);
+  driver e(main_opts());
+  e.exchange("EHLO x");
+  e.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n");
+  EXPECT_FALSE(e.s.client().unauth_pipelining);
+  driver f(main_opts());
+  f.exchange("HELO x");
+  f.exchange("MAIL FROM:<a@b>");
+  EXPECT_FALSE(f.s.client().unauth_pipelining);
+}
+
+TEST(ServerSession, TenThousandPipelinedCommandsBoundedMemory) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  std::string buf;
+  for (int i = 0; i < 10000; ++i) buf += "NOOP\r\n";
+  d.s.receive(std::span<const char>(buf.data(), buf.size()), d.now);
+  // Output stops growing at the cap; the rest waits in the input buffer.
+  EXPECT_LE(d.s.output().size(), 64u * 1024u + 64u);
+  std::string all = d.take();
+  std::size_t n = 0;
+  for (std::size_t p = 0; (p = all.find("250 2.0.0 Ok\r\n", p)) != std::string::npos; p += 14) ++n;
+  // The junk limit turns the NOOPs into errors: error limit reached long before 10000.
+  EXPECT_GT(n, 100u);
+  EXPECT_NE(all.find("421 4.7.0 relay.example.com Error: too many errors"), std::string::npos);
+}
+
+TEST(ServerSession, TenThousandPipelinedTransactions) {
+  auto o = main_opts();
+  driver d(o);
+  d.exchange("EHLO x");
+  std::string buf;
+  for (int i = 0; i < 2500; ++i) buf += "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n";
+  d.send(buf);
+  const std::string all = d.take();
+  std::size_t n = 0;
+  for (std::size_t p = 0; (p = all.find("queued as", p)) != std::string::npos; ++p) ++n;
+  EXPECT_EQ(n, 2500u);
+  EXPECT_EQ(d.s.command_counts(), "ehlo=1 mail=2500 rcpt=2500 data=2500 commands=7501");
+}
+
+TEST(ServerSession, JunkCommandLimit) {
+  auto o = main_opts();
+  o.junk_command_limit = 2;
+  o.hard_error_limit = 2;
+  driver d(o);
+  d.exchange("NOOP");
+  d.exchange("NOOP");
+  d.exchange("NOOP");
+  EXPECT_EQ(d.exchange("NOOP"), "250 2.0.0 Ok\r\n");
+  EXPECT_EQ(d.exchange("NOOP"),
+            "250 2.0.0 Ok\r\n421 4.7.0 relay.example.com Error: too many errors\r\n");
+  EXPECT_TRUE(d.s.closing());
+  EXPECT_EQ(d.h.events.back(), "disconnect too many errors");
+}
+
+TEST(ServerSession, SoftErrorLimitDelaysReplies) {
+  auto o = main_opts();
+  o.soft_error_limit = 2;
+  o.error_sleep_time = 1000ms;
+  driver d(o);
+  EXPECT_EQ(d.exchange("FOO"), "500 5.5.2 Error: command not recognized\r\n");
+  // Postfix counts the error after replying: the second reply is still immediate.
+  EXPECT_EQ(d.exchange("FOO"), "500 5.5.2 Error: command not recognized\r\n");
+  EXPECT_EQ(d.exchange("FOO"), "");  // error count is at the soft limit: reply held back
+  ASSERT_TRUE(d.s.deadline());
+  EXPECT_EQ(*d.s.deadline(), d.now + std::chrono::seconds(1));
+  d.send("NOOP\r\n");  // buffered behind the held reply
+  EXPECT_EQ(d.take(), "");
+  d.wait(999ms);
+  EXPECT_EQ(d.take(), "");
+  d.wait(1ms);
+  EXPECT_EQ(d.take(), "500 5.5.2 Error: command not recognized\r\n");
+  d.wait(1s);
+  EXPECT_EQ(d.take(), "250 2.0.0 Ok\r\n");
+}
+
+TEST(ServerSession, TimeoutClosesWith421) {
+  auto o = main_opts();
+  o.timeout = 300s;
+  driver d(o);
+  ASSERT_TRUE(d.s.deadline());
+  EXPECT_EQ(*d.s.deadline(), timestamp{} + std::chrono::seconds(300));
+  d.wait(299s);
+  EXPECT_EQ(d.take(), "");
+  d.exchange("NOOP");  // activity pushes the deadline
+  d.wait(299s);
+  EXPECT_EQ(d.take(), "");
+  d.wait(1s);
+  EXPECT_EQ(d.take(), "421 4.4.2 relay.example.com Error: timeout exceeded\r\n");
+  EXPECT_TRUE(d.s.closing());
+  EXPECT_EQ(d.h.events.back(), "disconnect timeout");
+}
+
+TEST(ServerSession, NoTimeoutWhileCommitPending) {
+  driver d(main_opts());
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  std::string end = ".\r\n";
+  d.s.receive(std::span<const char>(end.data(), end.size()), d.now);
+  EXPECT_FALSE(d.s.deadline().has_value());
+}
+
+TEST(ServerSession, LostConnectionDuringAuthAborts) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  EXPECT_EQ(d.exchange("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+  d.s.receive_eof(d.now);
+  EXPECT_TRUE(d.s.closing());
+  ASSERT_GE(d.h.events.size(), 2u);
+  EXPECT_EQ(d.h.events[d.h.events.size() - 2], "auth-abort");
+  EXPECT_EQ(d.h.events.back(), "disconnect lost connection");
+  EXPECT_EQ(d.s.last_command(), "AUTH");
+}
+
+TEST(ServerSession, AuthInitialResponseAndSuccess) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  EXPECT_EQ(d.exchange("AUTH PLAIN AHNtdHAtYXV0aEBleGFtcGxlLmNvbQBwYXNz"),
+            "235 2.7.0 Authentication successful\r\n");
+  EXPECT_TRUE(d.s.authenticated());
+}
+
+TEST(ServerSession, AuthEmptyContinuationIsEmptyResponse) {
+  driver d(main_opts());
+  EXPECT_EQ(d.exchange("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(d.exchange(""), "334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(d.exchange(base64_encode("x")),
+            "535 5.7.8 Error: authentication failed: authentication failure\r\n");
+}
+
+TEST(ServerSession, AuthNotEnabled) {
+  auto o = main_opts();
+  o.sasl_auth_enable = false;
+  driver d(o);
+  EXPECT_EQ(d.exchange("AUTH PLAIN"), "503 5.5.1 Error: authentication not enabled\r\n");
+}
+
+TEST(ServerSession, XclientResetsSession) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  EXPECT_EQ(d.exchange("XCLIENT ADDR=203.0.113.9 NAME=client.example.net HELO=h"),
+            "220 relay.example.com ESMTP Postfix\r\n");
+  EXPECT_EQ(d.s.client().addr, "203.0.113.9");
+  EXPECT_EQ(d.s.client().name, "client.example.net");
+  EXPECT_EQ(d.s.client().helo, "h");
+  EXPECT_EQ(d.h.events.back(), "xclient client.example.net 203.0.113.9");
+  EXPECT_EQ(d.s.command_counts(), "ehlo=1 xclient=0/1 commands=1/2");
+}
+
+TEST(ServerSession, XclientIpv6WhenEnabled) {
+  auto o = main_opts();
+  o.inet_ipv6 = true;
+  driver d(o);
+  EXPECT_EQ(d.exchange("XCLIENT PORT=70000"), "501 5.5.4 Bad PORT syntax: 70000\r\n");
+  EXPECT_EQ(d.exchange("XCLIENT ADDR=IPV6:2001:db8::1 PORT=2525"),
+            "220 relay.example.com ESMTP Postfix\r\n");
+  EXPECT_EQ(d.s.client().addr, "2001:db8::1");
+  // The new address is outside the authorized hosts.
+  EXPECT_EQ(d.exchange("XCLIENT PORT=1"), "550 5.7.0 Error: insufficient authorization\r\n");
+}
+
+TEST(ServerSession, ForbiddenCommandsHangUp) {
+  for (const char* c :
+       {"GET / HTTP/1.0", "POST /x", "CONNECT a:25", "Subject: hi", "From: x", "123", "{NOOP"}) {
+    driver d(main_opts());
+    EXPECT_EQ(d.exchange(c), "221 2.7.0 Error: I can break rules, too. Goodbye.\r\n") << c;
+    EXPECT_TRUE(d.s.closing()) << c;
+  }
+}
+
+TEST(ServerSession, VrfyDisabledAndHandler) {
+  auto o = main_opts();
+  o.disable_vrfy_command = true;
+  driver d(o);
+  EXPECT_EQ(d.exchange("VRFY a"), "502 5.5.1 VRFY command is disabled\r\n");
+  driver e(main_opts());
+  e.h.local_vrfy_reply = "451 4.3.0 <root>: Temporary lookup failure";
+  EXPECT_EQ(e.exchange("VRFY root"), "451 4.3.0 <root>: Temporary lookup failure\r\n");
+  EXPECT_EQ(e.exchange("VRFY <a@b> SMTPUTF8"), "252 2.0.0 <a@b>\r\n");
+}
+
+TEST(ServerSession, ConnectRejected) {
+  server_options o = main_opts();
+  fake_handler h;
+  h.connect_verdict = reply{"421 4.3.2 Service currently unavailable"};
+  server_session s(o, h, client_identity{}, timestamp{});
+  s.start(timestamp{});
+  EXPECT_EQ(s.output(), "421 4.3.2 Service currently unavailable\r\n");
+  EXPECT_TRUE(s.closing());
+}
+
+TEST(ServerSession, BinaryGarbageNeverHangs) {
+  std::uint32_t x = 12345;
+  for (int round = 0; round < 50; ++round) {
+    driver d(main_opts());
+    std::string junk;
+    for (int i = 0; i < 4096; ++i) {
+      x = x * 1664525u + 1013904223u;
+      junk += static_cast<char>(x >> 24);
+    }
+    d.send(junk);
+    d.send("\r\nQUIT\r\n");
+    d.take();
+    d.wait(400s);
+    d.take();
+    EXPECT_TRUE(d.s.closing());
+  }
+}
+
+TEST(ServerSession, OverlongLineWithoutNewlineStaysBounded) {
+  driver d(main_opts());
+  std::string big(1 << 20, 'A');
+  for (int i = 0; i < 8; ++i) d.send(big);
+  EXPECT_EQ(d.take(), "");
+  d.send("\r\nNOOP\r\n");
+  EXPECT_EQ(d.take(), "500 5.5.2 Error: command not recognized\r\n250 2.0.0 Ok\r\n");
+}
+
+TEST(ServerSession, NulBytesInCommand) {
+  driver d(main_opts());
+  d.send(std::string("NOOP\0x\r\n", 8));
+  EXPECT_EQ(d.take(), "250 2.0.0 Ok\r\n");
+  d.send(std::string("MAIL\0 FROM:<a@b>\r\n", 18));
+  EXPECT_EQ(d.take(), "250 2.1.0 Ok\r\n");
+}
+
+TEST(ServerSession, InvalidBase64Forms) {
+  driver d(main_opts());
+  EXPECT_EQ(d.exchange("AUTH PLAIN ====="),
+            "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
+  EXPECT_EQ(d.exchange("AUTH PLAIN Zg"),
+            "535 5.7.8 Error: authentication failed: another step is needed in authentication\r\n");
+}
+
+TEST(ServerSession, WantInputTurnsFalseBehindPendingCommit) {
+  auto o = main_opts();
+  o.input_bytes_max = 1024;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  std::string s = ".\r\n" + std::string(2000, 'N') + "\r\n";
+  d.s.receive(std::span<const char>(s.data(), s.size()), d.now);
+  EXPECT_FALSE(d.s.want_input());
+  d.commit();
+  EXPECT_TRUE(d.s.want_input());
+}
+
+}  // namespace
+}  // namespace relaylab::smtp

@@ -1,0 +1,98 @@
+#include "relay/smtpd/received.hpp"
+
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+
+namespace relaylab::smtpd {
+
+std::string format_mail_date(std::chrono::system_clock::time_point t, bool utc) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  if (utc) {
+    gmtime_r(&secs, &tm);
+  } else {
+    localtime_r(&secs, &tm);
+  }
+  char head[64];
+  // Postfix uses %e: a single-digit day is padded with a space ("Sat,  7 Nov").
+  std::strftime(head, sizeof head, "%a, %e %b %Y %H:%M:%S ", &tm);
+  long offset = utc ? 0 : tm.tm_gmtoff;
+  char sign = offset < 0 ? '-' : '+';
+  if (offset < 0) offset = -offset;
+  char zone[64];
+  std::snprintf(zone, sizeof zone, "%c%02ld%02ld (%s)", sign, offset / 3600, (offset % 3600) / 60,
+                utc ? "UTC" : tm.tm_zone);
+  return std::string(head) + zone;
+}
+
+std::string format_received_header(const received_header_fields& f) {
+  std::string addr = f.client_addr;
+  if (addr.find(':') != std::string::npos) addr = "IPv6:" + addr;
+  std::string out;
+  out.reserve(256);
+  out += "Received: from ";
+  out += f.helo.empty() ? f.client_name : f.helo;
+  out += " (" + f.client_name + " [" + addr + "])\r\n";
+  out += "\tby " + f.myhostname + " (" + f.mail_name + ") with " + f.protocol + " id " + f.queue_id;
+  std::string date = format_mail_date(f.time, f.utc);
+  if (!f.recipient.empty()) {
+    out += "\r\n\tfor <" + f.recipient + ">; " + date + "\r\n";
+  } else {
+    out += ";\r\n\t" + date + "\r\n";
+  }
+  return out;
+}
+
+void header_scanner::finish(std::string& message_id) {
+  if (!in_body_) finish_line(message_id);
+  in_body_ = true;
+}
+
+void header_scanner::reset() { *this = header_scanner(); }
+
+void header_scanner::finish_line(std::string& message_id) {
+  if (overflow_ || found_ || line_.size() < 11) return;
+  static constexpr std::string_view name = "message-id:";
+  for (std::size_t i = 0; i < name.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(line_[i])) != name[i]) return;
+  std::string_view value(line_);
+  value.remove_prefix(name.size());
+  std::string collapsed;
+  for (char c : value)
+    if (c != '\r' && c != '\n' && c != '\t' && c != ' ') collapsed += c;
+  message_id = collapsed;
+  found_ = true;
+}
+
+void header_scanner::feed(std::string_view bytes, std::string& message_id) {
+  for (std::size_t i = 0; i < bytes.size() && !in_body_; ++i) {
+    char c = bytes[i];
+    if (at_line_start_) {
+      at_line_start_ = false;
+      if (c == ' ' || c == '\t') {
+        // Continuation of the current header: keep collecting.
+      } else {
+        finish_line(message_id);
+        line_.clear();
+        overflow_ = false;
+        if (c == '\r' || c == '\n') {
+          in_body_ = true;  // empty line: end of the header section
+          break;
+        }
+      }
+    }
+    if (c == '\n') {
+      at_line_start_ = true;
+      continue;
+    }
+    if (c == '\r') continue;
+    if (line_.size() < line_bytes_max) {
+      line_ += c;
+    } else {
+      overflow_ = true;
+    }
+  }
+}
+
+}  // namespace relaylab::smtpd

@@ -1,0 +1,68 @@
+#include "relay/smtpd/received.hpp"
+
+#include <gtest/gtest.h>
+
+namespace relaylab::smtpd {
+namespace {
+
+std::chrono::system_clock::time_point at(long long secs) {
+  return std::chrono::system_clock::time_point(std::chrono::seconds(secs));
+}
+
+TEST(received, one_recipient_gets_a_for_clause) {
+  received_header_fields f;
+  f.helo = "client.example.net";
+  f.client_name = "unknown";
+  f.client_addr = "192.168.1.20";
+  f.myhostname = "ip-192-168-2-44.example.com";
+  f.protocol = "ESMTPA";
+  f.queue_id = "66857C01110";
+  f.recipient = "friend@gmail.com";
+  f.time = at(1603246874);  // 2020-10-21 02:21:14 UTC
+  f.utc = true;
+  EXPECT_EQ(format_received_header(f),
+            "Received: from client.example.net (unknown [192.168.1.20])\r\n"
+            "\tby ip-192-168-2-44.example.com (Postfix) with ESMTPA id 66857C01110\r\n"
+            "\tfor <friend@gmail.com>; Wed, 21 Oct 2020 02:21:14 +0000 (UTC)\r\n");
+}
+
+TEST(received, several_recipients_put_the_date_on_its_own_line_and_ipv6_is_tagged) {
+  received_header_fields f;
+  f.client_name = "host.example";
+  f.client_addr = "2001:db8::5";
+  f.myhostname = "relay.example.com";
+  f.queue_id = "ABCDEF123";
+  f.time = at(1604718000);  // 2020-11-07: single-digit day is space padded
+  f.utc = true;
+  EXPECT_EQ(format_received_header(f),
+            "Received: from host.example (host.example [IPv6:2001:db8::5])\r\n"
+            "\tby relay.example.com (Postfix) with ESMTP id ABCDEF123;\r\n"
+            "\tSat,  7 Nov 2020 03:00:00 +0000 (UTC)\r\n");
+}
+
+TEST(header_scanner, finds_folded_message_id_across_chunks_and_stops_at_body) {
+  header_scanner s;
+  std::string id;
+  s.feed("Subject: x\r\nMessage-", id);
+  s.feed("ID:\r\n <abc@example.com>\r\n\r\nMessage-ID: <body@x>\r\n", id);
+  EXPECT_EQ(id, "<abc@example.com>");
+}
+
+TEST(header_scanner, message_id_in_body_is_ignored_and_absent_stays_empty) {
+  header_scanner s;
+  std::string id;
+  s.feed("Subject: x\r\n\r\nMessage-ID: <body@x>\r\n", id);
+  s.finish(id);
+  EXPECT_EQ(id, "");
+}
+
+TEST(header_scanner, last_header_without_line_end_counts) {
+  header_scanner s;
+  std::string id;
+  s.feed("message-id: <a@b>", id);
+  s.finish(id);
+  EXPECT_EQ(id, "<a@b>");
+}
+
+}  // namespace
+}  // namespace relaylab::smtpd

@@ -1,0 +1,495 @@
+// The smtpd application: what Postfix's smtpd does around its protocol loop (smtpd_check.c
+// for policy, smtpd_sasl_glue.c for AUTH, the cleanup/queue hand-off for mail), on top of the
+// sans-IO engine in relay/smtp.
+#include "relay/smtpd/smtpd.hpp"
+
+#include "relay/log/log.hpp"
+#include "relay/policy/policy.hpp"
+#include "relay/queue/spool.hpp"
+#include "relay/sasl/sasl.hpp"
+#include "relay/smtpd/received.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <utility>
+
+namespace relaylab::smtpd {
+namespace {
+
+constexpr std::string_view queue_write_error = "451 4.3.0 Error: queue file write error";
+
+/// Everything derived from one service's parameters once, shared by its connections.
+struct service_settings {
+  config::master_service definition;
+  config::parameters params;
+  smtp::server_options options;
+  log::origin smtpd_origin;
+  log::origin cleanup_origin;
+  std::string mail_name;
+  bool sasl_enabled = false;
+};
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string sasl_peer(const endpoint& e) {
+  if (e.addr.empty()) return {};
+  return e.addr + ";" + e.port;
+}
+
+/// Result of a queue commit, handed from the committer (any thread) to the connection.
+struct commit_slot {
+  std::mutex mutex;
+  bool done = false;
+  queue::commit_status status;
+  std::string queue_id;
+  std::optional<std::string> fixed_reply;  // a final reply that needed no commit
+};
+
+class smtpd_connection final : public connection, private smtp::server_handler {
+ public:
+  smtpd_connection(std::shared_ptr<const service_settings> settings, const dependencies& deps,
+                   std::unique_ptr<policy::engine> policy,
+                   std::unique_ptr<sasl::server_session> sasl, const endpoint& remote,
+                   smtp::timestamp now, std::function<void()> notify)
+      : settings_(std::move(settings)),
+        deps_(deps),
+        policy_(std::move(policy)),
+        sasl_(std::move(sasl)),
+        notify_(std::move(notify)),
+        session_(make_options(), *this, make_identity(remote), now) {
+    state_.client_name = remote.name;
+    state_.client_addr = remote.addr;
+    state_.client_port = remote.port;
+    session_.start(now);
+  }
+
+  ~smtpd_connection() override {
+    if (sasl_ && auth_in_progress_) sasl_->reset();
+  }
+
+  smtp::server_session& session() override { return session_; }
+
+  void run_pending(smtp::timestamp now) override {
+    if (!commit_) return;
+    queue::commit_status status;
+    std::string queue_id;
+    std::optional<std::string> fixed_reply;
+    {
+      std::lock_guard lock(commit_->mutex);
+      if (!commit_->done) return;
+      status = commit_->status;
+      queue_id = commit_->queue_id;
+      fixed_reply = std::move(commit_->fixed_reply);
+    }
+    commit_.reset();
+    if (fixed_reply) {
+      session_.finish_message({std::move(*fixed_reply)}, now);
+    } else if (status.ec) {
+      log_warning("queue file write error: " + queue_id + ": " + status.ec.message() +
+                  (status.cause ? " (" + status.cause.message() + ")" : std::string()));
+      session_.finish_message({std::string(queue::smtp_reply(status.ec))}, now);
+    } else {
+      deps_.log->info(settings_->cleanup_origin, queue_id + ": message-id=" + message_id_);
+      // After BDAT ... LAST Postfix also says how many bytes it took.
+      auto bdat = session_.bdat_bytes();
+      session_.finish_message({bdat ? "250 2.0.0 Ok: " + std::to_string(*bdat) +
+                                          " bytes queued as " + queue_id
+                                    : "250 2.0.0 Ok: queued as " + queue_id},
+                              now);
+    }
+    end_transaction();
+  }
+
+ private:
+  smtp::server_options make_options() {
+    smtp::server_options o = settings_->options;
+    if (sasl_) o.sasl_mechanisms = sasl_->mechanisms();
+    o.sasl_auth_enable = o.sasl_auth_enable && !o.sasl_mechanisms.empty();
+    o.xclient_authorized = false;
+    return o;
+  }
+
+  smtp::client_identity make_identity(const endpoint& remote) {
+    smtp::client_identity id;
+    id.name = remote.name;
+    id.addr = remote.addr;
+    id.port = remote.port;
+    return id;
+  }
+
+  // --- logging ---------------------------------------------------------------------------
+  void log_info(std::string_view text) { deps_.log->info(settings_->smtpd_origin, text); }
+  void log_warning(std::string_view text) { deps_.log->warning(settings_->smtpd_origin, text); }
+
+  void log_reject(const policy::rejection& r) {
+    log::reject_context c;
+    c.queue_id = message_.valid() ? message_.queue_id() : std::string();
+    c.action = r.warn_only ? "reject_warning" : "reject";
+    c.stage = r.stage;
+    c.name = state_.client_name;
+    c.addr = state_.client_addr;
+    c.reply = r.reply;
+    if (r.stage == "RCPT" || r.stage == "MAIL" || r.stage == "DATA" ||
+        r.stage == "END-OF-MESSAGE") {
+      if (state_.in_transaction || r.stage == "MAIL") c.sender = state_.sender;
+    }
+    if (r.stage == "RCPT") c.recipient = state_.recipient;
+    c.protocol = state_.protocol;
+    if (!state_.helo_name.empty()) c.helo = state_.helo_name;
+    deps_.log->info(settings_->smtpd_origin, log::reject_line(c));
+  }
+
+  /// Logs a policy result; returns the reply when the command is refused.
+  smtp::verdict decide(std::optional<policy::rejection> r) {
+    if (!r) return std::nullopt;
+    log_reject(*r);
+    if (r->warn_only) return std::nullopt;
+    return smtp::reply{r->reply};
+  }
+
+  void sync_client(const smtp::client_identity& client) {
+    state_.client_name = client.name;
+    state_.client_addr = client.addr;
+    state_.client_port = client.port;
+    state_.helo_name = client.helo;
+    state_.protocol = client.protocol;
+    state_.unauth_pipelining = client.unauth_pipelining;
+  }
+
+  void end_transaction() {
+    message_ = queue::incoming_message();
+    state_.sender.clear();
+    state_.recipient.clear();
+    state_.recipient_count = 0;
+    state_.in_transaction = false;
+    state_.queue_id.clear();
+    message_id_.clear();
+    headers_.reset();
+    policy_->reset_transaction();
+  }
+
+  // --- server_handler ----------------------------------------------------------------------
+  smtp::verdict on_connect(const smtp::client_identity& client) override {
+    sync_client(client);
+    log_info(log::connect_from(client.name, client.addr));
+    return decide(policy_->check_client(state_));
+  }
+
+  smtp::verdict on_helo(const smtp::client_identity& client) override {
+    sync_client(client);
+    end_transaction();
+    return decide(policy_->check_helo(state_));
+  }
+
+  smtp::verdict on_mail(const smtp::client_identity& client,
+                        const smtp::mail_command& mail) override {
+    sync_client(client);
+    if (auto ec = deps_.spool->check_space(mail.size.value_or(0))) {
+      log_warning("not enough free space in mail queue: " + std::to_string(mail.size.value_or(0)) +
+                  " bytes needed (" + ec.message() + ")");
+      return smtp::reply{std::string(queue::smtp_reply(ec))};
+    }
+    state_.sender = mail.sender;
+    auto verdict = decide(policy_->check_mail(state_));
+    if (verdict) {
+      state_.sender.clear();
+      return verdict;
+    }
+    state_.in_transaction = true;
+    return std::nullopt;
+  }
+
+  smtp::verdict on_rcpt(const smtp::client_identity& client,
+                        const smtp::rcpt_command& rcpt) override {
+    sync_client(client);
+    state_.recipient = rcpt.recipient;
+    if (auto verdict = decide(policy_->check_rcpt(state_))) return verdict;
+    if (!message_.valid()) {
+      if (deps_.spool->begin(message_)) return smtp::reply{std::string(queue_write_error)};
+      state_.queue_id = message_.queue_id();
+      message_.set_sender(state_.sender);
+      add_attributes();
+      log_info(log::client_line(message_.queue_id(), state_.client_name, state_.client_addr,
+                                state_.sasl_method, state_.sasl_username));
+    }
+    if (auto ec = message_.add_recipient({rcpt.recipient, {}, 0}))
+      return smtp::reply{std::string(queue::smtp_reply(ec))};
+    ++state_.recipient_count;
+    if (state_.recipient_count == 1) first_recipient_ = rcpt.recipient;
+    return std::nullopt;
+  }
+
+  void add_attributes() {
+    message_.add_attribute("client_name", state_.client_name);
+    message_.add_attribute("client_address", state_.client_addr);
+    message_.add_attribute("client_port", state_.client_port);
+    message_.add_attribute("helo_name", state_.helo_name);
+    message_.add_attribute("protocol_name", state_.protocol);
+    if (!state_.sasl_method.empty()) {
+      message_.add_attribute("sasl_method", state_.sasl_method);
+      message_.add_attribute("sasl_username", state_.sasl_username);
+    }
+  }
+
+  smtp::verdict on_data(const smtp::client_identity& client) override {
+    sync_client(client);
+    if (auto verdict = decide(policy_->check_data(state_))) return verdict;
+    if (message_.valid()) {
+      received_header_fields f;
+      f.helo = state_.helo_name;
+      f.client_name = state_.client_name;
+      f.client_addr = state_.client_addr;
+      f.myhostname = settings_->options.myhostname;
+      f.mail_name = settings_->mail_name;
+      f.protocol = state_.protocol;
+      if (!state_.sasl_method.empty() && f.protocol == "ESMTP") f.protocol = "ESMTPA";
+      f.queue_id = message_.queue_id();
+      if (state_.recipient_count == 1) f.recipient = first_recipient_;
+      f.time = deps_.wall_clock();
+      (void)message_.append_content(format_received_header(f));
+    }
+    return std::nullopt;
+  }
+
+  void on_body(std::span<const char> chunk) override {
+    if (!message_.valid()) return;
+    std::string_view bytes(chunk.data(), chunk.size());
+    headers_.feed(bytes, message_id_);
+    (void)message_.append_content(bytes);  // size overrun is reported by the engine
+  }
+
+  void on_message_end(const smtp::client_identity& client, bool size_exceeded) override {
+    sync_client(client);
+    if (!message_.valid()) {
+      pending_reply(std::string(queue_write_error));
+      return;
+    }
+    if (size_exceeded) {
+      pending_reply("552 5.3.4 Message size exceeds fixed limit");
+      return;
+    }
+    if (auto r = policy_->check_end_of_data(state_)) {
+      log_reject(*r);
+      if (!r->warn_only) {
+        pending_reply(r->reply);
+        return;
+      }
+    }
+    headers_.finish(message_id_);
+    auto slot = std::make_shared<commit_slot>();
+    slot->queue_id = message_.queue_id();
+    commit_ = slot;
+    auto notify = notify_;
+    deps_.spool->commit(std::move(message_), [slot, notify](const queue::commit_status& s) {
+      {
+        std::lock_guard lock(slot->mutex);
+        slot->done = true;
+        slot->status = s;
+      }
+      if (notify) notify();
+    });
+  }
+
+  /// A final reply that needs no commit; delivered through run_pending like a commit result so
+  /// that the engine never sees finish_message() from inside its own callback.
+  void pending_reply(std::string reply) {
+    auto slot = std::make_shared<commit_slot>();
+    slot->done = true;
+    slot->fixed_reply = std::move(reply);
+    commit_ = std::move(slot);
+    if (notify_) notify_();
+  }
+
+  void on_reset() override { end_transaction(); }
+
+  smtp::auth_step on_auth_start(const smtp::client_identity& client, std::string_view mechanism,
+                                std::optional<std::string_view> initial) override {
+    sync_client(client);
+    auth_mechanism_ = upper(mechanism);
+    if (!sasl_) return auth_failure("no mechanism available");
+    auth_in_progress_ = true;
+    return auth_result(sasl_->start(auth_mechanism_, initial));
+  }
+
+  smtp::auth_step on_auth_continue(const smtp::client_identity& client,
+                                   std::string_view response) override {
+    sync_client(client);
+    if (!sasl_) return auth_failure("no mechanism available");
+    return auth_result(sasl_->step(response));
+  }
+
+  void on_auth_abort() override {
+    auth_in_progress_ = false;
+    if (sasl_) sasl_->reset();
+  }
+
+  smtp::auth_step auth_result(const sasl::step_result& r) {
+    using status = sasl::step_result::status;
+    smtp::auth_step out;
+    switch (r.state) {
+      case status::challenge:
+        out.state = smtp::auth_step::status::challenge;
+        out.challenge = r.challenge;
+        return out;
+      case status::success:
+        auth_in_progress_ = false;
+        state_.sasl_method = auth_mechanism_;
+        state_.sasl_username = sasl_->username();
+        out.state = smtp::auth_step::status::success;
+        out.reply = "235 2.7.0 Authentication successful";
+        return out;
+      case status::failure:
+        break;
+    }
+    auth_in_progress_ = false;
+    return auth_failure(r.reason);
+  }
+
+  smtp::auth_step auth_failure(const std::string& reason) {
+    log_warning(log::sasl_auth_failed(state_.client_name, state_.client_addr, auth_mechanism_,
+                                      reason));
+    if (sasl_) sasl_->reset();
+    smtp::auth_step out;
+    out.state = smtp::auth_step::status::failure;
+    out.reply = "535 5.7.8 Error: authentication failed: " + reason;
+    return out;
+  }
+
+  smtp::verdict on_vrfy(const smtp::client_identity& client, std::string_view address) override {
+    sync_client(client);
+    (void)address;
+    return std::nullopt;
+  }
+
+  void on_xclient(const smtp::client_identity& client) override {
+    end_transaction();
+    sync_client(client);
+    state_.sasl_method.clear();
+    state_.sasl_username.clear();
+    policy_->reset_session();
+  }
+
+  void on_disconnect(const smtp::client_identity& client, std::string_view reason) override {
+    sync_client(client);
+    if (auth_in_progress_ && sasl_) sasl_->reset();
+    auth_in_progress_ = false;
+    if (!reason.empty() && reason != "quit" && reason != "QUIT")
+      log_info(std::string(reason) + " after " + std::string(session_.last_command()) + " from " +
+               log::client_namaddr(client.name, client.addr));
+    log_info(log::disconnect_from(client.name, client.addr, session_.command_counts()));
+  }
+
+ private:
+  std::shared_ptr<const service_settings> settings_;
+  dependencies deps_;
+  std::unique_ptr<policy::engine> policy_;
+  std::unique_ptr<sasl::server_session> sasl_;
+  std::function<void()> notify_;
+  policy::session_state state_;
+  queue::incoming_message message_;
+  std::string first_recipient_;
+  std::string message_id_;
+  header_scanner headers_;
+  std::shared_ptr<commit_slot> commit_;
+  std::string auth_mechanism_;
+  bool auth_in_progress_ = false;
+  smtp::server_session session_;  // last: its constructor may call back into this handler
+};
+
+class smtpd_service final : public service {
+ public:
+  smtpd_service(std::shared_ptr<service_settings> settings, dependencies deps,
+                std::unique_ptr<policy::engine> policy)
+      : settings_(std::move(settings)), deps_(std::move(deps)), policy_(std::move(policy)) {}
+
+  const config::master_service& definition() const override { return settings_->definition; }
+
+  std::unique_ptr<connection> open(const endpoint& remote, const endpoint& local,
+                                   smtp::timestamp now, std::function<void()> notify) override {
+    auto policy = policy_->new_session();
+    std::unique_ptr<sasl::server_session> sasl;
+    if (settings_->sasl_enabled && deps_.sasl) {
+      std::string error;
+      sasl = sasl::server_session::create(deps_.sasl, sasl_peer(local), sasl_peer(remote), error);
+      if (!sasl) deps_.log->warning(settings_->smtpd_origin, "SASL per-connection setup: " + error);
+    }
+    return std::make_unique<smtpd_connection>(settings_, deps_, std::move(policy),
+                                              std::move(sasl), remote, now, std::move(notify));
+  }
+
+ private:
+  std::shared_ptr<service_settings> settings_;
+  dependencies deps_;
+  std::unique_ptr<policy::engine> policy_;  // compiled once; new_session() per connection
+};
+
+smtp::server_options options_from(const config::parameters& p) {
+  smtp::server_options o;
+  o.myhostname = p.get("myhostname");
+  o.banner = p.get("smtpd_banner");
+  o.message_size_limit = static_cast<std::uint64_t>(std::max(0LL, p.get_int("message_size_limit")));
+  o.line_length_limit = static_cast<std::size_t>(std::max(256LL, p.get_int("line_length_limit")));
+  o.recipient_limit = static_cast<std::size_t>(std::max(1LL, p.get_int("smtpd_recipient_limit")));
+  o.disable_vrfy_command = p.get_bool("disable_vrfy_command");
+  o.helo_required = p.get_bool("smtpd_helo_required");
+  o.soft_error_limit = static_cast<int>(p.get_int("smtpd_soft_error_limit"));
+  o.hard_error_limit = static_cast<int>(p.get_int("smtpd_hard_error_limit"));
+  o.junk_command_limit = static_cast<int>(p.get_int("smtpd_junk_command_limit"));
+  o.error_sleep_time = p.get_time("smtpd_error_sleep_time");
+  o.timeout = p.get_time("smtpd_timeout");
+  o.sasl_auth_enable = p.get_bool("smtpd_sasl_auth_enable");
+  o.broken_sasl_auth_clients = p.get_bool("broken_sasl_auth_clients");
+  o.discard_ehlo_keywords = p.get_list("smtpd_discard_ehlo_keywords");
+  o.forbid_bare_newline = p.get_bool("smtpd_forbid_bare_newline");
+  return o;
+}
+
+}  // namespace
+
+std::unique_ptr<service> service::create(const config::configuration& cfg,
+                                         const config::master_service& definition,
+                                         dependencies deps,
+                                         std::vector<config::diagnostic>& diags) {
+  auto settings = std::make_shared<service_settings>();
+  settings->definition = definition;
+  settings->params = cfg.main.with_service_overrides(definition);
+  for (auto& d : settings->params.validate()) diags.push_back(std::move(d));
+  settings->options = options_from(settings->params);
+  settings->mail_name = settings->params.get("mail_name");
+  settings->sasl_enabled = settings->options.sasl_auth_enable;
+  settings->smtpd_origin.syslog_name = settings->params.get("syslog_name");
+  settings->smtpd_origin.program = "smtpd";
+  settings->smtpd_origin.pid = deps.pid;
+  settings->cleanup_origin = settings->smtpd_origin;
+  settings->cleanup_origin.program = "cleanup";
+
+  std::size_t fatal_before = 0;
+  for (auto& d : diags)
+    if (d.level == config::diagnostic::severity::fatal) ++fatal_before;
+  // Compile once now so that configuration errors stop start-up, not the first client.
+  auto policy = policy::engine::create(settings->params, diags);
+  if (!policy) return nullptr;
+  std::size_t fatal_after = 0;
+  for (auto& d : diags)
+    if (d.level == config::diagnostic::severity::fatal) ++fatal_after;
+  if (fatal_after != fatal_before) return nullptr;
+  if (settings->sasl_enabled && !deps.sasl) {
+    config::diagnostic d;
+    d.level = config::diagnostic::severity::fatal;
+    d.file = definition.file;
+    d.line = definition.line;
+    d.parameter = "smtpd_sasl_auth_enable";
+    d.message = "service " + definition.name +
+                ": smtpd_sasl_auth_enable = yes but no SASL server is configured";
+    diags.push_back(std::move(d));
+    return nullptr;
+  }
+  return std::make_unique<smtpd_service>(std::move(settings), std::move(deps), std::move(policy));
+}
+
+}  // namespace relaylab::smtpd
