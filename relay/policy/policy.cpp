@@ -204,7 +204,7 @@ struct compiled {
   std::map<std::string, std::unique_ptr<maps::table>> tables;  // by spec as written
 
   match_list mynetworks, relay_domains, mydestination, virtual_alias_domains,
-      virtual_mailbox_domains;
+      virtual_mailbox_domains, xclient_hosts;
   std::vector<std::array<unsigned char, 17>> own_addresses;  // family byte + address
 
   std::vector<const maps::table*> local_rcpt_maps, relay_rcpt_maps, virt_alias_maps,
@@ -618,6 +618,9 @@ class engine_impl final : public engine {
   }
   bool is_local_domain(const std::string& domain) const override {
     return resolver_.is_local(domain);
+  }
+  bool xclient_authorized(const std::string& name, const std::string& addr) const override {
+    return list_match(c_->xclient_hosts, name, addr);
   }
   bool is_relay_domain(const std::string& domain) const override {
     return list_match(c_->relay_domains, lower(truncate_dot(domain)), "");
@@ -1395,6 +1398,9 @@ class builder {
         make_list("virtual_alias_domains", p_.get("virtual_alias_domains"), false, false);
     c->virtual_mailbox_domains =
         make_list("virtual_mailbox_domains", p_.get("virtual_mailbox_domains"), false, false);
+    c->xclient_hosts =
+        make_list("smtpd_authorized_xclient_hosts", p_.get("smtpd_authorized_xclient_hosts"),
+                  parent("smtpd_authorized_xclient_hosts"), true);
     own_addresses(p_.get("inet_interfaces"));
     own_addresses(p_.get("proxy_interfaces"));
 

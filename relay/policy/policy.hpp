@@ -69,6 +69,12 @@ class engine {
   virtual bool in_mynetworks(const std::string& addr) const = 0;
   virtual bool is_local_domain(const std::string& domain) const = 0;  // mydestination
   virtual bool is_relay_domain(const std::string& domain) const = 0;  // relay_domains
+  /// smtpd_authorized_xclient_hosts matches the client (name or address).
+  virtual bool xclient_authorized(const std::string& name, const std::string& addr) const {
+    (void)name;
+    (void)addr;
+    return false;
+  }
 
   // --- Additions (relay/policy) ---
 

@@ -110,6 +110,8 @@ struct client_session::impl {
     int rc = sasl_client_new(config.service.c_str(), config.server_fqdn.c_str(), nullptr, nullptr,
                              callbacks, 0, &conn);
     if (rc != SASL_OK) {
+      // libsasl2 may leave a half-made connection behind (Postfix disposes it too).
+      if (conn != nullptr) sasl_dispose(&conn);
       conn = nullptr;
       return rc;
     }

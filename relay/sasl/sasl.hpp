@@ -128,9 +128,10 @@ class server_library {
 
 class server_session {
  public:
-  /// local/remote are "addr;port" as libsasl2 expects (may be empty; Postfix passes none, which
-  /// disables mechanisms that need them). Errors: libsasl2's reason from sasl_server_new or
-  /// sasl_setprop(SASL_SEC_PROPS).
+  /// local/remote are "addr;port" as libsasl2 expects: numeric IPv4/IPv6, no brackets (may be
+  /// empty; Postfix passes none). Errors: "SASL per-connection server initialization: invalid
+  /// parameter supplied" for a malformed address (checked before libsasl2, which leaks on it),
+  /// else libsasl2's reason from sasl_server_new or sasl_setprop(SASL_SEC_PROPS).
   static std::unique_ptr<server_session> create(std::shared_ptr<server_library> lib,
                                                 std::string_view local_ip_port,
                                                 std::string_view remote_ip_port,

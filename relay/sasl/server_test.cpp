@@ -299,6 +299,21 @@ TEST(server, library_init_errors_name_the_config) {
   EXPECT_NE(error.find("/nonexistent/relaylab/smtpd.conf"), std::string::npos) << error;
 }
 
+TEST(server, session_endpoints_are_checked_by_libsasl2) {
+  std::string error;
+  for (std::string_view ok : {"127.0.0.1;25", "::1;587", "2001:db8::1;1234", "192.0.2.1"}) {
+    auto s = server_session::create(process_library(), ok, "203.0.113.9;40000", error);
+    ASSERT_TRUE(s) << ok << ": " << error;
+    const auto r = s->start("PLAIN", plain("", "smtp-auth@example.com", "pass"));
+    EXPECT_EQ(r.state, status::success) << ok;
+  }
+  for (std::string_view bad : {"[::1];25", "1.2.3.4;x", "bad", "1.2.3.4;99999", "1.2.3.4;"}) {
+    error.clear();
+    EXPECT_FALSE(server_session::create(process_library(), bad, "", error)) << bad;
+    EXPECT_EQ(error, "SASL per-connection server initialization: invalid parameter supplied");
+  }
+}
+
 TEST(server, session_create_rejects_null_library) {
   std::string error;
   EXPECT_FALSE(server_session::create(nullptr, "", "", error));

@@ -471,7 +471,9 @@ struct server_session::impl {
       close_now("bare <LF> received");
       return;
     }
-    auto argv = tokenize(line);
+    // Postfix's line reader hands smtpd a C string: a NUL byte ends the command there
+    // ("NOOP\0x" is NOOP, "\0\0" is an empty line and gets "bad syntax").
+    auto argv = tokenize(std::string_view(line).substr(0, line.find('\0')));
     if (argv.empty()) {
       send("500 5.5.2 Error: bad syntax");
       ++error_count;
@@ -519,7 +521,13 @@ struct server_session::impl {
         success = helo(argv, true);
         break;
       case c_xclient:
-        success = xclient(argv);
+        if (xclient(argv)) {
+          // A successful XCLIENT starts the session over: Postfix's error and junk counters
+          // begin again at zero, yet its statistics show the command as failed ("xclient=0/1").
+          error_count = 0;
+          junk_cmds = 0;
+          return;
+        }
         break;
       case c_starttls:
         send("502 5.5.1 Error: command not implemented");
@@ -1303,8 +1311,7 @@ struct server_session::impl {
     ehlo_pipelining = false;
     h.on_xclient(cl);
     send("220 " + opt.banner);
-    // Postfix counts a successful XCLIENT as not successful in its statistics ("xclient=0/1").
-    return false;
+    return true;
   }
 };
 

@@ -61,10 +61,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
         policy_(std::move(policy)),
         sasl_(std::move(sasl)),
         notify_(std::move(notify)),
+        state_(initial_state(remote)),
         session_(make_options(), *this, make_identity(remote), now) {
-    state_.client_name = remote.name;
-    state_.client_addr = remote.addr;
-    state_.client_port = remote.port;
     session_.start(now);
   }
 
@@ -110,8 +108,16 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     smtp::server_options o = settings_->options;
     if (sasl_) o.sasl_mechanisms = sasl_->mechanisms();
     o.sasl_auth_enable = o.sasl_auth_enable && !o.sasl_mechanisms.empty();
-    o.xclient_authorized = false;
+    o.xclient_authorized = policy_->xclient_authorized(state_.client_name, state_.client_addr);
     return o;
+  }
+
+  static policy::session_state initial_state(const endpoint& remote) {
+    policy::session_state s;
+    s.client_name = remote.name;
+    s.client_addr = remote.addr;
+    s.client_port = remote.port;
+    return s;
   }
 
   smtp::client_identity make_identity(const endpoint& remote) {
@@ -194,7 +200,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
                   " bytes needed (" + ec.message() + ")");
       return smtp::reply{std::string(queue::smtp_reply(ec))};
     }
-    state_.sender = mail.sender;
+    state_.sender = policy::internalize_address(mail.sender);
     auto verdict = decide(policy_->check_mail(state_));
     if (verdict) {
       state_.sender.clear();
@@ -207,7 +213,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   smtp::verdict on_rcpt(const smtp::client_identity& client,
                         const smtp::rcpt_command& rcpt) override {
     sync_client(client);
-    state_.recipient = rcpt.recipient;
+    state_.recipient = policy::internalize_address(rcpt.recipient);
     if (auto verdict = decide(policy_->check_rcpt(state_))) return verdict;
     if (!message_.valid()) {
       if (deps_.spool->begin(message_)) return smtp::reply{std::string(queue_write_error)};
@@ -217,10 +223,10 @@ class smtpd_connection final : public connection, private smtp::server_handler {
       log_info(log::client_line(message_.queue_id(), state_.client_name, state_.client_addr,
                                 state_.sasl_method, state_.sasl_username));
     }
-    if (auto ec = message_.add_recipient({rcpt.recipient, {}, 0}))
+    if (auto ec = message_.add_recipient({state_.recipient, {}, 0}))
       return smtp::reply{std::string(queue::smtp_reply(ec))};
     ++state_.recipient_count;
-    if (state_.recipient_count == 1) first_recipient_ = rcpt.recipient;
+    if (state_.recipient_count == 1) first_recipient_ = state_.recipient;
     return std::nullopt;
   }
 
@@ -369,6 +375,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   void on_xclient(const smtp::client_identity& client) override {
     end_transaction();
     sync_client(client);
+    // Postfix re-checks the authorization against the identity XCLIENT installed.
+    session_.set_xclient_authorized(policy_->xclient_authorized(client.name, client.addr));
     state_.sasl_method.clear();
     state_.sasl_username.clear();
     policy_->reset_session();
