@@ -270,8 +270,9 @@ struct server_session::impl {
   timestamp now{};
   timestamp idle_since{};
   bool started = false;
-  bool access_denied = false;         // greeting was a rejection; see command()
-  std::string access_denied_namaddr;  // "name[addr]" as at connect time (Postfix uses the real client)
+  bool access_denied = false;  // greeting was a rejection; see command()
+  std::string
+      access_denied_namaddr;  // "name[addr]" as at connect time (Postfix uses the real client)
   bool close_after_held = false;
   mode m = mode::command;
 
@@ -1172,6 +1173,7 @@ struct server_session::impl {
       std::string err;
       initial = sasl_decode(argv[2], err);
       if (!initial) {
+        h.on_auth_decode_error(cl, auth_mech, err);
         send("535 5.7.8 Error: authentication failed: " + err);
         return false;
       }
@@ -1203,6 +1205,7 @@ struct server_session::impl {
     if (line == "*") {
       m = mode::command;
       h.on_auth_abort();
+      h.on_auth_cancelled(cl, auth_mech);
       send("501 5.7.0 Authentication aborted");
       finish_command(c_auth, false);
       return;
@@ -1213,6 +1216,7 @@ struct server_session::impl {
     if (!d) {
       m = mode::command;
       h.on_auth_abort();
+      h.on_auth_decode_error(cl, auth_mech, err);
       send("535 5.7.8 Error: authentication failed: " + err);
       good = false;
     } else {

@@ -39,29 +39,29 @@ struct reply {
 /// Settings the protocol engine needs; relay/smtpd fills them from the Postfix parameters of
 /// the same names.
 struct server_options {
-  std::string myhostname = "localhost";       // myhostname
-  std::string banner = "localhost ESMTP";     // smtpd_banner, already $-expanded
-  std::uint64_t message_size_limit = 10240000;  // message_size_limit; 0 = unlimited
-  std::size_t line_length_limit = 2048;         // line_length_limit
-  std::size_t recipient_limit = 1000;           // smtpd_recipient_limit
-  bool disable_vrfy_command = false;            // disable_vrfy_command
-  bool helo_required = false;                   // smtpd_helo_required
-  int soft_error_limit = 10;                    // smtpd_soft_error_limit
-  int hard_error_limit = 20;                    // smtpd_hard_error_limit
-  int junk_command_limit = 100;                 // smtpd_junk_command_limit
+  std::string myhostname = "localhost";              // myhostname
+  std::string banner = "localhost ESMTP";            // smtpd_banner, already $-expanded
+  std::uint64_t message_size_limit = 10240000;       // message_size_limit; 0 = unlimited
+  std::size_t line_length_limit = 2048;              // line_length_limit
+  std::size_t recipient_limit = 1000;                // smtpd_recipient_limit
+  bool disable_vrfy_command = false;                 // disable_vrfy_command
+  bool helo_required = false;                        // smtpd_helo_required
+  int soft_error_limit = 10;                         // smtpd_soft_error_limit
+  int hard_error_limit = 20;                         // smtpd_hard_error_limit
+  int junk_command_limit = 100;                      // smtpd_junk_command_limit
   std::chrono::milliseconds error_sleep_time{1000};  // smtpd_error_sleep_time
   std::chrono::milliseconds timeout{300000};         // smtpd_timeout
-  bool sasl_auth_enable = false;                // smtpd_sasl_auth_enable
-  bool broken_sasl_auth_clients = false;        // broken_sasl_auth_clients: also "AUTH=..."
-  std::vector<std::string> sasl_mechanisms;     // as advertised after EHLO "AUTH"
-  bool xclient_authorized = false;              // client in smtpd_authorized_xclient_hosts
-  std::vector<std::string> discard_ehlo_keywords;  // smtpd_discard_ehlo_keywords
-  bool forbid_bare_newline = false;             // smtpd_forbid_bare_newline
+  bool sasl_auth_enable = false;                     // smtpd_sasl_auth_enable
+  bool broken_sasl_auth_clients = false;             // broken_sasl_auth_clients: also "AUTH=..."
+  std::vector<std::string> sasl_mechanisms;          // as advertised after EHLO "AUTH"
+  bool xclient_authorized = false;                   // client in smtpd_authorized_xclient_hosts
+  std::vector<std::string> discard_ehlo_keywords;    // smtpd_discard_ehlo_keywords
+  bool forbid_bare_newline = false;                  // smtpd_forbid_bare_newline
   // Additions by relay/smtp (defaults are Postfix 3.7.11's):
   /// smtpd_forbid_bare_newline=reject: a line ending in bare LF gets
   /// "<code> 5.5.2 <myhostname> Error: bare <LF> received" and the session closes.
   bool forbid_bare_newline_reject = false;
-  int forbid_bare_newline_reject_code = 550;     // smtpd_forbid_bare_newline_reject_code
+  int forbid_bare_newline_reject_code = 550;  // smtpd_forbid_bare_newline_reject_code
   bool inet_ipv6 = true;  // inet_protocols includes ipv6 (XCLIENT ADDR=IPV6:... is accepted)
   std::size_t recipient_overshoot_limit = 1000;  // smtpd_recipient_overshoot_limit
   /// smtpd_forbidden_commands (the default's regexp part, /^[^A-Z]/, is forbid_nonalpha_commands).
@@ -78,17 +78,17 @@ struct client_identity {
   std::string name = "unknown";  // verified reverse name, or "unknown"
   std::string addr;              // textual IP address, no brackets
   std::string port;
-  std::string helo;              // HELO/EHLO argument, empty before HELO
-  std::string protocol = "SMTP"; // "SMTP" or "ESMTP" (Postfix's proto=)
+  std::string helo;               // HELO/EHLO argument, empty before HELO
+  std::string protocol = "SMTP";  // "SMTP" or "ESMTP" (Postfix's proto=)
   /// True while handling a command that arrived before the previous reply was sent although
   /// PIPELINING was not negotiated (what Postfix's reject_unauth_pipelining tests).
   bool unauth_pipelining = false;
 };
 
 struct mail_command {
-  std::string sender;  // address without <>, "" for the null sender
-  std::optional<std::uint64_t> size;  // SIZE=
-  std::string body;                   // BODY= value upper-cased, "" if absent
+  std::string sender;                   // address without <>, "" for the null sender
+  std::optional<std::uint64_t> size;    // SIZE=
+  std::string body;                     // BODY= value upper-cased, "" if absent
   std::vector<std::string> parameters;  // all ESMTP parameters as given
 };
 
@@ -102,7 +102,7 @@ struct auth_step {
   enum class status { challenge, success, failure };
   status state = status::failure;
   std::string challenge;  // raw (not base64) server challenge, for status::challenge
-  std::string reply;      // full reply for success/failure, e.g. "235 2.7.0 Authentication successful"
+  std::string reply;  // full reply for success/failure, e.g. "235 2.7.0 Authentication successful"
 };
 
 /// Decision for a command: nullopt means "proceed as normal" (the engine sends its usual reply).
@@ -134,6 +134,19 @@ class server_handler {
   virtual auth_step on_auth_continue(const client_identity& client, std::string_view response) = 0;
   /// The client sent "*" (or the session ended) during an exchange.
   virtual void on_auth_abort() = 0;
+  /// The engine failed an AUTH exchange itself because a response was not valid base64
+  /// (`reason` is libsasl2's text Postfix replies with, e.g. "bad protocol / cancel").
+  virtual void on_auth_decode_error(const client_identity& client, std::string_view mechanism,
+                                    std::string_view reason) {
+    (void)client;
+    (void)mechanism;
+    (void)reason;
+  }
+  /// The client cancelled an exchange with "*" (Postfix logs "authentication aborted").
+  virtual void on_auth_cancelled(const client_identity& client, std::string_view mechanism) {
+    (void)client;
+    (void)mechanism;
+  }
   virtual verdict on_vrfy(const client_identity& client, std::string_view address) = 0;
   /// XCLIENT changed the client identity; policy state derived from the old one is stale.
   virtual void on_xclient(const client_identity& client) = 0;

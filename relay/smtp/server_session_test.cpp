@@ -828,12 +828,15 @@ TEST(ServerSession, OverlongLineWithoutNewlineStaysBounded) {
   EXPECT_EQ(d.take(), "500 5.5.2 Error: command not recognized\r\n250 2.0.0 Ok\r\n");
 }
 
+// A NUL ends the command where it stands, as in Postfix 3.7.11 (testdata/dialogues/nul-bytes).
 TEST(ServerSession, NulBytesInCommand) {
   driver d(main_opts());
   d.send(std::string("NOOP\0x\r\n", 8));
   EXPECT_EQ(d.take(), "250 2.0.0 Ok\r\n");
   d.send(std::string("MAIL\0 FROM:<a@b>\r\n", 18));
-  EXPECT_EQ(d.take(), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(d.take(), "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+  d.send(std::string("\0\0\0\r\n", 5));
+  EXPECT_EQ(d.take(), "500 5.5.2 Error: bad syntax\r\n");
 }
 
 TEST(ServerSession, InvalidBase64Forms) {

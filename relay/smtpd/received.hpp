@@ -44,7 +44,7 @@ class header_scanner {
 
  private:
   void finish_line(std::string& message_id);
-  std::string line_;        // current logical header (with folded continuations)
+  std::string line_;  // current logical header (with folded continuations)
   bool in_body_ = false;
   bool overflow_ = false;
   bool found_ = false;

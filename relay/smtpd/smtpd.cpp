@@ -95,10 +95,10 @@ class smtpd_connection final : public connection, private smtp::server_handler {
       deps_.log->info(settings_->cleanup_origin, queue_id + ": message-id=" + message_id_);
       // After BDAT ... LAST Postfix also says how many bytes it took.
       auto bdat = session_.bdat_bytes();
-      session_.finish_message({bdat ? "250 2.0.0 Ok: " + std::to_string(*bdat) +
-                                          " bytes queued as " + queue_id
-                                    : "250 2.0.0 Ok: queued as " + queue_id},
-                              now);
+      session_.finish_message(
+          {bdat ? "250 2.0.0 Ok: " + std::to_string(*bdat) + " bytes queued as " + queue_id
+                : "250 2.0.0 Ok: queued as " + queue_id},
+          now);
     }
     end_transaction();
   }
@@ -316,22 +316,42 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   smtp::auth_step on_auth_start(const smtp::client_identity& client, std::string_view mechanism,
                                 std::optional<std::string_view> initial) override {
     sync_client(client);
-    auth_mechanism_ = upper(mechanism);
-    if (!sasl_) return auth_failure("no mechanism available");
+    auth_mechanism_ = std::string(mechanism);
+    if (!sasl_) return auth_failure(no_sasl_result());
+    sasl_->reset();  // Postfix uses a fresh SASL handle for every AUTH command
     auth_in_progress_ = true;
-    return auth_result(sasl_->start(auth_mechanism_, initial));
+    return auth_result(sasl_->start(upper(mechanism), initial));
   }
 
   smtp::auth_step on_auth_continue(const smtp::client_identity& client,
                                    std::string_view response) override {
     sync_client(client);
-    if (!sasl_) return auth_failure("no mechanism available");
+    if (!sasl_) return auth_failure(no_sasl_result());
     return auth_result(sasl_->step(response));
   }
 
   void on_auth_abort() override {
     auth_in_progress_ = false;
     if (sasl_) sasl_->reset();
+  }
+
+  void on_auth_cancelled(const smtp::client_identity& client, std::string_view mechanism) override {
+    log_warning(log::client_namaddr(client.name, client.addr) + ": SASL " + std::string(mechanism) +
+                " authentication aborted");
+  }
+
+  void on_auth_decode_error(const smtp::client_identity& client, std::string_view mechanism,
+                            std::string_view reason) override {
+    sasl::step_result r;
+    r.reason = std::string(reason);
+    log_warning(sasl::postfix_failure_log(log::client_namaddr(client.name, client.addr), mechanism,
+                                          r, std::nullopt));
+  }
+
+  static sasl::step_result no_sasl_result() {
+    sasl::step_result r;
+    r.reason = "no mechanism available";
+    return r;
   }
 
   smtp::auth_step auth_result(const sasl::step_result& r) {
@@ -343,6 +363,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
         out.challenge = r.challenge;
         return out;
       case status::success:
+        for (const auto& line : r.log) log_warning(line);
         auth_in_progress_ = false;
         state_.sasl_method = auth_mechanism_;
         state_.sasl_username = sasl_->username();
@@ -353,16 +374,23 @@ class smtpd_connection final : public connection, private smtp::server_handler {
         break;
     }
     auth_in_progress_ = false;
-    return auth_failure(r.reason);
+    return auth_failure(r);
   }
 
-  smtp::auth_step auth_failure(const std::string& reason) {
-    log_warning(log::sasl_auth_failed(state_.client_name, state_.client_addr, auth_mechanism_,
-                                      reason));
+  /// Postfix's reply and log lines for a failed AUTH (454 for temporary libsasl2 failures).
+  smtp::auth_step auth_failure(const sasl::step_result& r) {
+    for (const auto& line : r.log) log_warning(line);
+    std::optional<std::string> user;
+    if (sasl_) user = sasl_->sasl_username();
+    std::optional<std::string_view> user_view;
+    if (user) user_view = *user;
+    log_warning(
+        sasl::postfix_failure_log(log::client_namaddr(state_.client_name, state_.client_addr),
+                                  auth_mechanism_, r, user_view));
     if (sasl_) sasl_->reset();
     smtp::auth_step out;
     out.state = smtp::auth_step::status::failure;
-    out.reply = "535 5.7.8 Error: authentication failed: " + reason;
+    out.reply = sasl::postfix_failure_reply(r);
     return out;
   }
 
@@ -426,8 +454,8 @@ class smtpd_service final : public service {
       sasl = sasl::server_session::create(deps_.sasl, sasl_peer(local), sasl_peer(remote), error);
       if (!sasl) deps_.log->warning(settings_->smtpd_origin, "SASL per-connection setup: " + error);
     }
-    return std::make_unique<smtpd_connection>(settings_, deps_, std::move(policy),
-                                              std::move(sasl), remote, now, std::move(notify));
+    return std::make_unique<smtpd_connection>(settings_, deps_, std::move(policy), std::move(sasl),
+                                              remote, now, std::move(notify));
   }
 
  private:

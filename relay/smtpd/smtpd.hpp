@@ -28,8 +28,8 @@ namespace relaylab::smtpd {
 
 /// Everything a service needs from outside, injected (no globals, no real clock inside).
 struct dependencies {
-  log::logger* log = nullptr;      // maillog; required
-  queue::spool* spool = nullptr;   // where accepted mail goes; required
+  log::logger* log = nullptr;                  // maillog; required
+  queue::spool* spool = nullptr;               // where accepted mail goes; required
   std::shared_ptr<sasl::server_library> sasl;  // null when smtpd_sasl_auth_enable = no
   /// Wall-clock time for Received: headers and log stamps.
   std::function<std::chrono::system_clock::time_point()> wall_clock;
@@ -37,8 +37,8 @@ struct dependencies {
 };
 
 struct endpoint {
-  std::string addr;          // numeric IP, no brackets
-  std::string port;          // numeric
+  std::string addr;              // numeric IP, no brackets
+  std::string port;              // numeric
   std::string name = "unknown";  // verified reverse name for the remote end, else "unknown"
 };
 
@@ -56,15 +56,13 @@ class service {
   /// Errors: fatal diagnostics (bad restriction, unreadable table, SASL init failure ...).
   static std::unique_ptr<service> create(const config::configuration& cfg,
                                          const config::master_service& definition,
-                                         dependencies deps,
-                                         std::vector<config::diagnostic>& diags);
+                                         dependencies deps, std::vector<config::diagnostic>& diags);
   virtual ~service() = default;
   virtual const config::master_service& definition() const = 0;
   /// A client connected. `notify` may be called from any thread; the transport then calls
   /// connection::run_pending() on its executor. The greeting is queued on return.
   virtual std::unique_ptr<connection> open(const endpoint& remote, const endpoint& local,
-                                           smtp::timestamp now,
-                                           std::function<void()> notify) = 0;
+                                           smtp::timestamp now, std::function<void()> notify) = 0;
 };
 
 }  // namespace relaylab::smtpd

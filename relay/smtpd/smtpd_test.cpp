@@ -35,9 +35,9 @@ std::shared_ptr<sasl::server_library> sasl_library() {
     EXPECT_TRUE(sasl::set_sasldb_password((dir / "sasldb2").string(), "smtp-auth", "example.com",
                                           "secret-pw", error))
         << error;
-    std::ofstream(dir / "smtpd.conf") << "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
-                                      << "mech_list: PLAIN LOGIN\nsasldb_path: "
-                                      << (dir / "sasldb2").string() << "\n";
+    std::ofstream(dir / "smtpd.conf")
+        << "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+        << "mech_list: PLAIN LOGIN\nsasldb_path: " << (dir / "sasldb2").string() << "\n";
     sasl::server_config c;
     c.config_path = dir.string();
     c.server_fqdn = "relay.example.com";
@@ -91,8 +91,8 @@ class smtpd_dialogue : public ::testing::Test {
     so.mode = queue::commit_mode::immediate;
     so.queue_minfree_bytes = cfg_.main.get_size("queue_minfree");
     std::uint64_t n = 0;
-    spool_ = std::make_unique<queue::spool>(storage_, fixed_time, [n]() mutable { return ++n; },
-                                            so);
+    spool_ = std::make_unique<queue::spool>(
+        storage_, fixed_time, [n]() mutable { return ++n; }, so);
     ASSERT_FALSE(spool_->open());
   }
 
@@ -166,7 +166,8 @@ TEST_F(smtpd_dialogue, port25_inside_mynetworks_relays_and_queues) {
   EXPECT_EQ(say("MAIL FROM:<hogehoge@fugafuga.com>"), "250 2.1.0 Ok\r\n");
   EXPECT_EQ(say("RCPT TO:<friend@gmail.com>"), "250 2.1.5 Ok\r\n");
   EXPECT_EQ(say("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
-  std::string reply = send("Message-ID: <abc@fugafuga.com>\r\nSubject: hi\r\n\r\nsmtp-handson\r\n.\r\n");
+  std::string reply =
+      send("Message-ID: <abc@fugafuga.com>\r\nSubject: hi\r\n\r\nsmtp-handson\r\n.\r\n");
   ASSERT_EQ(reply.rfind("250 2.0.0 Ok: queued as ", 0), 0u) << reply;
   std::string id = reply.substr(24, reply.size() - 26);
   EXPECT_EQ(spool_->state_of(id), queue::queue_state::incoming);
@@ -174,8 +175,9 @@ TEST_F(smtpd_dialogue, port25_inside_mynetworks_relays_and_queues) {
   EXPECT_TRUE(log_has(id + ": client=unknown[127.0.0.1]")) << log_text();
   EXPECT_TRUE(log_has(id + ": message-id=<abc@fugafuga.com>")) << log_text();
   EXPECT_EQ(say("QUIT"), "221 2.0.0 Bye\r\n");
-  EXPECT_TRUE(log_has("disconnect from unknown[127.0.0.1] helo=1 mail=1 rcpt=1 data=1 quit=1 "
-                      "commands=5"))
+  EXPECT_TRUE(
+      log_has("disconnect from unknown[127.0.0.1] helo=1 mail=1 rcpt=1 data=1 quit=1 "
+              "commands=5"))
       << log_text();
 
   queue::queued_message msg;
@@ -198,9 +200,10 @@ TEST_F(smtpd_dialogue, seed_bug_authenticated_outside_client_gets_relay_access_d
   EXPECT_EQ(say("MAIL FROM:<hogehoge@fugafuga.com>"), "250 2.1.0 Ok\r\n");
   EXPECT_EQ(say("RCPT TO:<friend@gmail.com>"),
             "554 5.7.1 <friend@gmail.com>: Relay access denied\r\n");
-  EXPECT_TRUE(log_has("NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 554 5.7.1 "
-                      "<friend@gmail.com>: Relay access denied; from=<hogehoge@fugafuga.com> "
-                      "to=<friend@gmail.com> proto=ESMTP helo=<client.example.net>"))
+  EXPECT_TRUE(
+      log_has("NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 554 5.7.1 "
+              "<friend@gmail.com>: Relay access denied; from=<hogehoge@fugafuga.com> "
+              "to=<friend@gmail.com> proto=ESMTP helo=<client.example.net>"))
       << log_text();
 }
 
@@ -212,8 +215,9 @@ TEST_F(smtpd_dialogue, fix_a_permit_sasl_authenticated_delivers_and_logs_sasl) {
   say("AUTH PLAIN " + good_plain);
   say("MAIL FROM:<hogehoge@fugafuga.com>");
   EXPECT_EQ(say("RCPT TO:<friend@gmail.com>"), "250 2.1.5 Ok\r\n");
-  EXPECT_TRUE(log_has(": client=unknown[203.0.113.9], sasl_method=PLAIN, "
-                      "sasl_username=smtp-auth@example.com"))
+  EXPECT_TRUE(
+      log_has(": client=unknown[203.0.113.9], sasl_method=PLAIN, "
+              "sasl_username=smtp-auth@example.com"))
       << log_text();
   say("DATA");
   std::string reply = send("\r\nbody\r\n.\r\n");
@@ -233,8 +237,9 @@ TEST_F(smtpd_dialogue, wrong_password_is_535_and_logged_as_warning) {
   say("EHLO client.example.net");
   EXPECT_EQ(say("AUTH PLAIN " + bad_plain),
             "535 5.7.8 Error: authentication failed: authentication failure\r\n");
-  EXPECT_TRUE(log_has("warning: unknown[203.0.113.9]: SASL PLAIN authentication failed: "
-                      "authentication failure"))
+  EXPECT_TRUE(
+      log_has("warning: unknown[203.0.113.9]: SASL PLAIN authentication failed: "
+              "authentication failure"))
       << log_text();
 }
 
@@ -266,6 +271,38 @@ TEST_F(smtpd_dialogue, delay_reject_no_rejects_the_greeting_and_then_every_comma
   EXPECT_EQ(say("EHLO client.example.net"),
             "503 5.7.0 Error: access denied for unknown[203.0.113.9]\r\n");
   EXPECT_EQ(say("QUIT"), "221 2.0.0 Bye\r\n");
+}
+
+}  // namespace
+}  // namespace relaylab::smtpd
+
+namespace relaylab::smtpd {
+namespace {
+
+TEST_F(smtpd_dialogue, auth_abort_and_bad_base64_are_logged_as_postfix_does) {
+  connect(submission_, "203.0.113.9");
+  say("EHLO client.example.net");
+  EXPECT_EQ(say("AUTH PLAIN"), "334 \r\n");
+  EXPECT_EQ(say("*"), "501 5.7.0 Authentication aborted\r\n");
+  EXPECT_TRUE(log_has("warning: unknown[203.0.113.9]: SASL PLAIN authentication aborted"))
+      << log_text();
+  EXPECT_EQ(say("AUTH PLAIN !!!!"),
+            "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
+  EXPECT_TRUE(
+      log_has("warning: unknown[203.0.113.9]: SASL PLAIN authentication failed: bad "
+              "protocol / cancel, sasl_username=(unavailable)"))
+      << log_text();
+}
+
+TEST_F(smtpd_dialogue, failed_auth_log_names_the_user_libsasl2_saw) {
+  connect(submission_, "203.0.113.9");
+  say("EHLO client.example.net");
+  say("AUTH PLAIN " + bad_plain);
+  EXPECT_TRUE(
+      log_has("SASL PLAIN authentication failed: authentication failure, "
+              "sasl_username=smtp-auth@example.com"))
+      << log_text();
+  EXPECT_EQ(say("AUTH PLAIN " + good_plain), "235 2.7.0 Authentication successful\r\n");
 }
 
 }  // namespace
