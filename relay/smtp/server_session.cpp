@@ -1439,7 +1439,7 @@ std::string server_session::command_counts() const {
     r += ' ';
   }
   r += "commands=" + std::to_string(good);
-  if (good != tot) r += "/" + std::to_string(tot);
+  if (good != tot || tot == 0) r += "/" + std::to_string(tot);  // Postfix: "commands=0/0"
   return r;
 }
 

@@ -465,9 +465,10 @@ TEST(ServerSession, CountsWithFailures) {
             "ehlo=1 auth=1 mail=1 rcpt=1/2 data=1 quit=1 unknown=0/1 commands=6/8");
 }
 
+// Observed in testdata/log/postfix-3.7.11-observed.maillog: a client that says nothing.
 TEST(ServerSession, EmptySessionCounts) {
   driver d(main_opts());
-  EXPECT_EQ(d.s.command_counts(), "commands=0");
+  EXPECT_EQ(d.s.command_counts(), "commands=0/0");
 }
 
 TEST(ServerSession, SequenceErrors) {
