@@ -8,6 +8,9 @@
 //   (done marks, deferral reasons), bounces and logs "removed".
 #pragma once
 
+// <utility> first: Boost 1.74's awaitable.hpp uses std::exchange without including it.
+#include <utility>
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -35,8 +38,8 @@ struct next_hop {
   std::string transport = "smtp";  // "smtp", "local", "error", "discard" ...
   std::string host;                // domain (MX lookup) or host (with `no_mx`)
   std::uint16_t port = 25;
-  bool no_mx = false;              // "[host]" form: no MX lookup
-  std::string text;                // for "error:"/"discard:" the reason; else as written
+  bool no_mx = false;  // "[host]" form: no MX lookup
+  std::string text;    // for "error:"/"discard:" the reason; else as written
 };
 
 struct job {
@@ -48,7 +51,7 @@ struct job {
   /// Attributes stored with the message (client_name, sasl_username ...).
   std::vector<std::pair<std::string, std::string>> attributes;
   // Timestamps for Postfix's delay= and delays=a/b/c/d.
-  time_point arrival{};      // message arrival (delay= counts from here)
+  time_point arrival{};        // message arrival (delay= counts from here)
   time_point queued_active{};  // entered the active queue (end of "a")
   time_point handed_over{};    // handed to this agent (end of "b")
   /// Reads content bytes [offset, offset + bytes_max); fewer at the end.

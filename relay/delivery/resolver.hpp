@@ -4,6 +4,9 @@
 // CONTRACT (used by relay/delivery, fakes/dns, harness/sim; change only together).
 #pragma once
 
+// <utility> first: Boost 1.74's awaitable.hpp uses std::exchange without including it.
+#include <utility>
+
 #include <boost/asio/awaitable.hpp>
 
 #include <string>
@@ -14,7 +17,8 @@ namespace relaylab::delivery {
 enum class dns_status {
   ok,        // records found
   nodata,    // the name exists, no records of that type
-  nxdomain,  // "Host or domain name not found. Name service error for name=... type=MX: Host not found"
+  nxdomain,  // "Host or domain name not found. Name service error for name=... type=MX: Host not
+             // found"
   servfail,  // temporary: "Host or domain name not found. ... type=MX: Host not found, try again"
   timeout,   // temporary, after the resolver's own timeout
 };

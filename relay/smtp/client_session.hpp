@@ -39,8 +39,8 @@ using client_timestamp = std::chrono::nanoseconds;
 /// One server reply. `text` holds the reply lines as received (with their codes and "-"),
 /// joined by "\n", without the final line end, like Postfix's smtp_chat_resp.
 struct client_reply {
-  int code = 0;      // three-digit code of the first line; 0 when the reply was malformed
-  std::string dsn;   // enhanced status from the reply, else "<class>.0.0" ("" for code 0)
+  int code = 0;     // three-digit code of the first line; 0 when the reply was malformed
+  std::string dsn;  // enhanced status from the reply, else "<class>.0.0" ("" for code 0)
   std::string text;
   /// Text with line breaks as spaces (Postfix translit(str, "\n", " ")), for log reasons.
   std::string one_line() const;
@@ -52,7 +52,7 @@ struct client_options {
   bool never_send_ehlo = false;         // smtp_never_send_ehlo
   bool use_pipelining = true;           // use PIPELINING when offered
   /// Timeouts per phase (Postfix smtp_*_timeout); auth uses helo_timeout.
-  std::chrono::milliseconds helo_timeout{300000};       // greeting, EHLO/HELO, AUTH
+  std::chrono::milliseconds helo_timeout{300000};  // greeting, EHLO/HELO, AUTH
   std::chrono::milliseconds mail_timeout{300000};
   std::chrono::milliseconds rcpt_timeout{300000};
   std::chrono::milliseconds data_init_timeout{120000};  // DATA → 354
@@ -63,7 +63,7 @@ struct client_options {
   std::size_t reply_line_bytes_max = 2048;  // longer lines are cut (line_length_limit)
   std::size_t reply_bytes_max = 2048;       // text kept per reply (Postfix: line_length_limit)
   std::size_t reply_lines_max = 1000;
-  std::size_t auth_rounds_max = 16;         // 334 challenges per AUTH
+  std::size_t auth_rounds_max = 16;  // 334 challenges per AUTH
 };
 
 /// What the server offered in its EHLO reply.
@@ -170,9 +170,9 @@ struct client_envelope {
   /// Parameters appended to each RCPT when the server offers DSN ("NOTIFY=NEVER ORCPT=..."),
   /// one per recipient or empty.
   std::vector<std::string> rcpt_dsn_parameters;
-  std::uint64_t size = 0;        // SIZE= when offered and non-zero
-  bool body_8bit = false;        // BODY=8BITMIME when offered
-  bool smtputf8 = false;         // SMTPUTF8 when offered
+  std::uint64_t size = 0;           // SIZE= when offered and non-zero
+  bool body_8bit = false;           // BODY=8BITMIME when offered
+  bool smtputf8 = false;            // SMTPUTF8 when offered
   std::string mail_dsn_parameters;  // "RET=HDRS ENVID=x" when the server offers DSN
 };
 

@@ -1,0 +1,89 @@
+// The SMTP delivery agent (Postfix smtp(8)): next hop → MX/addresses → one SMTP session per
+// address until the recipients are done, with Postfix's per-recipient log lines.
+//
+// Depends on injected interfaces only: net::connector (TCP or simulated), net::runtime (clock),
+// delivery::resolver (DNS), log::logger, a random source (equal-preference MX order) and,
+// for smtp_sasl_auth_enable, relay/sasl's client library.
+#pragma once
+
+#include <utility>  // before Boost 1.74 awaitable.hpp (via the contracts), which needs it
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/delivery/agent.hpp"
+#include "relay/delivery/resolver.hpp"
+#include "relay/log/log.hpp"
+#include "relay/maps/maps.hpp"
+#include "relay/net/stream.hpp"
+#include "relay/sasl/sasl.hpp"
+#include "relay/smtp/client_session.hpp"
+
+namespace relaylab::delivery {
+
+enum class address_preference { any, ipv4, ipv6 };  // smtp_address_preference
+
+struct smtp_agent_options {
+  /// smtp_helo_name, timeouts (smtp_helo/mail/rcpt/data_init/data_xfer/data_done/quit/rset_
+  /// timeout), smtp_always_send_ehlo, smtp_never_send_ehlo.
+  smtp::client_options client;
+  std::chrono::milliseconds connect_timeout{30000};  // smtp_connect_timeout
+  bool inet_ipv4 = true;                             // inet_protocols
+  bool inet_ipv6 = true;
+  address_preference preference = address_preference::any;
+  std::size_t mx_address_limit = 5;  // smtp_mx_address_limit (0 = no limit)
+  std::size_t mx_session_limit = 2;  // smtp_mx_session_limit (0 = no limit)
+  bool skip_5xx_greeting = true;     // smtp_skip_5xx_greeting
+  // SASL (smtp_sasl_auth_enable, smtp_sasl_password_maps, smtp_sasl_security_options,
+  // smtp_sasl_mechanism_filter). `sasl_library` must be set when sasl_auth_enable.
+  bool sasl_auth_enable = false;
+  std::shared_ptr<const maps::table> sasl_password_maps;
+  sasl::security_options sasl_security;            // Postfix default: noplaintext, noanonymous
+  std::vector<std::string> sasl_mechanism_filter;  // empty = no filter
+  std::shared_ptr<sasl::client_library> sasl_library;
+  std::size_t content_chunk_bytes = 64 * 1024;  // read_content chunk and body write size
+  std::size_t io_iterations_max = 1'000'000;    // bound on reads/writes per session
+  log::origin origin{"postfix", "smtp", 0};
+};
+
+/// Returns a value in [0, bound); used to shuffle equal-preference MX hosts.
+using random_source = std::function<std::size_t(std::size_t bound)>;
+
+class smtp_agent final : public agent {
+ public:
+  /// All references must outlive the agent.
+  smtp_agent(smtp_agent_options options, net::connector& connector, net::runtime& runtime,
+             resolver& dns, log::logger& logger, random_source random);
+  /// Delivers to every recipient of `j` (transport "smtp"; others are deferred with
+  /// "4.3.5 ... mail transport unavailable"). Never throws; every recipient gets an outcome.
+  boost::asio::awaitable<std::vector<recipient_outcome>> deliver(const job& j) override;
+
+ private:
+  struct state;
+  smtp_agent_options options_;
+  net::connector& connector_;
+  net::runtime& runtime_;
+  resolver& dns_;
+  log::logger& logger_;
+  random_source random_;
+};
+
+/// Postfix's format_tv with 2 significant digits and delay_logging_resolution_limit=2:
+/// 1.2, 0.06, 0.01, 0, 12, 123.
+std::string format_delay(std::chrono::microseconds d);
+
+/// The per-recipient log text: "ID: to=<a>, [orig_to=<o>, ]relay=R, delay=D,
+/// delays=a/b/c/d, dsn=X, status=S (reason)".
+struct delivery_times {
+  time_point arrival, queued_active, handed_over;
+  std::optional<time_point> conn_setup_done;
+  time_point done;
+};
+std::string delivery_log_line(std::string_view queue_id, const job_recipient& r,
+                              const recipient_outcome& o, const delivery_times& t);
+
+}  // namespace relaylab::delivery

@@ -1,0 +1,170 @@
+#include "relay/net/tcp_stream.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <cstring>
+#include <memory>
+
+namespace relaylab::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+// Shared between an operation and its timeout timer: the timer may fire after the operation
+// completed (both handlers already queued), so it must know not to touch the socket then.
+struct op_state {
+  bool done = false;
+  bool expired = false;
+};
+
+// Arms a timer that runs `on_expiry` unless the operation finished first.
+template <class F>
+std::shared_ptr<op_state> arm(asio::steady_timer& timer, duration timeout, F on_expiry) {
+  auto st = std::make_shared<op_state>();
+  timer.expires_after(timeout);
+  timer.async_wait([st, on_expiry](const boost::system::error_code& e) mutable {
+    if (!e && !st->done) {
+      st->expired = true;
+      on_expiry();
+    }
+  });
+  return st;
+}
+
+}  // namespace
+
+std::error_code normalize_error(const std::error_code& ec) {
+  if (!ec) return ec;
+  for (const std::errc e : {std::errc::network_unreachable, std::errc::connection_refused,
+                            std::errc::timed_out, std::errc::host_unreachable}) {
+    if (ec == e) return std::make_error_code(e);
+  }
+  return ec;
+}
+
+std::string error_text(const std::error_code& ec) {
+  const std::error_code n = normalize_error(ec);
+  if (n.category() == std::generic_category() || n.category() == std::system_category()) {
+    char buf[256];
+    // GNU strerror_r returns the text (not always in buf).
+    return ::strerror_r(n.value(), buf, sizeof buf);
+  }
+  return n.message();
+}
+
+tcp_byte_stream::tcp_byte_stream(tcp::socket socket) : socket_(std::move(socket)) {}
+
+tcp_byte_stream::~tcp_byte_stream() { close(); }
+
+asio::awaitable<std::size_t> tcp_byte_stream::read_some(std::span<char> buffer, duration timeout,
+                                                        std::error_code& ec) {
+  ec.clear();
+  asio::steady_timer timer(socket_.get_executor());
+  auto st = arm(timer, timeout, [this] {
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+  });
+  boost::system::error_code bec;
+  const std::size_t n = co_await socket_.async_read_some(
+      asio::buffer(buffer.data(), buffer.size()), asio::redirect_error(asio::use_awaitable, bec));
+  st->done = true;
+  timer.cancel();
+  if (st->expired) {
+    ec = std::make_error_code(std::errc::timed_out);
+  } else if (bec) {
+    ec = normalize_error(bec);
+  }
+  co_return n;
+}
+
+asio::awaitable<void> tcp_byte_stream::write_all(std::span<const char> data, duration timeout,
+                                                 std::error_code& ec) {
+  ec.clear();
+  asio::steady_timer timer(socket_.get_executor());
+  auto st = arm(timer, timeout, [this] {
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+  });
+  boost::system::error_code bec;
+  co_await asio::async_write(socket_, asio::buffer(data.data(), data.size()),
+                             asio::redirect_error(asio::use_awaitable, bec));
+  st->done = true;
+  timer.cancel();
+  if (st->expired) {
+    ec = std::make_error_code(std::errc::timed_out);
+  } else if (bec) {
+    ec = normalize_error(bec);
+  }
+}
+
+void tcp_byte_stream::close() noexcept {
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+std::string tcp_byte_stream::local_address() const {
+  boost::system::error_code ec;
+  const auto ep = socket_.local_endpoint(ec);
+  if (ec) return {};
+  return ep.address().to_string();
+}
+
+tcp_connector::tcp_connector(asio::any_io_executor executor) : executor_(std::move(executor)) {}
+
+asio::awaitable<std::unique_ptr<byte_stream>> tcp_connector::connect(std::string address,
+                                                                     std::uint16_t port,
+                                                                     duration timeout,
+                                                                     std::error_code& ec) {
+  ec.clear();
+  boost::system::error_code bec;
+  const auto addr = asio::ip::make_address(address, bec);
+  if (bec) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    co_return nullptr;
+  }
+  tcp::socket socket(executor_);
+  asio::steady_timer timer(executor_);
+  auto st = arm(timer, timeout, [&socket] {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  });
+  co_await socket.async_connect(tcp::endpoint(addr, port),
+                                asio::redirect_error(asio::use_awaitable, bec));
+  st->done = true;
+  timer.cancel();
+  if (st->expired) {
+    ec = std::make_error_code(std::errc::timed_out);
+    co_return nullptr;
+  }
+  if (bec) {
+    ec = normalize_error(bec);
+    co_return nullptr;
+  }
+  socket.set_option(tcp::no_delay(true), bec);
+  co_return std::make_unique<tcp_byte_stream>(std::move(socket));
+}
+
+system_runtime::system_runtime(asio::any_io_executor executor) : executor_(std::move(executor)) {}
+
+asio::any_io_executor system_runtime::executor() { return executor_; }
+
+std::chrono::system_clock::time_point system_runtime::now() {
+  return std::chrono::system_clock::now();
+}
+
+asio::awaitable<void> system_runtime::sleep_for(duration d) {
+  asio::steady_timer timer(executor_);
+  timer.expires_after(d);
+  boost::system::error_code ignored;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+}  // namespace relaylab::net
