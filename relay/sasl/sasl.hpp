@@ -158,6 +158,15 @@ class server_session {
   /// there: a bad-base64 failure then logs sasl_username=(unavailable), not an earlier user.
   void reset();
 
+  // --- Addition (bench/, to separate the password store's cost from the mechanism's) ---
+
+  /// Checks a plaintext password with libsasl2's sasl_checkpass on a fresh handle (as start()
+  /// uses): the configured pwcheck_method (auxprop: the sasldb plugin's lookups and the
+  /// comparison) without any mechanism. Not used by the SMTP path.
+  /// Errors: failure with libsasl2's reason ("authentication failure" for a wrong password or
+  /// unknown user, as start() reports them); SASL_BADPARAM for a NUL in user or password.
+  step_result check_password(std::string_view user, std::string_view password);
+
  private:
   server_session() = default;
   struct impl;

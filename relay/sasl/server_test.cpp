@@ -320,5 +320,25 @@ TEST(server, session_create_rejects_null_library) {
   EXPECT_FALSE(error.empty());
 }
 
+// check_password() (an addition for bench/): sasl_checkpass through the same sasldb, and a
+// following AUTH still works on a fresh handle.
+TEST(server, check_password_uses_the_sasldb) {
+  auto s = session(process_library());
+  const auto good = s->check_password("smtp-auth@example.com", "pass");
+  EXPECT_EQ(good.state, status::success) << good.reason;
+  const auto again = s->check_password("smtp-auth@example.com", "pass");
+  EXPECT_EQ(again.state, status::success) << again.reason;
+  const auto bad = s->check_password("smtp-auth@example.com", "wrong");
+  ASSERT_EQ(bad.state, status::failure);
+  EXPECT_EQ(bad.reason, "authentication failure");
+  const auto nobody = s->check_password("nobody@example.com", "pass");
+  ASSERT_EQ(nobody.state, status::failure);
+  EXPECT_EQ(nobody.reason, "authentication failure");
+  EXPECT_EQ(s->check_password(std::string_view("smtp-auth\0x", 11), "pass").sasl_code,
+            SASL_BADPARAM);
+  const auto r = s->start("PLAIN", plain("", "smtp-auth@example.com", "pass"));
+  EXPECT_EQ(r.state, status::success) << r.reason;
+}
+
 }  // namespace
 }  // namespace relaylab::sasl

@@ -320,8 +320,11 @@ struct client_session::impl {
         return;
       }
       std::string cmd = "AUTH " + s.mechanism;
-      if (s.response)
-        cmd += s.response->empty() ? std::string(" =") : " " + base64_encode(*s.response);
+      if (s.response) {
+        // Appended in two steps: GCC 12 at -O3 reports a false -Wrestrict for " " + string.
+        cmd += ' ';
+        cmd += s.response->empty() ? std::string("=") : base64_encode(*s.response);
+      }
       queue(client_stage::auth, std::move(cmd));
       state = client_state::auth;
       flush(now);

@@ -1435,7 +1435,12 @@ std::string server_session::command_counts() const {
     r += cmd_names[k];
     r += '=';
     r += std::to_string(s.ok[k]);
-    if (s.ok[k] != s.total[k]) r += "/" + std::to_string(s.total[k]);
+    // Appended piecewise: GCC 12 at -O3 misreads `"/" + std::to_string(..)` here as an
+    // overlapping memcpy (-Wrestrict), which breaks -Werror Release builds.
+    if (s.ok[k] != s.total[k]) {
+      r += '/';
+      r += std::to_string(s.total[k]);
+    }
     r += ' ';
   }
   r += "commands=" + std::to_string(good);
