@@ -2,15 +2,25 @@
 //
 // Order: load main.cf/master.cf (warnings to stderr; fatal → exit 2), print the resolved
 // options, open the maillog, initialise SASL when a service enables it, open and recover the
-// spool, build one smtpd::service per inet service, bind every listener, then signal
-// readiness: "ready" on stdout (a line of its own, flushed), or "ready\n" written to --ready-fd
-// and that descriptor closed. SIGTERM/SIGINT: stop accepting, let sessions finish (bounded),
-// exit 0.
+// spool, start the queue manager (with the smtp and local delivery agents) on a thread of its
+// own, build one smtpd::service per inet service, bind every listener, write
+// queue_directory/pid/master.pid, then signal readiness: "ready" on stdout (a line of its own,
+// flushed), or "ready\n" written to --ready-fd and that descriptor closed. SIGTERM/SIGINT: stop
+// accepting, let sessions finish (bounded), stop the queue manager, exit 0. SIGUSR1: flush the
+// deferred queue (what `relaylab queue flush` sends, like Postfix's postqueue -f).
+#include <utility>  // before Boost 1.74 awaitable.hpp, which needs it
+
 #include "harness/cli/commands.hpp"
 #include "relay/config/config.hpp"
+#include "relay/delivery/smtp_agent.hpp"
+#include "relay/delivery/system_resolver.hpp"
 #include "relay/log/log.hpp"
 #include "relay/net/daemon.hpp"
 #include "relay/net/smtpd_glue.hpp"
+#include "relay/net/tcp_stream.hpp"
+#include "relay/qmgr/local_agent.hpp"
+#include "relay/qmgr/log_gate.hpp"
+#include "relay/qmgr/qmgr.hpp"
 #include "relay/queue/spool.hpp"
 #include "relay/queue/storage.hpp"
 #include "relay/sasl/sasl.hpp"
@@ -19,17 +29,22 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+
+#include <thread>
 
 #ifndef RELAYLAB_VERSION
 #define RELAYLAB_VERSION "unknown"
@@ -157,6 +172,83 @@ int run_relay(const relay_args& a) {
   }
   spool.start_background();
 
+  // 5b. Queue manager and delivery agents, on an io_context and thread of their own: spool
+  // fsyncs and delivery must never stall the smtpd sessions.
+  boost::asio::io_context qmgr_io;
+  net::system_runtime qmgr_runtime(qmgr_io.get_executor());
+  net::tcp_connector connector(qmgr_io.get_executor());
+  delivery::system_resolver resolver;
+  std::string route_error;
+  auto routing = qmgr::routing_from_config(cfg.main, route_error);
+  if (!routing) {
+    std::cerr << "relaylab relay: fatal: " << route_error << "\n";
+    return exit_usage;
+  }
+  delivery::smtp_agent_options ao;
+  ao.client.helo_name = cfg.main.get("smtp_helo_name");
+  ao.connect_timeout = cfg.main.get_time("smtp_connect_timeout");
+  ao.client.helo_timeout = cfg.main.get_time("smtp_helo_timeout");
+  ao.client.mail_timeout = cfg.main.get_time("smtp_mail_timeout");
+  ao.client.rcpt_timeout = cfg.main.get_time("smtp_rcpt_timeout");
+  ao.client.data_init_timeout = cfg.main.get_time("smtp_data_init_timeout");
+  ao.client.data_xfer_timeout = cfg.main.get_time("smtp_data_xfer_timeout");
+  ao.client.data_done_timeout = cfg.main.get_time("smtp_data_done_timeout");
+  ao.client.quit_timeout = cfg.main.get_time("smtp_quit_timeout");
+  const auto has_protocol = [&](std::string_view p) {
+    return std::find(inet_protocols.begin(), inet_protocols.end(), p) != inet_protocols.end() ||
+           std::find(inet_protocols.begin(), inet_protocols.end(), "all") != inet_protocols.end();
+  };
+  ao.inet_ipv4 = has_protocol("ipv4");
+  ao.inet_ipv6 = has_protocol("ipv6");
+  ao.origin = {cfg.main.get("syslog_name"), "smtp", pid};
+  auto agent_random = std::make_shared<std::mt19937_64>(rd());
+  // The agents log through a gate: their "status=sent" lines reach the maillog only after
+  // the queue manager made the done marks durable (see relay/qmgr/log_gate.hpp).
+  log::logger agent_logger(
+      {cfg.main.get("myhostname"), [] { return std::chrono::system_clock::now(); }});
+  auto gate_sink = std::make_unique<qmgr::log_gate>(logger);
+  qmgr::log_gate* gate = gate_sink.get();
+  agent_logger.add_sink(std::move(gate_sink));
+  delivery::smtp_agent smtp_agent(
+      ao, connector, qmgr_runtime, resolver, agent_logger,
+      [agent_random](std::size_t bound) { return bound == 0 ? 0 : (*agent_random)() % bound; });
+  qmgr::local_options lo;
+  lo.mail_spool_directory = cfg.main.get("mail_spool_directory");
+  lo.home_mailbox = cfg.main.get("home_mailbox");
+  lo.myhostname = cfg.main.get("myhostname");
+  for (const auto& spec : cfg.main.get_list("local_recipient_maps")) {
+    std::string error;
+    if (auto t = maps::open(spec, error)) {
+      lo.local_recipient_maps.push_back(std::move(t));
+    } else {
+      std::cerr << "relaylab relay: warning: local_recipient_maps: " << error << "\n";
+    }
+  }
+  qmgr::local_agent local_agent(lo, qmgr_runtime, &agent_logger,
+                                {cfg.main.get("syslog_name"), "local", pid});
+  auto qo = qmgr::options_from_config(cfg.main, {"smtp", "relay", "local"});
+  qo.pid = pid;
+  qo.gate = gate;
+  qmgr::manager qmgr(spool, qmgr_runtime, logger, qmgr::router(std::move(*routing)), qo);
+  qmgr.add_transport("smtp", smtp_agent);
+  qmgr.add_transport("local", local_agent);
+  qmgr.adopt(report);
+  qmgr.start();
+  auto qmgr_work = boost::asio::make_work_guard(qmgr_io);
+  std::thread qmgr_thread([&qmgr_io] { qmgr_io.run(); });
+  struct qmgr_stopper {
+    qmgr::manager& qm;
+    decltype(qmgr_work)& work;
+    boost::asio::io_context& io;
+    std::thread& thread;
+    ~qmgr_stopper() {
+      qm.stop();
+      work.reset();
+      io.stop();
+      if (thread.joinable()) thread.join();
+    }
+  } stop_qmgr{qmgr, qmgr_work, qmgr_io, qmgr_thread};
+
   // 6. Services and listeners.
   boost::asio::io_context io;
   net::daemon_options dopt;
@@ -171,6 +263,7 @@ int run_relay(const relay_args& a) {
     deps.sasl = sasl_lib;
     deps.wall_clock = [] { return std::chrono::system_clock::now(); };
     deps.pid = pid;
+    deps.on_queued = [&qmgr](const std::string& id) { qmgr.notify_new_message(id); };
     std::vector<config::diagnostic> diags;
     auto service = smtpd::service::create(cfg, svc, deps, diags);
     bool fatal = false;
@@ -214,14 +307,28 @@ int run_relay(const relay_args& a) {
 
   // 7. Signals, pid file, readiness.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::signal_set flush_signal(io, SIGUSR1);
   signals.async_wait([&](const boost::system::error_code& e, int signo) {
     if (e) return;
     logger.info(master, "terminating on signal " + std::to_string(signo));
     daemon.stop();
+    flush_signal.cancel();
   });
   if (!a.pid_file.empty()) {
     std::ofstream(a.pid_file) << pid << "\n";
   }
+  // Where `relaylab queue flush` finds the relay, as Postfix keeps master.pid.
+  std::filesystem::create_directories(std::filesystem::path(queue_dir) / "pid", mk);
+  std::ofstream(std::filesystem::path(queue_dir) / "pid" / "master.pid")
+      << std::setw(10) << pid << "\n";
+  std::function<void()> await_flush = [&] {
+    flush_signal.async_wait([&](const boost::system::error_code& e, int) {
+      if (e) return;
+      qmgr.flush();
+      await_flush();
+    });
+  };
+  await_flush();
   logger.info(master, std::string("daemon started -- version relaylab ") + RELAYLAB_VERSION +
                           ", configuration " + cfg.config_dir.string());
   daemon.start();
@@ -236,6 +343,11 @@ int run_relay(const relay_args& a) {
   }
 
   io.run();
+  qmgr.stop();
+  qmgr_work.reset();
+  qmgr_io.stop();
+  qmgr_thread.join();
+  std::filesystem::remove(std::filesystem::path(queue_dir) / "pid" / "master.pid", mk);
   spool.stop_background();
   logger.info(master, "daemon stopped");
   logger.flush();

@@ -24,6 +24,20 @@ subcommand add_sasldb(CLI::App& root);
 #endif
 #if RELAYLAB_HAVE_RELAY
 subcommand add_relay(CLI::App& root);
+subcommand add_queue(CLI::App& root);
+#endif
+#if RELAYLAB_HAVE_TOPOLOGY
+subcommand add_check(CLI::App& root);
+subcommand add_draw(CLI::App& root);
+#endif
+#if RELAYLAB_HAVE_RUNNER
+subcommand add_run(CLI::App& root);
+#endif
+#if RELAYLAB_HAVE_FAKES
+subcommand add_mx(CLI::App& root);
+subcommand add_send(CLI::App& root);
+subcommand add_load(CLI::App& root);
+subcommand add_dialogue(CLI::App& root);
 #endif
 
 }  // namespace relaylab::cli

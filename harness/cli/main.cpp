@@ -14,6 +14,20 @@ int main(int argc, char** argv) {
 #endif
 #if RELAYLAB_HAVE_RELAY
   commands.push_back(add_relay(root));
+  commands.push_back(add_queue(root));
+#endif
+#if RELAYLAB_HAVE_TOPOLOGY
+  commands.push_back(add_check(root));
+  commands.push_back(add_draw(root));
+#endif
+#if RELAYLAB_HAVE_RUNNER
+  commands.push_back(add_run(root));
+#endif
+#if RELAYLAB_HAVE_FAKES
+  commands.push_back(add_mx(root));
+  commands.push_back(add_send(root));
+  commands.push_back(add_load(root));
+  commands.push_back(add_dialogue(root));
 #endif
   try {
     root.parse(argc, argv);

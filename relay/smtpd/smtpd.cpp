@@ -291,12 +291,15 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     slot->queue_id = message_.queue_id();
     commit_ = slot;
     auto notify = notify_;
-    deps_.spool->commit(std::move(message_), [slot, notify](const queue::commit_status& s) {
+    auto on_queued = deps_.on_queued;
+    deps_.spool->commit(std::move(message_), [slot, notify, on_queued](
+                                                 const queue::commit_status& s) {
       {
         std::lock_guard lock(slot->mutex);
         slot->done = true;
         slot->status = s;
       }
+      if (!s.ec && on_queued) on_queued(slot->queue_id);
       if (notify) notify();
     });
   }

@@ -34,6 +34,9 @@ struct dependencies {
   /// Wall-clock time for Received: headers and log stamps.
   std::function<std::chrono::system_clock::time_point()> wall_clock;
   int pid = 0;  // shown as postfix/smtpd[pid]
+  /// Called once a message is durably queued (before the 250 reply is sent), from the spool's
+  /// committer thread: the queue manager's notify_new_message. May be empty.
+  std::function<void(const std::string& queue_id)> on_queued;
 };
 
 struct endpoint {

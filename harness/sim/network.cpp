@@ -1,0 +1,993 @@
+#include "harness/sim/network.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+namespace relaylab::sim {
+
+namespace asio = boost::asio;
+using bec = boost::system::error_code;
+
+namespace {
+
+// net::duration is milliseconds; a caller's "forever" (max) must not overflow nanoseconds.
+duration clamp(net::duration d) {
+  constexpr auto limit =
+      std::chrono::duration_cast<net::duration>(std::chrono::hours(24 * 365 * 100));
+  return d > limit ? duration::max() : duration(d);
+}
+
+bec generic(std::errc e) { return bec(static_cast<int>(e), boost::system::generic_category()); }
+
+// A representative ephemeral port for stateless return-traffic checks (Linux's range starts
+// here; AWS documents 1024-65535 for NACL return rules).
+constexpr std::uint16_t ephemeral_port_probe = 32768;
+
+link_spec combine(const link_spec& a, const link_spec& b) {
+  link_spec out;
+  out.latency = a.latency + b.latency;
+  out.jitter = a.jitter + b.jitter;
+  if (a.bandwidth_bps == 0) {
+    out.bandwidth_bps = b.bandwidth_bps;
+  } else if (b.bandwidth_bps == 0) {
+    out.bandwidth_bps = a.bandwidth_bps;
+  } else {
+    out.bandwidth_bps = std::min(a.bandwidth_bps, b.bandwidth_bps);
+  }
+  out.loss = 1 - (1 - a.loss) * (1 - b.loss);
+  return out;
+}
+
+bool port_in(std::uint16_t p, std::uint16_t from, std::uint16_t to) { return p >= from && p <= to; }
+
+bool tcp_protocol(const std::string& proto) {
+  return proto == "tcp" || proto == "all" || proto == "-1" || proto == "6";
+}
+
+}  // namespace
+
+std::string_view to_string(verdict v) noexcept {
+  switch (v) {
+    case verdict::connected:
+      return "connected";
+    case verdict::unreachable:
+      return "unreachable";
+    case verdict::dropped:
+      return "dropped";
+    case verdict::refused:
+      return "refused";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection state.
+
+struct end_state {
+  std::string host;
+  std::string address;  // local address as this end sees it
+  std::uint16_t port = 0;
+  std::string peer_address;  // the other end as this end sees it (dialled, or after NAT)
+  std::uint16_t peer_port = 0;
+  std::uint64_t incarnation = 0;
+  std::string inbox;
+  bool eof = false;     // FIN received
+  bool closed = false;  // closed locally
+  bool dead = false;    // its host crashed
+  bec error;            // sticky: reset, timed_out
+  std::unique_ptr<detail::pending_op> read_op;
+  std::vector<asio::mutable_buffer> read_bufs;
+  event_handle read_timeout;
+  std::unique_ptr<detail::pending_op> write_op;
+  std::string write_data;
+  event_handle write_timeout;
+  // This end's outbound direction.
+  std::size_t in_flight = 0;
+  time_point link_free{0};
+  time_point last_arrival{0};
+};
+
+struct connection_state : std::enable_shared_from_this<connection_state> {
+  network* net = nullptr;
+  world* w = nullptr;
+  link_spec path;
+  std::vector<std::string> links;
+  end_state ends[2];
+
+  ~connection_state() {
+    if (net) net->forget(this);
+  }
+
+  void complete_read(int side, bec ec, std::size_t n) {
+    auto& e = ends[side];
+    e.read_timeout.cancel();
+    e.read_bufs.clear();
+    auto op = std::move(e.read_op);
+    if (op && !w->shutting_down()) op->complete(ec, n);
+  }
+  void complete_write(int side, bec ec, std::size_t n) {
+    auto& e = ends[side];
+    e.write_timeout.cancel();
+    e.write_data.clear();
+    auto op = std::move(e.write_op);
+    if (op && !w->shutting_down()) op->complete(ec, n);
+  }
+
+  // Fills a pending read from the inbox, or reports EOF/error, if it can.
+  void service_read(int side) {
+    auto& e = ends[side];
+    if (!e.read_op) return;
+    if (!e.inbox.empty()) {
+      std::size_t n = 0;
+      for (auto& b : e.read_bufs) {
+        const std::size_t k = std::min(b.size(), e.inbox.size() - n);
+        std::memcpy(b.data(), e.inbox.data() + n, k);
+        n += k;
+        if (n == e.inbox.size()) break;
+      }
+      e.inbox.erase(0, n);
+      complete_read(side, {}, n);
+      service_write(1 - side);  // the window opened
+      return;
+    }
+    if (e.error) {
+      complete_read(side, e.error, 0);
+    } else if (e.eof) {
+      complete_read(side, asio::error::eof, 0);
+    }
+  }
+
+  std::size_t window_space(int side) const {
+    const auto& e = ends[side];
+    const std::size_t used = e.in_flight + ends[1 - side].inbox.size();
+    const std::size_t window = net ? net->limits().window_bytes : 0;
+    return used >= window ? 0 : window - used;
+  }
+
+  // Sends what a pending write can send now.
+  void service_write(int side) {
+    auto& e = ends[side];
+    if (!e.write_op) return;
+    if (e.error) {
+      complete_write(side, e.error, 0);
+      return;
+    }
+    const std::size_t space = window_space(side);
+    if (space == 0) return;
+    const std::size_t seg = net ? net->limits().segment_bytes : 65536;
+    const std::size_t n = std::min({space, e.write_data.size(), seg});
+    transmit(side, e.write_data.substr(0, n), false);
+    complete_write(side, {}, n);
+  }
+
+  duration one_way(std::size_t bytes, end_state& from) {
+    duration d = path.latency;
+    if (path.jitter.count() > 0) {
+      d += duration(w->random_between(0, static_cast<std::uint64_t>(path.jitter.count())));
+    }
+    if (path.loss > 0 && w->chance(path.loss)) {
+      d += net ? net->limits().retransmit_first : duration(std::chrono::milliseconds(200));
+    }
+    time_point start = std::max(w->now(), from.link_free);
+    if (path.bandwidth_bps > 0) {
+      const auto tx =
+          duration(static_cast<std::int64_t>((static_cast<long double>(bytes) * 8 * 1e9) /
+                                             static_cast<long double>(path.bandwidth_bps)));
+      from.link_free = start + tx;
+      start = from.link_free;
+    }
+    return (start - w->now()) + d;
+  }
+
+  void transmit(int side, std::string data, bool fin) {
+    auto& e = ends[side];
+    e.in_flight += data.size();
+    time_point at = w->now() + one_way(data.size(), e);
+    at = std::max(at, e.last_arrival);  // in order
+    e.last_arrival = at;
+    auto self = shared_from_this();
+    w->schedule_at(at, [self, side, d = std::move(data), fin]() mutable {
+      self->deliver(side, std::move(d), fin, 0);
+    });
+  }
+
+  void deliver(int side, std::string data, bool fin, int attempt) {
+    auto& from = ends[side];
+    auto& to = ends[1 - side];
+    if (from.dead || !net) {
+      from.in_flight -= std::min(from.in_flight, data.size());
+      return;
+    }
+    if (!net->path_open(links, from.host, to.host)) {
+      if (attempt >= net->limits().retransmits_max) {
+        from.in_flight -= std::min(from.in_flight, data.size());
+        fail(side, generic(std::errc::timed_out));
+        return;
+      }
+      duration backoff = net->limits().retransmit_first * (1ll << std::min(attempt, 20));
+      backoff = std::min(backoff, net->limits().retransmit_max);
+      auto self = shared_from_this();
+      w->schedule_after(backoff, [self, side, d = std::move(data), fin, attempt]() mutable {
+        self->deliver(side, std::move(d), fin, attempt + 1);
+      });
+      return;
+    }
+    from.in_flight -= std::min(from.in_flight, data.size());
+    if (to.dead || net->incarnation(to.host) != to.incarnation) {
+      fail(side, generic(std::errc::connection_reset));  // the peer rebooted: RST
+      return;
+    }
+    if (to.closed) {
+      // Data for a socket that is gone: the peer's stack answers with a reset.
+      if (!data.empty()) fail(side, generic(std::errc::connection_reset));
+      return;
+    }
+    to.inbox += data;
+    if (fin) to.eof = true;
+    service_read(1 - side);
+  }
+
+  void fail(int side, bec ec) {
+    auto& e = ends[side];
+    if (!e.error) e.error = ec;
+    service_read(side);
+    service_write(side);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// socket
+
+socket::socket(std::shared_ptr<connection_state> c, int side) : c_(std::move(c)), side_(side) {}
+
+socket::~socket() { close(); }
+
+socket::executor_type socket::get_executor() const noexcept { return c_->w->executor(); }
+
+bool socket::is_open() const noexcept { return !c_->ends[side_].closed; }
+
+const std::string& socket::local_address() const noexcept { return c_->ends[side_].address; }
+std::uint16_t socket::local_port() const noexcept { return c_->ends[side_].port; }
+const std::string& socket::remote_address() const noexcept { return c_->ends[side_].peer_address; }
+std::uint16_t socket::remote_port() const noexcept { return c_->ends[side_].peer_port; }
+const std::string& socket::host() const noexcept { return c_->ends[side_].host; }
+
+void socket::close(bec& ec) {
+  ec = {};
+  auto& e = c_->ends[side_];
+  if (e.closed) return;
+  e.closed = true;
+  c_->complete_read(side_, asio::error::operation_aborted, 0);
+  c_->complete_write(side_, asio::error::operation_aborted, 0);
+  e.inbox.clear();
+  if (!e.dead && !e.error) c_->transmit(side_, std::string(), true);
+}
+
+void socket::start_read(std::vector<asio::mutable_buffer> bufs, duration timeout,
+                        std::unique_ptr<detail::pending_op> op) {
+  auto& e = c_->ends[side_];
+  if (e.closed || e.read_op) {
+    op->complete(e.closed ? bec(asio::error::bad_descriptor) : bec(asio::error::in_progress), 0);
+    return;
+  }
+  if (asio::buffer_size(bufs) == 0) {
+    op->complete({}, 0);
+    return;
+  }
+  e.read_op = std::move(op);
+  e.read_bufs = std::move(bufs);
+  c_->service_read(side_);
+  if (e.read_op && timeout != duration::max()) {
+    std::weak_ptr<connection_state> weak = c_;
+    const int side = side_;
+    e.read_timeout = c_->w->schedule_after(timeout, [weak, side] {
+      if (auto c = weak.lock()) c->complete_read(side, generic(std::errc::timed_out), 0);
+    });
+  }
+}
+
+void socket::start_write(std::string data, duration timeout,
+                         std::unique_ptr<detail::pending_op> op) {
+  auto& e = c_->ends[side_];
+  if (e.closed || e.write_op) {
+    op->complete(e.closed ? bec(asio::error::bad_descriptor) : bec(asio::error::in_progress), 0);
+    return;
+  }
+  if (e.error) {
+    op->complete(e.error, 0);
+    return;
+  }
+  if (data.empty()) {
+    op->complete({}, 0);
+    return;
+  }
+  e.write_op = std::move(op);
+  e.write_data = std::move(data);
+  c_->service_write(side_);
+  if (e.write_op && timeout != duration::max()) {
+    std::weak_ptr<connection_state> weak = c_;
+    const int side = side_;
+    e.write_timeout = c_->w->schedule_after(timeout, [weak, side] {
+      if (auto c = weak.lock()) c->complete_write(side, generic(std::errc::timed_out), 0);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// byte_stream_adapter
+
+namespace {
+std::error_code to_std(const bec& ec) {
+  if (ec.category() == boost::system::generic_category() ||
+      ec.category() == boost::system::system_category()) {
+    return std::error_code(ec.value(), std::generic_category());
+  }
+  return ec;  // asio's own categories (eof, operation_aborted) keep theirs
+}
+}  // namespace
+
+asio::awaitable<std::size_t> byte_stream_adapter::read_some(std::span<char> buffer,
+                                                            net::duration timeout,
+                                                            std::error_code& ec) {
+  bec e;
+  const std::size_t n =
+      co_await s_->async_read_some_for(asio::buffer(buffer.data(), buffer.size()), clamp(timeout),
+                                       asio::redirect_error(asio::use_awaitable, e));
+  ec = to_std(e);
+  co_return n;
+}
+
+asio::awaitable<void> byte_stream_adapter::write_all(std::span<const char> data,
+                                                     net::duration timeout, std::error_code& ec) {
+  ec = {};
+  world& w = *world::from(s_->get_executor());
+  const duration limit = clamp(timeout);
+  const time_point deadline =
+      limit >= time_point::max() - w.now() ? time_point::max() : w.now() + limit;
+  std::size_t done = 0;
+  for (std::size_t i = 0; done < data.size() && i < data.size() + 1; ++i) {
+    const auto left = deadline == time_point::max() ? duration::max()
+                      : deadline > w.now()          ? deadline - w.now()
+                                                    : duration(0);
+    bec e;
+    const std::size_t n =
+        co_await s_->async_write_some_for(asio::buffer(data.data() + done, data.size() - done),
+                                          left, asio::redirect_error(asio::use_awaitable, e));
+    done += n;
+    if (e) {
+      ec = to_std(e);
+      co_return;
+    }
+  }
+}
+
+void byte_stream_adapter::close() noexcept { s_->close(); }
+
+std::string byte_stream_adapter::local_address() const { return s_->local_address(); }
+
+// ---------------------------------------------------------------------------------------------
+// network model
+
+struct network::subnet_state {
+  const subnet_spec* spec = nullptr;
+  const vpc_spec* vpc = nullptr;
+  cidr v4;
+  std::optional<cidr> v6;
+  const route_table_spec* routes = nullptr;
+  const nacl_spec* nacl = nullptr;
+};
+
+struct network::vpc_state {
+  const vpc_spec* spec = nullptr;
+  std::map<std::string, subnet_state> subnets;
+};
+
+struct network::host_state {
+  const host_spec* spec = nullptr;
+  const subnet_state* subnet = nullptr;  // null: on the internet
+  std::optional<ip_address> v4, public_v4, v6;
+  bool up = true;
+  std::uint64_t incarnation = 0;
+  std::map<std::uint16_t, accept_handler> listeners;
+};
+
+network::network(world& w, network_spec spec, std::vector<network_error>& errors,
+                 network_limits limits)
+    : world_(w), spec_(std::move(spec)), limits_(limits) {
+  auto err = [&](std::string s) { errors.push_back({std::move(s)}); };
+  std::map<std::string, const subnet_state*> subnets;
+  std::map<std::string, const nacl_spec*> nacls;
+  for (const auto& v : spec_.vpcs) {
+    auto vs = std::make_unique<vpc_state>();
+    vs->spec = &v;
+    if (!parse_cidr(v.cidr)) err("vpc " + v.name + ": bad cidr '" + v.cidr + "'");
+    for (const auto& sg : v.security_groups) sgs_[sg.name] = sg;
+    for (const auto& n : v.nacls) nacls[n.name] = &n;
+    for (const auto& s : v.subnets) {
+      subnet_state st;
+      st.spec = &s;
+      st.vpc = &v;
+      if (auto c = parse_cidr(s.cidr)) {
+        st.v4 = *c;
+      } else {
+        err("subnet " + s.name + ": bad cidr '" + s.cidr + "'");
+      }
+      if (!s.cidr6.empty()) {
+        st.v6 = parse_cidr(s.cidr6);
+        if (!st.v6) err("subnet " + s.name + ": bad cidr6 '" + s.cidr6 + "'");
+      }
+      for (const auto& rt : v.route_tables) {
+        if (rt.name == s.route_table) st.routes = &rt;
+      }
+      if (!st.routes) err("subnet " + s.name + ": unknown route table '" + s.route_table + "'");
+      if (!s.nacl.empty()) {
+        for (const auto& n : v.nacls) {
+          if (n.name == s.nacl) st.nacl = &n;
+        }
+        if (!st.nacl) err("subnet " + s.name + ": unknown network ACL '" + s.nacl + "'");
+      }
+      auto [it, fresh] = vs->subnets.emplace(s.name, st);
+      if (!fresh) err("subnet " + s.name + ": defined twice");
+      subnets[s.name] = &it->second;
+    }
+    for (const auto& rt : v.route_tables) {
+      for (const auto& r : rt.routes) {
+        if (!parse_cidr(r.destination)) {
+          err("route table " + rt.name + ": bad destination '" + r.destination + "'");
+        }
+        if (r.target == route_target::internet_gateway && r.target_name != v.internet_gateway) {
+          err("route table " + rt.name + ": unknown internet gateway '" + r.target_name + "'");
+        }
+        if (r.target == route_target::nat_gateway &&
+            std::none_of(v.nat_gateways.begin(), v.nat_gateways.end(),
+                         [&](const auto& n) { return n.name == r.target_name; })) {
+          err("route table " + rt.name + ": unknown NAT gateway '" + r.target_name + "'");
+        }
+      }
+    }
+    vpcs_.push_back(std::move(vs));
+  }
+  for (const auto& h : spec_.hosts) {
+    auto hs = std::make_unique<host_state>();
+    hs->spec = &h;
+    if (!h.subnet.empty()) {
+      auto it = subnets.find(h.subnet);
+      if (it == subnets.end()) {
+        err("host " + h.name + ": unknown subnet '" + h.subnet + "'");
+      } else {
+        hs->subnet = it->second;
+      }
+    }
+    auto addr = [&](const std::string& text, const char* what, bool want_v6) {
+      std::optional<ip_address> a;
+      if (text.empty()) return a;
+      a = parse_address(text);
+      if (!a || a->v6 != want_v6) {
+        err("host " + h.name + ": bad " + what + " '" + text + "'");
+        a.reset();
+      }
+      return a;
+    };
+    hs->v4 = addr(h.ipv4, "ipv4", false);
+    hs->public_v4 = addr(h.public_ipv4, "public ipv4", false);
+    hs->v6 = addr(h.ipv6, "ipv6", true);
+    if (hs->subnet && hs->v4 && !hs->subnet->v4.contains(*hs->v4)) {
+      err("host " + h.name + ": " + h.ipv4 + " is not in subnet " + h.subnet + " (" +
+          hs->subnet->spec->cidr + ")");
+    }
+    if (hs->subnet && hs->v6 && (!hs->subnet->v6 || !hs->subnet->v6->contains(*hs->v6))) {
+      err("host " + h.name + ": " + h.ipv6 + " is not in subnet " + h.subnet + "'s IPv6 block");
+    }
+    for (const auto& g : h.security_groups) {
+      if (!sgs_.count(g)) err("host " + h.name + ": unknown security group '" + g + "'");
+    }
+    if (!hosts_.emplace(h.name, std::move(hs)).second) err("host " + h.name + ": defined twice");
+  }
+}
+
+network::~network() {
+  for (auto* c : connections_) c->net = nullptr;
+}
+
+bool network::has_host(const std::string& name) const { return hosts_.count(name) != 0; }
+
+const network::host_state* network::find_host(const std::string& name) const {
+  auto it = hosts_.find(name);
+  return it == hosts_.end() ? nullptr : it->second.get();
+}
+
+const network::host_state* network::owner_of(const ip_address& a, bool& via_public) const {
+  via_public = false;
+  for (const auto& [name, h] : hosts_) {
+    if (!h->subnet) {
+      if ((h->v4 && *h->v4 == a) || (h->v6 && *h->v6 == a)) {
+        via_public = true;
+        return h.get();
+      }
+      continue;
+    }
+    if (h->public_v4 && *h->public_v4 == a) {
+      via_public = true;
+      return h.get();
+    }
+    if (h->v6 && *h->v6 == a) {  // VPC IPv6 addresses are global
+      via_public = true;
+      return h.get();
+    }
+    if (h->v4 && *h->v4 == a) return h.get();
+  }
+  return nullptr;
+}
+
+link_spec network::link_of(const host_state& h) const {
+  return h.subnet ? h.subnet->spec->link : h.spec->link;
+}
+
+bool network::sg_allows(const host_state& h, bool ingress, std::uint16_t port,
+                        const ip_address& peer, const host_state* peer_host,
+                        std::string& why) const {
+  if (h.spec->security_groups.empty()) return true;
+  for (const auto& g : h.spec->security_groups) {
+    auto it = sgs_.find(g);
+    if (it == sgs_.end()) continue;
+    for (const auto& r : ingress ? it->second.ingress : it->second.egress) {
+      if (!tcp_protocol(r.protocol) || !port_in(port, r.port_from, r.port_to)) continue;
+      if (!r.cidr.empty()) {
+        if (auto c = parse_cidr(r.cidr); c && c->contains(peer)) return true;
+      }
+      if (!r.group.empty() && peer_host) {
+        const auto& groups = peer_host->spec->security_groups;
+        if (std::find(groups.begin(), groups.end(), r.group) != groups.end()) return true;
+      }
+    }
+  }
+  why = "security groups of " + h.spec->name + " allow no " + (ingress ? "inbound" : "outbound") +
+        " TCP " + std::to_string(port) + (ingress ? " from " : " to ") + peer.to_string();
+  return false;
+}
+
+bool network::nacl_allows(const subnet_state& s, bool inbound, std::uint16_t port,
+                          const ip_address& peer, std::string& why) const {
+  if (!s.nacl) return true;
+  std::vector<const nacl_rule*> rules;
+  for (const auto& r : inbound ? s.nacl->inbound : s.nacl->outbound) rules.push_back(&r);
+  std::stable_sort(rules.begin(), rules.end(),
+                   [](const nacl_rule* a, const nacl_rule* b) { return a->number < b->number; });
+  for (const auto* r : rules) {
+    if (!tcp_protocol(r->protocol) || !port_in(port, r->port_from, r->port_to)) continue;
+    const auto c = parse_cidr(r->cidr);
+    if (!c || !c->contains(peer)) continue;
+    if (r->allow) return true;
+    why = "network ACL " + s.nacl->name + " rule " + std::to_string(r->number) + " denies " +
+          (inbound ? "inbound" : "outbound") + " TCP " + std::to_string(port) +
+          (inbound ? " from " : " to ") + peer.to_string();
+    return false;
+  }
+  why = "network ACL " + s.nacl->name + " has no rule allowing " +
+        (inbound ? "inbound" : "outbound") + " TCP " + std::to_string(port) +
+        (inbound ? " from " : " to ") + peer.to_string();
+  return false;
+}
+
+path_decision network::decide(const std::string& source, const std::string& address,
+                              std::uint16_t port) const {
+  path_decision d;
+  const host_state* src = find_host(source);
+  if (!src) {
+    d.outcome = verdict::unreachable;
+    d.reason = "unknown host " + source;
+    return d;
+  }
+  const auto dst_ip = parse_address(address);
+  if (!dst_ip) {
+    d.outcome = verdict::unreachable;
+    d.reason = "not a numeric address: " + address;
+    return d;
+  }
+  const auto& src_ip = dst_ip->v6 ? src->v6 : src->v4;
+  if (!src_ip) {
+    d.outcome = verdict::unreachable;
+    d.reason = source + " has no " + (dst_ip->v6 ? "IPv6" : "IPv4") + " address";
+    return d;
+  }
+  d.source_address = src_ip->to_string();
+  d.links.push_back(src->subnet ? src->subnet->spec->name : src->spec->name);
+  d.path = link_of(*src);
+
+  bool via_public = false;
+  const host_state* dst = owner_of(*dst_ip, via_public);
+  std::optional<ip_address> seen;  // the client address at the destination
+  bool crosses_internet = false;
+
+  if (!src->subnet) {
+    crosses_internet = true;
+    seen = src_ip;
+    if (dst && dst->subnet && !via_public) dst = nullptr;  // private addresses are not routed
+  } else {
+    // Longest prefix match in the source subnet's route table.
+    const route_spec* best = nullptr;
+    int best_prefix = -1;
+    for (const auto& r : src->subnet->routes->routes) {
+      const auto c = parse_cidr(r.destination);
+      if (c && c->contains(*dst_ip) && c->prefix > best_prefix) {
+        best = &r;
+        best_prefix = c->prefix;
+      }
+    }
+    if (!best) {
+      d.outcome = verdict::unreachable;
+      d.reason = "no route to " + address + " in route table " + src->subnet->routes->name;
+      return d;
+    }
+    std::string why;
+    switch (best->target) {
+      case route_target::blackhole:
+        d.outcome = verdict::dropped;
+        d.reason = "blackhole route " + best->destination;
+        return d;
+      case route_target::local:
+        if (dst && (via_public || !dst->subnet || dst->subnet->vpc != src->subnet->vpc)) {
+          dst = nullptr;
+        }
+        seen = src_ip;
+        break;
+      case route_target::internet_gateway:
+        crosses_internet = true;
+        seen = dst_ip->v6 ? src->v6 : src->public_v4;
+        if (!seen) {
+          d.outcome = verdict::dropped;
+          d.reason = source + " has no public IPv4 address (replies cannot return)";
+          return d;
+        }
+        if (dst && !via_public) dst = nullptr;
+        break;
+      case route_target::nat_gateway: {
+        crosses_internet = true;
+        const nat_gateway_spec* nat = nullptr;
+        for (const auto& n : src->subnet->vpc->nat_gateways) {
+          if (n.name == best->target_name) nat = &n;
+        }
+        seen = nat ? parse_address(nat->public_ip) : std::nullopt;
+        if (!seen || dst_ip->v6) {
+          d.outcome = verdict::dropped;
+          d.reason = "NAT gateway " + best->target_name + " cannot forward to " + address;
+          return d;
+        }
+        d.links.push_back(nat->subnet);
+        if (dst && !via_public) dst = nullptr;
+        break;
+      }
+    }
+    if (!sg_allows(*src, false, port, *dst_ip, via_public ? nullptr : dst, why)) {
+      d.outcome = verdict::dropped;
+      d.reason = why;
+      return d;
+    }
+    const bool same_subnet = dst && dst->subnet == src->subnet && !via_public;
+    if (!same_subnet && (!nacl_allows(*src->subnet, false, port, *dst_ip, why) ||
+                         !nacl_allows(*src->subnet, true, ephemeral_port_probe, *dst_ip, why))) {
+      d.outcome = verdict::dropped;
+      d.reason = why;
+      return d;
+    }
+  }
+  if (crosses_internet) {
+    d.links.push_back("internet");
+    d.path = combine(d.path, spec_.internet);
+  }
+  if (!dst) {
+    d.outcome = verdict::dropped;
+    d.reason = "no host answers at " + address;
+    return d;
+  }
+  d.destination_host = dst->spec->name;
+  d.seen_address = seen->to_string();
+  d.links.push_back(dst->subnet ? dst->subnet->spec->name : dst->spec->name);
+  d.path = combine(d.path, link_of(*dst));
+  std::string why;
+  if (dst->subnet && crosses_internet) {
+    // In through the VPC's internet gateway; the reply must find its way back out.
+    if (dst->subnet->vpc->internet_gateway.empty()) {
+      d.outcome = verdict::dropped;
+      d.reason = "VPC " + dst->subnet->vpc->name + " has no internet gateway";
+      return d;
+    }
+    bool back = false;
+    int best_prefix = -1;
+    for (const auto& r : dst->subnet->routes->routes) {
+      const auto c = parse_cidr(r.destination);
+      if (c && c->contains(*seen) && c->prefix > best_prefix) {
+        best_prefix = c->prefix;
+        back = r.target == route_target::internet_gateway;
+      }
+    }
+    if (!back) {
+      d.outcome = verdict::dropped;
+      d.reason = "route table " + dst->subnet->routes->name + " has no route to " +
+                 seen->to_string() + " through the internet gateway";
+      return d;
+    }
+  }
+  if (dst->subnet && (crosses_internet || dst->subnet != src->subnet)) {
+    if (!nacl_allows(*dst->subnet, true, port, *seen, why) ||
+        !nacl_allows(*dst->subnet, false, ephemeral_port_probe, *seen, why)) {
+      d.outcome = verdict::dropped;
+      d.reason = why;
+      return d;
+    }
+  }
+  if (!sg_allows(*dst, true, port, *seen, crosses_internet ? nullptr : src, why)) {
+    d.outcome = verdict::dropped;
+    d.reason = why;
+    return d;
+  }
+  if (!src->up || !dst->up) {
+    d.outcome = verdict::dropped;
+    d.reason = (!dst->up ? dst->spec->name : source) + " is down";
+    return d;
+  }
+  if (!path_open(d.links, source, dst->spec->name)) {
+    d.outcome = verdict::dropped;
+    d.reason = "the path from " + source + " to " + dst->spec->name + " is cut";
+    return d;
+  }
+  if (!dst->listeners.count(port)) {
+    d.outcome = verdict::refused;
+    d.reason = "nothing listens on " + dst->spec->name + " port " + std::to_string(port);
+    return d;
+  }
+  d.outcome = verdict::connected;
+  return d;
+}
+
+bool network::path_open(const std::vector<std::string>& links, const std::string& a,
+                        const std::string& b) const {
+  for (const auto& l : links) {
+    if (links_down_.count(l)) return false;
+  }
+  const auto* ha = find_host(a);
+  const auto* hb = find_host(b);
+  if (!ha || !hb || !ha->up || !hb->up) return false;
+  for (const auto& [x, y] : partitions_) {
+    if ((x.count(a) && y.count(b)) || (x.count(b) && y.count(a))) return false;
+  }
+  return true;
+}
+
+std::uint64_t network::incarnation(const std::string& host) const {
+  const auto* h = find_host(host);
+  return h ? h->incarnation : 0;
+}
+
+void network::forget(connection_state* c) { connections_.erase(c); }
+
+std::error_code network::listen(const std::string& host, std::uint16_t port,
+                                accept_handler handler) {
+  auto it = hosts_.find(host);
+  if (it == hosts_.end()) return std::make_error_code(std::errc::no_such_device_or_address);
+  if (!it->second->listeners.emplace(port, std::move(handler)).second) {
+    return std::make_error_code(std::errc::address_in_use);
+  }
+  return {};
+}
+
+void network::unlisten(const std::string& host, std::uint16_t port) {
+  if (auto it = hosts_.find(host); it != hosts_.end()) it->second->listeners.erase(port);
+}
+
+void network::async_connect(const std::string& source, const std::string& address,
+                            std::uint16_t port, duration timeout,
+                            std::function<void(std::error_code, std::unique_ptr<socket>)> done) {
+  const path_decision d = decide(source, address, port);
+  auto fire_at = [this](time_point at, std::function<void()> fn) {
+    world_.schedule_at(at, std::move(fn));
+  };
+  const time_point give_up =
+      timeout >= time_point::max() - world_.now() ? time_point::max() : world_.now() + timeout;
+  auto timed_out = [done] { done(std::make_error_code(std::errc::timed_out), nullptr); };
+  switch (d.outcome) {
+    case verdict::unreachable:
+      asio::post(world_.executor(),
+                 [done] { done(std::make_error_code(std::errc::network_unreachable), nullptr); });
+      return;
+    case verdict::dropped:
+      fire_at(give_up, timed_out);
+      return;
+    default:
+      break;
+  }
+  auto one_way = [&] {
+    duration t = d.path.latency;
+    if (d.path.jitter.count() > 0) {
+      t += duration(world_.random_between(0, static_cast<std::uint64_t>(d.path.jitter.count())));
+    }
+    if (d.path.loss > 0 && world_.chance(d.path.loss)) t += limits_.syn_retransmit;
+    return t;
+  };
+  const duration there = one_way();
+  const duration back = one_way();
+  if (world_.now() + there + back > give_up) {
+    fire_at(give_up, timed_out);
+    return;
+  }
+  if (d.outcome == verdict::refused) {
+    fire_at(world_.now() + there + back,
+            [done] { done(std::make_error_code(std::errc::connection_refused), nullptr); });
+    return;
+  }
+  const auto port_local = static_cast<std::uint16_t>(world_.random_between(32768, 60999));
+  // The SYN reaches the server: if it still listens, the connection exists from now on.
+  fire_at(world_.now() + there, [this, d, source, address, port, port_local, back, done] {
+    auto* dst = hosts_.count(d.destination_host) ? hosts_[d.destination_host].get() : nullptr;
+    const auto lit =
+        dst ? dst->listeners.find(port) : std::map<std::uint16_t, accept_handler>::iterator{};
+    if (!dst || !dst->up || lit == dst->listeners.end()) {
+      world_.schedule_after(
+          back, [done] { done(std::make_error_code(std::errc::connection_refused), nullptr); });
+      return;
+    }
+    auto c = std::make_shared<connection_state>();
+    c->net = this;
+    c->w = &world_;
+    c->path = d.path;
+    c->links = d.links;
+    auto& client = c->ends[0];
+    client.host = source;
+    client.address = d.source_address;
+    client.port = port_local;
+    client.peer_address = address;
+    client.peer_port = port;
+    client.incarnation = incarnation(source);
+    auto& server = c->ends[1];
+    server.host = d.destination_host;
+    server.address = address;
+    if (dst->subnet && dst->public_v4 && address == dst->public_v4->to_string() && dst->v4) {
+      server.address = dst->v4->to_string();  // 1:1 NAT at the internet gateway
+    }
+    server.port = port;
+    server.peer_address = d.seen_address;
+    server.peer_port = port_local;
+    server.incarnation = dst->incarnation;
+    connections_.insert(c.get());
+    accepted a;
+    a.stream = std::make_unique<socket>(c, 1);
+    a.remote_address = server.peer_address;
+    a.remote_port = port_local;
+    a.local_address = server.address;
+    a.local_port = port;
+    auto client_sock = std::make_shared<std::unique_ptr<socket>>(std::make_unique<socket>(c, 0));
+    auto handler = lit->second;  // a copy: the handler may stop listening
+    handler(std::move(a));
+    world_.schedule_after(back, [done, client_sock] { done({}, std::move(*client_sock)); });
+  });
+}
+
+std::error_code network::set_link_up(const std::string& link, bool up) {
+  bool known = link == "internet" || hosts_.count(link);
+  for (const auto& v : vpcs_) known = known || v->subnets.count(link);
+  if (!known) return std::make_error_code(std::errc::no_such_device);
+  if (up) {
+    links_down_.erase(link);
+  } else {
+    links_down_.insert(link);
+  }
+  return {};
+}
+
+std::error_code network::crash_host(const std::string& host) {
+  auto it = hosts_.find(host);
+  if (it == hosts_.end()) return std::make_error_code(std::errc::no_such_device_or_address);
+  it->second->up = false;
+  ++it->second->incarnation;
+  std::vector<std::shared_ptr<connection_state>> affected;
+  for (auto* c : connections_) {
+    if (c->ends[0].host == host || c->ends[1].host == host) {
+      affected.push_back(c->shared_from_this());
+    }
+  }
+  for (auto& c : affected) {
+    for (int side = 0; side < 2; ++side) {
+      if (c->ends[side].host != host || c->ends[side].dead) continue;
+      c->ends[side].dead = true;
+      c->fail(side, asio::error::connection_aborted);
+    }
+  }
+  return {};
+}
+
+std::error_code network::restart_host(const std::string& host) {
+  auto it = hosts_.find(host);
+  if (it == hosts_.end()) return std::make_error_code(std::errc::no_such_device_or_address);
+  it->second->up = true;
+  return {};
+}
+
+bool network::host_up(const std::string& host) const {
+  const auto* h = find_host(host);
+  return h && h->up;
+}
+
+void network::partition(std::vector<std::string> a, std::vector<std::string> b) {
+  partitions_.emplace_back(std::set<std::string>(a.begin(), a.end()),
+                           std::set<std::string>(b.begin(), b.end()));
+}
+
+void network::heal() { partitions_.clear(); }
+
+std::error_code network::change_sg_rule(const std::string& group, bool ingress, const sg_rule& rule,
+                                        bool add) {
+  auto it = sgs_.find(group);
+  if (it == sgs_.end()) return std::make_error_code(std::errc::invalid_argument);
+  auto& rules = ingress ? it->second.ingress : it->second.egress;
+  if (add) {
+    rules.push_back(rule);
+    return {};
+  }
+  // The description does not identify a rule (AWS matches protocol, ports and peer).
+  auto r = std::find_if(rules.begin(), rules.end(), [&](const sg_rule& x) {
+    return x.protocol == rule.protocol && x.port_from == rule.port_from &&
+           x.port_to == rule.port_to && x.cidr == rule.cidr && x.group == rule.group;
+  });
+  if (r == rules.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+  rules.erase(r);
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+
+asio::awaitable<std::unique_ptr<net::byte_stream>> host_connector::connect(std::string address,
+                                                                           std::uint16_t port,
+                                                                           net::duration timeout,
+                                                                           std::error_code& ec) {
+  ec = {};
+  auto ex = net_.owner().executor();
+  // The callback may outlive this frame (the coroutine can be destroyed while connecting), so
+  // what it writes is shared, and it reaches the timer only while the frame exists.
+  struct shared_result {
+    bool finished = false;
+    std::error_code ec;
+    std::unique_ptr<socket> sock;
+    timer* wake = nullptr;
+  };
+  auto r = std::make_shared<shared_result>();
+  timer wake(ex);
+  wake.expires_at(time_point::max());
+  r->wake = &wake;
+  struct unhook {
+    shared_result& r;
+    ~unhook() { r.wake = nullptr; }
+  } guard{*r};
+  net_.async_connect(host_, address, port, clamp(timeout),
+                     [r](std::error_code e, std::unique_ptr<socket> s) {
+                       r->finished = true;
+                       r->ec = e;
+                       r->sock = std::move(s);
+                       if (r->wake) r->wake->cancel();
+                     });
+  for (int i = 0; i < 4 && !r->finished; ++i) {
+    bec ignored;
+    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  if (!r->finished) {
+    ec = std::make_error_code(std::errc::timed_out);
+    co_return nullptr;
+  }
+  ec = r->ec;
+  if (ec) co_return nullptr;
+  co_return std::make_unique<byte_stream_adapter>(std::move(r->sock));
+}
+
+asio::awaitable<void> sim_runtime::sleep_for(net::duration d) {
+  timer t(world_.executor());
+  t.expires_after(d);
+  bec ignored;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+}  // namespace relaylab::sim

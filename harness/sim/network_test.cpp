@@ -1,0 +1,146 @@
+// Routing, security group and network ACL decisions, and what a connecting client sees.
+#include "harness/sim/network.hpp"
+#include "harness/sim/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+namespace relaylab::sim {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+struct fixture : ::testing::Test {
+  world w{world_options{7, {}}};
+  std::vector<network_error> errors;
+  network net{w, test::handson_network(), errors};
+  void SetUp() override {
+    ASSERT_TRUE(errors.empty()) << errors.front().what;
+    for (std::uint16_t p : {25, 587, 2525}) {
+      ASSERT_FALSE(net.listen("relay", p, [](accepted) {}));
+    }
+    ASSERT_FALSE(net.listen("mx", 25, [](accepted) {}));
+  }
+  struct attempt {
+    std::error_code ec;
+    time_point at{-1};
+    bool connected = false;
+  };
+  attempt connect(const std::string& from, const std::string& addr, std::uint16_t port,
+                  duration timeout = 30s) {
+    attempt a;
+    const time_point start = w.now();
+    net.async_connect(from, addr, port, timeout,
+                      [&](std::error_code ec, std::unique_ptr<socket> s) {
+                        a.ec = ec;
+                        a.at = w.now() - start;
+                        a.connected = s != nullptr;
+                      });
+    w.run();
+    return a;
+  }
+};
+
+TEST_F(fixture, private_client_reaches_relay_on_587_and_25) {
+  EXPECT_EQ(net.decide("client", "192.168.2.44", 587).outcome, verdict::connected);
+  EXPECT_EQ(net.decide("client", "192.168.2.44", 25).outcome, verdict::connected);
+  const auto a = connect("client", "192.168.2.44", 587);
+  EXPECT_FALSE(a.ec);
+  EXPECT_TRUE(a.connected);
+}
+
+TEST_F(fixture, ipv6_without_address_or_route_is_network_unreachable_at_once) {
+  const auto d = net.decide("relay", "2404:6800:4008:c07::1a", 25);
+  EXPECT_EQ(d.outcome, verdict::unreachable) << d.reason;
+  const auto a = connect("relay", "2404:6800:4008:c07::1a", 25);
+  EXPECT_EQ(a.ec, std::errc::network_unreachable);
+  EXPECT_EQ(a.at, duration(0));
+}
+
+TEST_F(fixture, no_matching_route_is_network_unreachable) {
+  const auto d = net.decide("client", "108.177.97.26", 25);
+  EXPECT_EQ(d.outcome, verdict::unreachable);
+  EXPECT_NE(d.reason.find("rt-private"), std::string::npos) << d.reason;
+}
+
+TEST_F(fixture, relay_reaches_internet_mx_through_the_internet_gateway) {
+  const auto d = net.decide("relay", "108.177.97.26", 25);
+  EXPECT_EQ(d.outcome, verdict::connected) << d.reason;
+  EXPECT_EQ(d.seen_address, "203.0.113.44");  // the relay's public address
+}
+
+TEST_F(fixture, security_group_without_the_port_drops_the_syn_and_connect_times_out) {
+  // Nothing in sg-server allows 2526 ... and from the internet only 587 is open.
+  EXPECT_EQ(net.decide("mx", "203.0.113.44", 25).outcome, verdict::dropped);
+  EXPECT_EQ(net.decide("mx", "203.0.113.44", 587).outcome, verdict::connected);
+  const auto a = connect("mx", "203.0.113.44", 25, 30s);
+  EXPECT_EQ(a.ec, std::errc::timed_out);
+  EXPECT_EQ(a.at, duration(30s));
+  EXPECT_FALSE(a.connected);
+}
+
+TEST_F(fixture, closed_port_is_refused_after_a_round_trip) {
+  ASSERT_FALSE(net.change_sg_rule("sg-server", true, {"tcp", 26, 26, "0.0.0.0/0", "", ""}, true));
+  const auto a = connect("client", "192.168.2.44", 26);
+  EXPECT_EQ(a.ec, std::errc::connection_refused);
+  EXPECT_GT(a.at, duration(0));
+  EXPECT_LT(a.at, duration(1s));
+}
+
+TEST_F(fixture, removing_the_sg_rule_turns_success_into_a_timeout) {
+  ASSERT_EQ(net.decide("client", "192.168.2.44", 587).outcome, verdict::connected);
+  ASSERT_FALSE(
+      net.change_sg_rule("sg-server", true, {"tcp", 587, 587, "0.0.0.0/0", "", ""}, false));
+  EXPECT_EQ(net.decide("client", "192.168.2.44", 587).outcome, verdict::dropped);
+  EXPECT_TRUE(net.change_sg_rule("sg-server", true, {"tcp", 587, 587, "0.0.0.0/0", "", ""}, false));
+}
+
+TEST_F(fixture, sg_rule_naming_another_group_matches_its_members_only) {
+  EXPECT_EQ(net.decide("client", "192.168.2.44", 2525).outcome, verdict::connected);
+  EXPECT_EQ(net.decide("natted", "192.168.2.44", 2525).outcome, verdict::dropped);
+}
+
+TEST_F(fixture, nat_gateway_translates_and_blackhole_drops) {
+  const auto d = net.decide("natted", "108.177.97.26", 25);
+  EXPECT_EQ(d.outcome, verdict::connected) << d.reason;
+  EXPECT_EQ(d.seen_address, "203.0.113.20");
+  EXPECT_EQ(net.decide("natted", "198.51.100.7", 25).outcome, verdict::dropped);
+}
+
+TEST_F(fixture, nacl_rules_are_ordered_by_number_and_default_deny) {
+  ASSERT_FALSE(net.listen("mx", 465, [](accepted) {}));
+  const auto d = net.decide("natted", "108.177.97.26", 465);
+  EXPECT_EQ(d.outcome, verdict::dropped);
+  EXPECT_NE(d.reason.find("rule 100"), std::string::npos) << d.reason;
+}
+
+TEST_F(fixture, crashed_host_and_down_link_drop_silently) {
+  ASSERT_FALSE(net.crash_host("mx"));
+  EXPECT_EQ(net.decide("relay", "108.177.97.26", 25).outcome, verdict::dropped);
+  ASSERT_FALSE(net.restart_host("mx"));
+  ASSERT_FALSE(net.set_link_up("internet", false));
+  EXPECT_EQ(net.decide("relay", "108.177.97.26", 25).outcome, verdict::dropped);
+  ASSERT_FALSE(net.set_link_up("internet", true));
+  net.partition({"relay"}, {"mx"});
+  EXPECT_EQ(net.decide("relay", "108.177.97.26", 25).outcome, verdict::dropped);
+  net.heal();
+  EXPECT_EQ(net.decide("relay", "108.177.97.26", 25).outcome, verdict::connected);
+  EXPECT_TRUE(net.set_link_up("no-such-link", false));
+}
+
+TEST(network, bad_specs_are_reported) {
+  world w;
+  auto spec = test::handson_network();
+  spec.hosts[0].ipv4 = "10.9.9.9";  // outside its subnet
+  spec.hosts[1].security_groups = {"sg-nope"};
+  spec.vpcs[0].subnets[0].route_table = "rt-nope";
+  std::vector<network_error> errors;
+  network n(w, spec, errors);
+  ASSERT_EQ(errors.size(), 3u);
+}
+
+}  // namespace
+}  // namespace relaylab::sim

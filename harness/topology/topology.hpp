@@ -1,0 +1,208 @@
+// Topology files (topologies/*.xml, schema topologies/relaylab-topology.xsd) read into plain
+// structs. pugixml stays inside topology.cpp: nothing here mentions it.
+//
+// A topology declares the network (VPCs, subnets, route tables, gateways, security groups,
+// network ACLs, hosts), DNS zones, what runs on each host (the relay with its main.cf,
+// master.cf, smtpd.conf and sasldb users; fake MX receivers with their scripts; clients) and
+// scenarios (steps and expectations). Texts that other modules parse (main.cf, zone files, MX
+// scripts, dialogues) are kept as text with the place they came from, so their parsers'
+// line:column errors can be reported against the right file.
+#pragma once
+
+#include "harness/sim/network.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace relaylab::topology {
+
+/// Where something is: file:line:column (1-based; columns count UTF-8 characters).
+struct location {
+  std::string file;
+  std::size_t line = 0;
+  std::size_t column = 0;
+  std::string to_string() const;
+};
+
+struct diagnostic {
+  location where;
+  std::string message;            // what was found and what was expected
+  std::string to_string() const;  // "file:line:column: error: message"
+};
+
+/// Text that is either inline in the XML or in a file beside it.
+struct text_source {
+  std::string text;
+  location where;          // of the first character of `text` (line 1 column 1 for a file)
+  std::string path;        // the file it was read from, "" when inline
+  std::size_t indent = 0;  // columns of common indentation removed from inline text
+  bool present = false;
+};
+
+struct sasl_user {
+  std::string name;   // "smtp-auth"
+  std::string realm;  // "example.com"
+  std::string password;
+  location where;
+};
+
+struct relay_spec {
+  text_source main_cf;
+  text_source master_cf;
+  text_source smtpd_conf;
+  std::vector<sasl_user> sasl_users;
+  std::string myhostname;  // "" = the host's name
+  location where;
+};
+
+struct mx_spec {
+  std::uint16_t port = 25;
+  text_source script;  // fakes/mx script text; empty = accept everything
+  location where;
+};
+
+struct host {
+  sim::host_spec net;
+  std::optional<relay_spec> relay;
+  std::vector<mx_spec> mx;
+  bool client = false;
+  location where;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios.
+
+enum class step_kind { send, dialogue, load, fault, wait };
+
+enum class fault_kind {
+  link_down,
+  link_up,
+  crash,
+  restart,
+  partition,
+  heal,
+  sg_add,
+  sg_remove,
+  dns,
+};
+
+struct send_step {     // the mailx-like client
+  std::string host;    // where the client runs
+  std::string server;  // address
+  std::uint16_t port = 25;
+  std::string from, subject, body;
+  std::vector<std::string> to;
+  std::string auth;  // "" or "plain"/"login"
+  std::string user, password;
+  /// "sent" (250 after DATA), "rejected" (a 4xx/5xx), "timeout", "unreachable", "refused".
+  std::string expect = "sent";
+  std::string expect_reply;  // glob on the failing or final reply line, "" = any
+};
+
+struct load_step {
+  std::string host, server;
+  std::uint16_t port = 25;
+  std::uint64_t messages = 1;
+  std::uint64_t concurrency = 1;
+  std::string from, to, user, password;
+};
+
+struct fault_step {
+  fault_kind kind = fault_kind::link_down;
+  std::string target;             // link, host, security group or DNS name
+  std::vector<std::string> a, b;  // partition sides
+  bool ingress = true;            // sg_add/sg_remove
+  sim::sg_rule rule;              // sg_add/sg_remove
+  text_source records;            // dns: zone text replacing the name's records
+};
+
+struct step {
+  step_kind kind = step_kind::wait;
+  std::string name;                  // for expectations that refer to a step
+  std::chrono::milliseconds at{-1};  // start at this virtual time (-1 = after the previous)
+  send_step send;
+  std::string dialogue_host, dialogue_server;
+  std::uint16_t dialogue_port = 25;
+  text_source dialogue;
+  load_step load;
+  fault_step fault;
+  std::chrono::milliseconds wait_for{0};
+  std::string wait_until;  // "" or "queue-empty"
+  location where;
+};
+
+enum class expect_kind { maillog, maillog_sequence, mailbox, queue, duration };
+
+struct expectation {
+  expect_kind kind = expect_kind::maillog;
+  std::vector<std::string> patterns;   // globs ('*'); one for maillog, several for sequences
+  std::optional<std::uint64_t> count;  // maillog: exact number of matching lines
+  bool absent = false;                 // maillog: no line matches
+  std::string host;                    // mailbox: the MX host
+  std::string recipient;               // mailbox
+  std::string contains;                // mailbox: glob on the content
+  std::optional<std::uint64_t> incoming, active, deferred;  // queue
+  std::string step;                                         // duration: the step measured
+  std::optional<std::chrono::milliseconds> min, max;        // duration bounds (virtual time)
+  /// Checked after this many steps of the scenario have run (expectations sit between steps).
+  std::size_t after_step = 0;
+  location where;
+};
+
+/// Per-scenario changes to what runs on a host.
+struct override_spec {
+  std::string host;
+  text_source main_cf_append;  // lines appended to main.cf (later settings win)
+  text_source master_cf;       // replaces master.cf
+  text_source mx_script;       // replaces the script of the host's first MX
+  location where;
+};
+
+struct scenario {
+  std::string name;
+  std::string description;
+  std::vector<step> steps;
+  std::vector<expectation> expectations;
+  std::vector<override_spec> overrides;
+  std::chrono::milliseconds time_max{std::chrono::hours(24 * 7)};
+  location where;
+};
+
+struct document {
+  std::string file;
+  std::string name;
+  std::optional<std::uint64_t> seed;
+  std::chrono::system_clock::time_point epoch{std::chrono::seconds(1603246874)};
+  sim::network_spec network;
+  std::vector<text_source> zones;
+  std::vector<host> hosts;
+  std::vector<scenario> scenarios;
+  const host* find_host(const std::string& name) const;
+};
+
+/// Loads and validates a topology file. Every problem found is appended to `errors` (the
+/// loader goes on after an error to report as many as it can, up to errors_max); returns the
+/// document only when there is none. Errors: unreadable file, XML syntax, unknown or missing
+/// elements and attributes, bad values (addresses, CIDRs, ports, durations), names that refer
+/// to nothing, network model errors, unreadable referenced files.
+std::optional<document> load(const std::string& path, std::vector<diagnostic>& errors);
+/// As load(), from text; `file` names it in diagnostics and `base_dir` resolves file="..."
+/// references.
+std::optional<document> parse(std::string_view xml, const std::string& file,
+                              const std::string& base_dir, std::vector<diagnostic>& errors);
+
+inline constexpr std::size_t file_bytes_max = 16 << 20;
+inline constexpr std::size_t errors_max = 100;
+
+/// "100us", "250ms", "30s", "2m", "1.5h", "1d", "0" → nanoseconds; nullopt when malformed.
+std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
+/// parse_duration() truncated to milliseconds.
+std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text);
+
+/// Maps a line/column inside an embedded text to the file:line:column of the XML.
+location locate_in(const text_source& t, std::size_t line, std::size_t column);
+
+}  // namespace relaylab::topology

@@ -1,0 +1,140 @@
+// The topology loader: the hands-on file loads into the expected structs; every bad file of
+// testdata/topology/bad/ fails with file:line:column and the message its first line announces
+// ("<!-- expect: LINE:COLUMN text -->").
+#include "harness/topology/topology.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+namespace relaylab::topology {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string source_dir = RELAYLAB_SOURCE_DIR;
+
+TEST(topology, handson_loads) {
+  std::vector<diagnostic> errors;
+  const auto doc = load(source_dir + "/topologies/handson/handson.xml", errors);
+  ASSERT_TRUE(doc) << errors.front().to_string();
+  EXPECT_EQ(doc->name, "smtp-handson");
+  EXPECT_EQ(doc->seed, 20201021u);
+  ASSERT_EQ(doc->network.vpcs.size(), 1u);
+  const auto& vpc = doc->network.vpcs[0];
+  EXPECT_EQ(vpc.internet_gateway, "smtp-handson-igw");
+  ASSERT_EQ(vpc.security_groups.size(), 2u);
+  const auto& sg = vpc.security_groups[0];
+  EXPECT_EQ(sg.name, "sg_YYYYMMDD-smtp-handson-smtp-server");
+  ASSERT_EQ(sg.ingress.size(), 2u);
+  EXPECT_EQ(sg.ingress[1].port_from, 587);
+  EXPECT_EQ(sg.ingress[1].port_to, 587);
+  EXPECT_EQ(sg.ingress[1].cidr, "0.0.0.0/0");
+  const auto* relay = doc->find_host("ip-192-168-2-44");
+  ASSERT_TRUE(relay && relay->relay);
+  EXPECT_NE(relay->relay->main_cf.text.find(
+                "\nsmtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination\n"),
+            std::string::npos);
+  // Dedented: main.cf lines start in column 1, the -o continuation keeps its indentation.
+  EXPECT_EQ(relay->relay->main_cf.text.rfind("compatibility_level = 3.6\n", 0), 0u);
+  EXPECT_NE(relay->relay->master_cf.text.find(
+                "submission inet n       -       n       -       -       smtpd\n"
+                "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"),
+            std::string::npos);
+  EXPECT_EQ(relay->relay->smtpd_conf.text, "pwcheck_method: auxprop\nmech_list: PLAIN\n");
+  ASSERT_EQ(relay->relay->sasl_users.size(), 1u);
+  EXPECT_EQ(relay->relay->sasl_users[0].realm, "example.com");
+  const auto* mx = doc->find_host("aspmx.l.google.com");
+  ASSERT_TRUE(mx);
+  EXPECT_EQ(mx->net.ipv6, "2404:6800:4008:c07::1a");
+  EXPECT_TRUE(mx->net.subnet.empty());
+  ASSERT_EQ(doc->zones.size(), 1u);
+  EXPECT_NE(doc->zones[0].text.find("aspmx.l.google.com A 108.177.97.26\n"), std::string::npos);
+  ASSERT_GE(doc->scenarios.size(), 6u);
+  EXPECT_EQ(doc->scenarios[1].name, "auth-plain-587");
+  EXPECT_EQ(doc->scenarios[1].steps[0].send.port, 587);
+  EXPECT_EQ(doc->scenarios[1].expectations[0].patterns.size(), 8u);
+}
+
+TEST(topology, inline_text_positions_map_back_to_the_xml) {
+  const std::string xml =
+      "<topology name=\"t\">\n"                  // 1
+      "  <host name=\"h\" ipv4=\"10.0.0.1\">\n"  // 2
+      "    <relay>\n"                            // 3
+      "      <main-cf>\n"                        // 4
+      "        myhostname = a\n"                 // 5
+      "        bogus line\n"                     // 6
+      "      </main-cf>\n"
+      "    </relay>\n"
+      "  </host>\n"
+      "</topology>\n";
+  std::vector<diagnostic> errors;
+  const auto doc = parse(xml, "t.xml", ".", errors);
+  ASSERT_TRUE(doc) << errors.front().to_string();
+  const auto& t = doc->hosts[0].relay->main_cf;
+  EXPECT_EQ(t.text, "myhostname = a\nbogus line\n");
+  EXPECT_EQ(locate_in(t, 2, 1).to_string(), "t.xml:6:9");
+  EXPECT_EQ(locate_in(t, 1, 3).to_string(), "t.xml:5:11");
+}
+
+TEST(topology, durations) {
+  EXPECT_EQ(parse_duration_ms("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(parse_duration_ms("30s"), std::chrono::milliseconds(30000));
+  EXPECT_EQ(parse_duration_ms("1.5h"), std::chrono::milliseconds(5400000));
+  EXPECT_EQ(parse_duration_ms("0"), std::chrono::milliseconds(0));
+  EXPECT_FALSE(parse_duration_ms("5"));
+  EXPECT_FALSE(parse_duration_ms("s"));
+  EXPECT_FALSE(parse_duration_ms("5 s"));
+  EXPECT_FALSE(parse_duration_ms("5parsecs"));
+}
+
+TEST(topology, errors_collect_more_than_one_problem) {
+  const std::string xml =
+      "<topology name=\"t\">\n"
+      "  <host name=\"a\" ipv4=\"300.1.1.1\"/>\n"
+      "  <host name=\"b\" ipv6=\"10.0.0.1\"/>\n"
+      "</topology>\n";
+  std::vector<diagnostic> errors;
+  EXPECT_FALSE(parse(xml, "t.xml", ".", errors));
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].where.to_string(), "t.xml:2:18");
+  EXPECT_EQ(errors[1].where.to_string(), "t.xml:3:18");
+}
+
+TEST(topology, missing_file_is_an_error_naming_it) {
+  std::vector<diagnostic> errors;
+  EXPECT_FALSE(load(source_dir + "/testdata/topology/no-such-file.xml", errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].to_string().find("no-such-file.xml:1:1: error: cannot read"),
+            std::string::npos);
+}
+
+TEST(topology, every_bad_file_fails_at_the_announced_place) {
+  const fs::path dir = source_dir + "/testdata/topology/bad";
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".xml") continue;
+    ++files;
+    std::ifstream in(entry.path());
+    std::string first;
+    std::getline(in, first);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(first, m, std::regex(R"(expect: (\d+):(\d+) (.*) -->)")))
+        << entry.path() << " lacks its expect comment";
+    std::vector<diagnostic> errors;
+    const auto doc = load(entry.path().string(), errors);
+    EXPECT_FALSE(doc) << entry.path();
+    ASSERT_FALSE(errors.empty()) << entry.path();
+    const auto& e = errors.front();
+    EXPECT_EQ(e.where.file, entry.path().string());
+    EXPECT_EQ(std::to_string(e.where.line) + ":" + std::to_string(e.where.column),
+              m[1].str() + ":" + m[2].str())
+        << e.to_string();
+    EXPECT_NE(e.message.find(m[3].str()), std::string::npos) << e.to_string();
+  }
+  EXPECT_GE(files, 15u);
+}
+
+}  // namespace
+}  // namespace relaylab::topology
