@@ -95,4 +95,51 @@ void header_scanner::feed(std::string_view bytes, std::string& message_id) {
   }
 }
 
+void content_cleanup::emit(char c, std::string& out) {
+  if (at_line_start_) {
+    at_line_start_ = false;
+    // A header line not starting with white space begins a new logical header.
+    if (!in_body_ && c != ' ' && c != '\t') header_bytes_ = 0;
+  }
+  line_empty_ = false;
+  if (!in_body_ && header_bytes_max_ != 0 && ++header_bytes_ > header_bytes_max_) return;
+  out += c;
+  line_written_ = true;
+}
+
+void content_cleanup::end_line(std::string& out) {
+  if (!in_body_ && line_empty_) in_body_ = true;  // the empty line ends the header section
+  // A header line dropped whole (past header_size_limit) leaves no empty line behind.
+  if (in_body_ || line_written_) out += "\r\n";
+  at_line_start_ = true;
+  line_empty_ = true;
+  line_written_ = false;
+}
+
+void content_cleanup::feed(std::string_view bytes, std::string& out) {
+  out.reserve(out.size() + bytes.size());
+  for (char c : bytes) {
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (c == '\n') {
+        end_line(out);
+        continue;
+      }
+      emit(replace_stray_ ? ' ' : '\r', out);
+    }
+    if (c == '\r') {
+      pending_cr_ = true;
+    } else if (c == '\n') {
+      end_line(out);  // a bare LF ends the line like CRLF
+    } else {
+      emit(c, out);
+    }
+  }
+}
+
+void content_cleanup::finish(std::string& out) {
+  if (pending_cr_) emit(replace_stray_ ? ' ' : '\r', out);
+  pending_cr_ = false;
+}
+
 }  // namespace relaylab::smtpd

@@ -51,4 +51,31 @@ class header_scanner {
   bool at_line_start_ = true;
 };
 
+/// Postfix cleanup's content normalisation, applied to the content as it streams in:
+/// - a bare LF ends a line and is stored as CRLF (Postfix keeps lines as records);
+/// - a stray CR (not followed by LF) becomes a space (cleanup_replace_stray_cr_lf = yes), so no
+///   bare CR or LF is relayed on (outbound SMTP smuggling);
+/// - a header (with its continuation lines) longer than header_size_limit loses the excess.
+/// Output is appended to `out`; state carries across chunk boundaries.
+class content_cleanup {
+ public:
+  content_cleanup(bool replace_stray_cr_lf, std::size_t header_size_limit)
+      : replace_stray_(replace_stray_cr_lf), header_bytes_max_(header_size_limit) {}
+  void feed(std::string_view bytes, std::string& out);
+  /// End of content: a trailing stray CR is flushed.
+  void finish(std::string& out);
+
+ private:
+  void emit(char c, std::string& out);
+  void end_line(std::string& out);
+  bool replace_stray_;
+  std::size_t header_bytes_max_;
+  bool pending_cr_ = false;
+  bool in_body_ = false;
+  bool at_line_start_ = true;
+  bool line_empty_ = true;
+  bool line_written_ = false;     // some byte of this physical line was kept
+  std::size_t header_bytes_ = 0;  // bytes of the current logical header so far
+};
+
 }  // namespace relaylab::smtpd

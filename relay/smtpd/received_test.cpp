@@ -64,5 +64,36 @@ TEST(header_scanner, last_header_without_line_end_counts) {
   EXPECT_EQ(id, "<a@b>");
 }
 
+TEST(content_cleanup, stray_cr_becomes_space_and_bare_lf_becomes_crlf_across_chunks) {
+  content_cleanup c(true, 102400);
+  std::string out;
+  c.feed("Subject: a\rb\r", out);
+  c.feed("\n\r\nbody\nline\r.\r", out);
+  c.finish(out);
+  EXPECT_EQ(out, "Subject: a b\r\n\r\nbody\r\nline . ");
+}
+
+TEST(content_cleanup, smuggling_sequence_cannot_survive) {
+  content_cleanup c(true, 102400);
+  std::string out;
+  c.feed("\r\nbody\n.\r\nMAIL FROM:<x@y>\r\n", out);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '\n') {
+      EXPECT_TRUE(i > 0 && out[i - 1] == '\r') << "bare LF at " << i;
+    }
+    if (out[i] == '\r') {
+      EXPECT_TRUE(i + 1 < out.size() && out[i + 1] == '\n') << "CR at " << i;
+    }
+  }
+  EXPECT_EQ(out, "\r\nbody\r\n.\r\nMAIL FROM:<x@y>\r\n");
+}
+
+TEST(content_cleanup, oversized_header_loses_its_excess_only) {
+  content_cleanup c(true, 10);
+  std::string out;
+  c.feed("X-Long: 0123456789\r\n continued\r\nTo: a@b\r\n\r\n0123456789abcdef\r\n", out);
+  EXPECT_EQ(out, "X-Long: 01\r\nTo: a@b\r\n\r\n0123456789abcdef\r\n");
+}
+
 }  // namespace
 }  // namespace relaylab::smtpd

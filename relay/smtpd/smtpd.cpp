@@ -28,6 +28,8 @@ struct service_settings {
   log::origin cleanup_origin;
   std::string mail_name;
   bool sasl_enabled = false;
+  bool replace_stray_cr_lf = true;    // cleanup_replace_stray_cr_lf
+  std::size_t header_size_limit = 0;  // header_size_limit (bytes per header)
 };
 
 std::string upper(std::string_view s) {
@@ -176,6 +178,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     state_.queue_id.clear();
     message_id_.clear();
     headers_.reset();
+    cleanup_ = content_cleanup(settings_->replace_stray_cr_lf, settings_->header_size_limit);
     policy_->reset_transaction();
   }
 
@@ -264,9 +267,10 @@ class smtpd_connection final : public connection, private smtp::server_handler {
 
   void on_body(std::span<const char> chunk) override {
     if (!message_.valid()) return;
-    std::string_view bytes(chunk.data(), chunk.size());
-    headers_.feed(bytes, message_id_);
-    (void)message_.append_content(bytes);  // size overrun is reported by the engine
+    cleaned_.clear();
+    cleanup_.feed(std::string_view(chunk.data(), chunk.size()), cleaned_);
+    headers_.feed(cleaned_, message_id_);
+    (void)message_.append_content(cleaned_);  // size overrun is reported by the engine
   }
 
   void on_message_end(const smtp::client_identity& client, bool size_exceeded) override {
@@ -286,22 +290,25 @@ class smtpd_connection final : public connection, private smtp::server_handler {
         return;
       }
     }
+    cleaned_.clear();
+    cleanup_.finish(cleaned_);
+    if (!cleaned_.empty()) (void)message_.append_content(cleaned_);
     headers_.finish(message_id_);
     auto slot = std::make_shared<commit_slot>();
     slot->queue_id = message_.queue_id();
     commit_ = slot;
     auto notify = notify_;
     auto on_queued = deps_.on_queued;
-    deps_.spool->commit(std::move(message_), [slot, notify, on_queued](
-                                                 const queue::commit_status& s) {
-      {
-        std::lock_guard lock(slot->mutex);
-        slot->done = true;
-        slot->status = s;
-      }
-      if (!s.ec && on_queued) on_queued(slot->queue_id);
-      if (notify) notify();
-    });
+    deps_.spool->commit(std::move(message_),
+                        [slot, notify, on_queued](const queue::commit_status& s) {
+                          {
+                            std::lock_guard lock(slot->mutex);
+                            slot->done = true;
+                            slot->status = s;
+                          }
+                          if (!s.ec && on_queued) on_queued(slot->queue_id);
+                          if (notify) notify();
+                        });
   }
 
   /// A final reply that needs no commit; delivered through run_pending like a commit result so
@@ -434,6 +441,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   std::string first_recipient_;
   std::string message_id_;
   header_scanner headers_;
+  content_cleanup cleanup_{settings_->replace_stray_cr_lf, settings_->header_size_limit};
+  std::string cleaned_;  // reused buffer for cleaned content
   std::shared_ptr<commit_slot> commit_;
   std::string auth_mechanism_;
   bool auth_in_progress_ = false;
@@ -500,6 +509,9 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
   for (auto& d : settings->params.validate()) diags.push_back(std::move(d));
   settings->options = options_from(settings->params);
   settings->mail_name = settings->params.get("mail_name");
+  settings->replace_stray_cr_lf = settings->params.get_bool("cleanup_replace_stray_cr_lf");
+  settings->header_size_limit =
+      static_cast<std::size_t>(std::max(0LL, settings->params.get_int("header_size_limit")));
   settings->sasl_enabled = settings->options.sasl_auth_enable;
   settings->smtpd_origin.syslog_name = settings->params.get("syslog_name");
   settings->smtpd_origin.program = "smtpd";

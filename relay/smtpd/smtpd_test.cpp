@@ -307,3 +307,24 @@ TEST_F(smtpd_dialogue, failed_auth_log_names_the_user_libsasl2_saw) {
 
 }  // namespace
 }  // namespace relaylab::smtpd
+
+namespace relaylab::smtpd {
+namespace {
+
+TEST_F(smtpd_dialogue, stray_cr_is_not_queued_cleanup_replaces_it_with_a_space) {
+  connect(smtp_);
+  say("HELO client.example.net");
+  say("MAIL FROM:<a@fugafuga.com>");
+  say("RCPT TO:<friend@gmail.com>");
+  say("DATA");
+  std::string reply = send("Subject: x\r\n\r\nline with\rCR\r\n.\r\n");
+  ASSERT_EQ(reply.rfind("250 2.0.0 Ok: queued as ", 0), 0u) << reply;
+  queue::queued_message msg;
+  ASSERT_FALSE(spool_->load(reply.substr(24, reply.size() - 26), msg));
+  std::string content;
+  ASSERT_FALSE(spool_->read_content(msg, 0, 1 << 20, content));
+  EXPECT_NE(content.find("\r\n\r\nline with CR\r\n"), std::string::npos) << content;
+}
+
+}  // namespace
+}  // namespace relaylab::smtpd
