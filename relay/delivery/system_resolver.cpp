@@ -138,8 +138,12 @@ asio::awaitable<mx_answer> system_resolver::lookup_mx(std::string domain) {
     impl_->in_flight.fetch_sub(1);
     co_return mx_answer{dns_status::timeout, {}};
   }
-  auto name = std::make_shared<const std::string>(std::move(domain));
-  mx_answer a = co_await impl_->run<mx_answer>([name] { return system_lookup_mx(*name); });
+  // Named locals only around co_await: GCC 12 destroys temporaries of a co_await
+  // full-expression twice (ASan: heap-use-after-free), so no lambda temporary lives there.
+  const std::string name = std::move(domain);
+  const std::string* name_ptr = &name;
+  auto op = impl_->run<mx_answer>([name_ptr] { return system_lookup_mx(*name_ptr); });
+  mx_answer a = co_await std::move(op);
   impl_->in_flight.fetch_sub(1);
   co_return a;
 }
@@ -150,11 +154,12 @@ asio::awaitable<address_answer> system_resolver::lookup_addresses(std::string ho
     impl_->in_flight.fetch_sub(1);
     co_return address_answer{dns_status::timeout, {}, {}};
   }
-  // Shared, not captured by value: GCC 12 miscompiles string init-captures made inside a
-  // coroutine and destroyed on another thread.
-  auto name = std::make_shared<const std::string>(std::move(host));
-  address_answer a = co_await impl_->run<address_answer>(
-      [name, ipv4, ipv6] { return system_lookup_addresses(*name, ipv4, ipv6); });
+  // See lookup_mx: no temporaries in the co_await expression (GCC 12).
+  const std::string name = std::move(host);
+  const std::string* name_ptr = &name;
+  auto op = impl_->run<address_answer>(
+      [name_ptr, ipv4, ipv6] { return system_lookup_addresses(*name_ptr, ipv4, ipv6); });
+  address_answer a = co_await std::move(op);
   impl_->in_flight.fetch_sub(1);
   co_return a;
 }
