@@ -1,5 +1,7 @@
 #include "harness/runner/report.hpp"
 
+#include "relay/log/log.hpp"
+
 #include <cstdio>
 #include <sstream>
 
@@ -41,37 +43,7 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string json_escape(const std::string& s) { return log::json_quote(s); }
 
 std::string replay(const report_input& in, const std::string& scenario) {
   return "relaylab run " + in.file + " --scenario " + scenario + " --seed " +

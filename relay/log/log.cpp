@@ -478,4 +478,10 @@ std::string improper_pipelining_after(std::string_view command, std::string_view
   return out;
 }
 
+std::string json_quote(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
 }  // namespace relaylab::log

@@ -57,6 +57,8 @@ std::string format_line(const record& r, bool utc);
 /// "queue_id" is present only when the text starts with a queue ID (see queue_id_prefix). Time is
 /// always UTC with microseconds.
 std::string format_json(const record& r);
+/// `s` as a JSON string literal, quotes included; control characters and DEL are escaped.
+std::string json_quote(std::string_view s);
 /// The queue ID a text starts with ("8C125A72052: client=..." → "8C125A72052"), or empty.
 /// Recognises Postfix short IDs (6+ upper-case hex digits) and long IDs (10 base-52 digits, 'z',
 /// more digits). "NOQUEUE" is not an ID.
