@@ -184,23 +184,7 @@ int run_relay(const relay_args& a) {
     std::cerr << "relaylab relay: fatal: " << route_error << "\n";
     return exit_usage;
   }
-  delivery::smtp_agent_options ao;
-  ao.client.helo_name = cfg.main.get("smtp_helo_name");
-  ao.connect_timeout = cfg.main.get_time("smtp_connect_timeout");
-  ao.client.helo_timeout = cfg.main.get_time("smtp_helo_timeout");
-  ao.client.mail_timeout = cfg.main.get_time("smtp_mail_timeout");
-  ao.client.rcpt_timeout = cfg.main.get_time("smtp_rcpt_timeout");
-  ao.client.data_init_timeout = cfg.main.get_time("smtp_data_init_timeout");
-  ao.client.data_xfer_timeout = cfg.main.get_time("smtp_data_xfer_timeout");
-  ao.client.data_done_timeout = cfg.main.get_time("smtp_data_done_timeout");
-  ao.client.quit_timeout = cfg.main.get_time("smtp_quit_timeout");
-  const auto has_protocol = [&](std::string_view p) {
-    return std::find(inet_protocols.begin(), inet_protocols.end(), p) != inet_protocols.end() ||
-           std::find(inet_protocols.begin(), inet_protocols.end(), "all") != inet_protocols.end();
-  };
-  ao.inet_ipv4 = has_protocol("ipv4");
-  ao.inet_ipv6 = has_protocol("ipv6");
-  ao.origin = {cfg.main.get("syslog_name"), "smtp", pid};
+  auto ao = delivery::smtp_agent_options_from_config(cfg.main, pid);
   auto agent_random = std::make_shared<std::mt19937_64>(rd());
   // The agents log through a gate: their "status=sent" lines reach the maillog only after
   // the queue manager made the done marks durable (see relay/qmgr/log_gate.hpp).

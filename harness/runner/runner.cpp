@@ -425,25 +425,8 @@ class scenario_run {
       return false;
     }
     r->connector = std::make_unique<sim::host_connector>(*net_, h.net.name);
-    delivery::smtp_agent_options ao;
-    ao.client.helo_name = cfg.main.get("smtp_helo_name");
-    ao.connect_timeout = cfg.main.get_time("smtp_connect_timeout");
-    ao.client.helo_timeout = cfg.main.get_time("smtp_helo_timeout");
-    ao.client.mail_timeout = cfg.main.get_time("smtp_mail_timeout");
-    ao.client.rcpt_timeout = cfg.main.get_time("smtp_rcpt_timeout");
-    ao.client.data_init_timeout = cfg.main.get_time("smtp_data_init_timeout");
-    ao.client.data_xfer_timeout = cfg.main.get_time("smtp_data_xfer_timeout");
-    ao.client.data_done_timeout = cfg.main.get_time("smtp_data_done_timeout");
-    ao.client.quit_timeout = cfg.main.get_time("smtp_quit_timeout");
-    const auto protocols = cfg.main.get_list("inet_protocols");
-    auto has = [&](std::string_view p) {
-      return std::find(protocols.begin(), protocols.end(), p) != protocols.end() ||
-             std::find(protocols.begin(), protocols.end(), "all") != protocols.end();
-    };
-    ao.inet_ipv4 = has("ipv4");
-    ao.inet_ipv6 = has("ipv6");
     const int base_pid = 2900 + static_cast<int>(relays_.size()) * 1000;
-    ao.origin = {cfg.main.get("syslog_name"), "smtp", base_pid + 100};
+    auto ao = delivery::smtp_agent_options_from_config(cfg.main, base_pid + 100);
     r->smtp = std::make_unique<delivery::smtp_agent>(
         ao, *r->connector, *runtime_, *dns_, *r->logger, [w = &world_](std::size_t bound) {
           return bound == 0 ? 0 : static_cast<std::size_t>(w->random() % bound);

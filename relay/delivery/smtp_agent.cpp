@@ -616,4 +616,26 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
   co_return results();
 }
 
+smtp_agent_options smtp_agent_options_from_config(const config::parameters& p, int pid) {
+  smtp_agent_options ao;
+  ao.client.helo_name = p.get("smtp_helo_name");
+  ao.connect_timeout = p.get_time("smtp_connect_timeout");
+  ao.client.helo_timeout = p.get_time("smtp_helo_timeout");
+  ao.client.mail_timeout = p.get_time("smtp_mail_timeout");
+  ao.client.rcpt_timeout = p.get_time("smtp_rcpt_timeout");
+  ao.client.data_init_timeout = p.get_time("smtp_data_init_timeout");
+  ao.client.data_xfer_timeout = p.get_time("smtp_data_xfer_timeout");
+  ao.client.data_done_timeout = p.get_time("smtp_data_done_timeout");
+  ao.client.quit_timeout = p.get_time("smtp_quit_timeout");
+  const auto protocols = p.get_list("inet_protocols");
+  const auto has = [&](std::string_view name) {
+    return std::find(protocols.begin(), protocols.end(), name) != protocols.end() ||
+           std::find(protocols.begin(), protocols.end(), "all") != protocols.end();
+  };
+  ao.inet_ipv4 = has("ipv4");
+  ao.inet_ipv6 = has("ipv6");
+  ao.origin = {p.get("syslog_name"), "smtp", pid};
+  return ao;
+}
+
 }  // namespace relaylab::delivery

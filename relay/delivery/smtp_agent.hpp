@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "relay/config/config.hpp"
 #include "relay/delivery/agent.hpp"
 #include "relay/delivery/resolver.hpp"
 #include "relay/log/log.hpp"
@@ -52,6 +53,10 @@ struct smtp_agent_options {
 
 /// Returns a value in [0, bound); used to shuffle equal-preference MX hosts.
 using random_source = std::function<std::size_t(std::size_t bound)>;
+
+/// The options Postfix's smtp(8) takes from main.cf: smtp_helo_name, smtp_connect_timeout and
+/// the other smtp_*_timeout values, inet_protocols; logs as syslog_name/smtp[pid].
+smtp_agent_options smtp_agent_options_from_config(const config::parameters& p, int pid);
 
 class smtp_agent final : public agent {
  public:
