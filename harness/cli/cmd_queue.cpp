@@ -6,7 +6,7 @@
 //   message now (SIGUSR1); "Cannot flush mail queue - mail system is down" when none runs.
 // - delete ID / requeue ID: postsuper -d / -r. They change queue files, which only one process
 //   may do, so they refuse while a relay runs on the queue. requeue moves the message to
-//   active/, which the next start takes over first (as after a crash).
+//   incoming/, which the next start delivers first.
 // Exit codes: 0 ok, 1 failure (message not found, relay state), 2 usage.
 #include "harness/cli/commands.hpp"
 #include "relay/config/config.hpp"
@@ -123,8 +123,8 @@ int run_queue(const queue_args& a) {
               << "relaylab queue: Deleted: 1 message\n";
     return exit_ok;
   }
-  if (*state != queue::queue_state::active) {
-    if (auto ec = spool.activate(a.queue_id)) {
+  {
+    if (auto ec = spool.requeue(a.queue_id)) {
       std::cerr << "relaylab queue: fatal: " << a.queue_id << ": " << ec.message() << "\n";
       return exit_failure;
     }

@@ -155,6 +155,8 @@ int run_relay(const relay_args& a) {
   queue::spool_options so;
   so.queue_minfree_bytes = static_cast<std::uint64_t>(cfg.main.get_int("queue_minfree"));
   so.message_size_limit_bytes = static_cast<std::uint64_t>(cfg.main.get_int("message_size_limit"));
+  // Freshly queued mail is delivered from memory (see spool.hpp "Content cache").
+  so.cache_bytes_max = 64u << 20;
   std::random_device rd;
   queue::spool spool(
       storage, [] { return std::chrono::system_clock::now(); },

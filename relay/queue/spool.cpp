@@ -170,13 +170,41 @@ void spool::commit(incoming_message&& msg, commit_callback done) {
   }
 
   pending_commit p;
-  p.base = encode_base(m.env_, m.content_.size(), m.content_crc_);
+  {
+    // One contiguous image: written with one write, and kept as the cache without a copy.
+    const encoded_base base = encode_base(m.env_, m.content_.size(), m.content_crc_);
+    p.image.reserve(base.head.size() + m.content_.size() + base.tail.size());
+    p.image += base.head;
+    p.image += m.content_;
+    p.image += base.tail;
+    std::string().swap(m.content_);  // free it before the client can send the next message
+  }
   p.queue_id = m.env_.queue_id;
-  p.content = std::move(m.content_);
   p.recipients = m.env_.recipients.size();
   p.done = std::move(done);
   m.owner_ = nullptr;  // the ID stays reserved until the commit completes
+  enqueue(std::move(p));
+}
 
+void spool::complete(std::string_view queue_id, commit_callback done) {
+  pending_commit p;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) {
+      done({errc::not_found, {}});
+      return;
+    }
+    p.dir = it->second.dir;
+    drop_image(it->second);
+  }
+  p.queue_id = std::string(queue_id);
+  p.completion = true;
+  p.done = std::move(done);
+  enqueue(std::move(p));
+}
+
+void spool::enqueue(pending_commit p) {
   if (options_.mode == commit_mode::immediate) {
     std::vector<pending_commit> batch;
     batch.push_back(std::move(p));
@@ -191,18 +219,39 @@ void spool::commit(incoming_message&& msg, commit_callback done) {
       return;
     }
   }
-  release_id(p.queue_id);
+  if (!p.completion) release_id(p.queue_id);
   p.done({errc::write_error, std::make_error_code(std::errc::resource_unavailable_try_again)});
+}
+
+void spool::drop_image(index_entry& e) noexcept {
+  if (e.image) {
+    cached_bytes_ -= std::min(cached_bytes_, e.image->size());
+    e.image.reset();
+  }
 }
 
 void spool::process_batch(std::vector<pending_commit>& batch) {
   const std::string_view dir = to_string(queue_state::incoming);
   std::string tmp;
-  bool any_renamed = false;
+  bool sync_incoming = false, sync_deferred = false;
   for (auto& p : batch) {
+    if (p.completion) {
+      const std::string_view where = to_string(p.dir);
+      // ENOENT: an earlier attempt unlinked it but could not sync; the sync below finishes it.
+      if (auto ec = storage_.unlink(where, p.queue_id);
+          ec && ec != std::errc::no_such_file_or_directory) {
+        p.status = {errc::write_error, ec};
+        continue;
+      }
+      // incoming/ is synced for every batch anyway, which also retires any stale name an
+      // earlier incoming → deferred move left there.
+      sync_incoming = true;
+      if (p.dir != queue_state::incoming) sync_deferred = true;
+      continue;
+    }
     tmp = p.queue_id;
     tmp += tmp_suffix;
-    const std::string_view pieces[] = {p.base.head, p.content, p.base.tail};
+    const std::string_view pieces[] = {p.image};
     std::error_code ec = storage_.write_file(dir, tmp, pieces, true);
     if (!ec) ec = storage_.rename(dir, tmp, dir, p.queue_id);
     if (ec) {
@@ -210,35 +259,58 @@ void spool::process_batch(std::vector<pending_commit>& batch) {
       (void)storage_.unlink(dir, tmp);  // best effort; recovery removes *.tmp anyway
       continue;
     }
-    any_renamed = true;
+    sync_incoming = true;
   }
-  if (any_renamed) {
-    std::error_code ec;
-    {
-      std::lock_guard lock(dir_mutex_);
-      ec = storage_.sync_dir(dir);
-    }
-    if (ec) {
+  std::error_code incoming_ec, deferred_ec;
+  if (sync_incoming || sync_deferred) {
+    std::lock_guard lock(dir_mutex_);
+    if (sync_incoming) incoming_ec = storage_.sync_dir(dir);
+    if (sync_deferred) deferred_ec = storage_.sync_dir(to_string(queue_state::deferred));
+  }
+  for (auto& p : batch) {
+    if (p.status.ec) continue;
+    if (p.completion) {
+      const std::error_code ec =
+          incoming_ec ? incoming_ec
+                      : (p.dir == queue_state::incoming ? std::error_code{} : deferred_ec);
+      // The unlink may or may not be durable: the message stays known (undone), a retry or a
+      // restart delivers it again.
+      if (ec) p.status = {errc::write_error, ec};
+    } else if (incoming_ec) {
       // The entries may or may not be on disk; take them back so a later directory fsync
       // cannot make a message durable that the client was told had failed.
-      for (auto& p : batch) {
-        if (p.status.ec) continue;
-        p.status = {errc::write_error, ec};
-        (void)storage_.unlink(dir, p.queue_id);
-      }
+      p.status = {errc::write_error, incoming_ec};
+      (void)storage_.unlink(dir, p.queue_id);
     }
   }
   {
     std::lock_guard lock(mutex_);
     for (auto& p : batch) {
+      if (p.completion) {
+        if (p.status.ec) continue;
+        if (auto it = index_.find(p.queue_id); it != index_.end()) {
+          drop_image(it->second);
+          index_.erase(it);
+        }
+        continue;
+      }
       reserved_.erase(p.queue_id);
-      if (!p.status.ec)
-        index_[p.queue_id] = index_entry{queue_state::incoming, std::vector<bool>(p.recipients), 0};
+      if (p.status.ec) continue;
+      index_entry e{queue_state::incoming,
+                    queue_state::incoming,
+                    false,
+                    std::vector<bool>(p.recipients),
+                    0,
+                    nullptr};
+      if (cached_bytes_ + p.image.size() <= options_.cache_bytes_max) {
+        cached_bytes_ += p.image.size();
+        e.image = std::make_shared<const std::string>(std::move(p.image));
+      }
+      index_[p.queue_id] = std::move(e);
     }
   }
   for (auto& p : batch) {
-    // Free the memory before the callback: the client may start the next message at once.
-    std::string().swap(p.content);
+    std::string().swap(p.image);
     p.done(p.status);
   }
 }
@@ -308,9 +380,23 @@ std::error_code spool::quarantine(std::string_view dir, std::string_view name) {
 }
 
 std::error_code spool::load(std::string_view queue_id, queued_message& out) {
-  const auto state = state_of(queue_id);
-  if (!state) return errc::not_found;
-  const std::string_view dir = to_string(*state);
+  queue_state state, where;
+  std::shared_ptr<const std::string> image;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) return errc::not_found;
+    state = it->second.state;
+    where = it->second.dir;
+    image = it->second.image;
+  }
+  std::string why;
+  if (image) {
+    out.state = state;
+    // Our own bytes: decoding cannot fail unless memory is corrupt.
+    if (!decode(*image, out.file, why) && out.file.env.queue_id == queue_id) return {};
+  }
+  const std::string_view dir = to_string(where);
   std::string bytes;
   const std::size_t bytes_max =
       options_.message_size_limit_bytes == 0
@@ -320,14 +406,16 @@ std::error_code spool::load(std::string_view queue_id, queued_message& out) {
     if (ec == std::errc::no_such_file_or_directory) return errc::not_found;
     if (ec != std::errc::file_too_large) return errc::read_error;
   }
-  std::string why;
-  out.state = *state;
+  out.state = state;
   std::error_code ec = bytes.size() > bytes_max ? errc::corrupt : decode(bytes, out.file, why);
   if (bytes.empty() || (!ec && out.file.env.queue_id != queue_id)) ec = errc::corrupt;
   if (ec) {
     (void)quarantine(dir, queue_id);
     std::lock_guard lock(mutex_);
-    if (auto it = index_.find(queue_id); it != index_.end()) index_.erase(it);
+    if (auto it = index_.find(queue_id); it != index_.end()) {
+      drop_image(it->second);
+      index_.erase(it);
+    }
     return errc::corrupt;
   }
   return {};
@@ -340,9 +428,19 @@ std::error_code spool::read_content(const queued_message& msg, std::uint64_t off
   if (offset >= f.content_bytes) return {};
   const auto n =
       static_cast<std::size_t>(std::min<std::uint64_t>(bytes_max, f.content_bytes - offset));
-  const auto state = state_of(f.env.queue_id);
-  if (!state) return errc::not_found;
-  if (auto ec = storage_.read(to_string(*state), f.env.queue_id, f.content_offset + offset, n, out))
+  queue_state where;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(f.env.queue_id);
+    if (it == index_.end()) return errc::not_found;
+    where = it->second.dir;
+    if (const auto& image = it->second.image;
+        image && image->size() >= f.content_offset + offset + n) {
+      out.assign(*image, static_cast<std::size_t>(f.content_offset + offset), n);
+      return {};
+    }
+  }
+  if (auto ec = storage_.read(to_string(where), f.env.queue_id, f.content_offset + offset, n, out))
     return ec == std::errc::no_such_file_or_directory ? errc::not_found : errc::read_error;
   if (out.size() != n) return errc::read_error;
   return {};
@@ -356,20 +454,44 @@ std::error_code spool::move(const std::string& id, queue_state from, queue_state
     if (auto ec = storage_.sync_dir(to_string(to))) {
       // The rename happened; the index follows the file, the caller sees the failure.
       std::lock_guard index_lock(mutex_);
-      if (auto it = index_.find(id); it != index_.end()) it->second.state = to;
+      if (auto it = index_.find(id); it != index_.end()) {
+        it->second.state = it->second.dir = to;
+        it->second.dir_unsynced = true;
+      }
       return errc::write_error;
     }
   }
   std::lock_guard lock(mutex_);
-  if (auto it = index_.find(id); it != index_.end()) it->second.state = to;
+  if (auto it = index_.find(id); it != index_.end()) {
+    it->second.state = it->second.dir = to;
+    it->second.dir_unsynced = false;
+  }
   return {};
 }
 
 std::error_code spool::activate(std::string_view queue_id) {
-  const auto state = state_of(queue_id);
-  if (!state) return errc::not_found;
-  if (*state == queue_state::active) return errc::invalid_state;
-  return move(std::string(queue_id), *state, queue_state::active);
+  std::lock_guard lock(mutex_);
+  auto it = index_.find(queue_id);
+  if (it == index_.end()) return errc::not_found;
+  if (it->second.state == queue_state::active) return errc::invalid_state;
+  it->second.state = queue_state::active;
+  return {};
+}
+
+std::error_code spool::requeue(std::string_view queue_id) {
+  queue_state where;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) return errc::not_found;
+    where = it->second.dir;
+  }
+  if (where == queue_state::incoming) {
+    std::lock_guard lock(mutex_);
+    if (auto it = index_.find(queue_id); it != index_.end()) it->second.state = where;
+    return {};
+  }
+  return move(std::string(queue_id), where, queue_state::incoming);
 }
 
 std::error_code spool::mark_done(std::string_view queue_id, std::span<const std::uint32_t> indexes,
@@ -381,7 +503,8 @@ std::error_code spool::mark_done(std::string_view queue_id, std::span<const std:
     if (it == index_.end()) return errc::not_found;
     for (auto i : indexes)
       if (i >= it->second.done.size()) return errc::invalid_state;
-    state = it->second.state;
+    state = it->second.dir;
+    drop_image(it->second);
   }
   std::string records;
   records.reserve(indexes.size() * 14);
@@ -402,14 +525,17 @@ std::error_code spool::defer(std::string_view queue_id, time_point next_attempt,
                              std::span<const recipient_reason> reasons) {
   queue_state state;
   std::uint32_t attempts;
+  bool unsynced;
   {
     std::lock_guard lock(mutex_);
     auto it = index_.find(queue_id);
     if (it == index_.end()) return errc::not_found;
     for (const auto& r : reasons)
       if (r.index >= it->second.done.size()) return errc::invalid_state;
-    state = it->second.state;
+    state = it->second.dir;
+    unsynced = it->second.dir_unsynced;
     attempts = it->second.attempts + 1;
+    drop_image(it->second);
   }
   std::string records = encode_deferred(attempts, next_attempt);
   for (const auto& r : reasons) records += encode_reason(r.index, r.reason);
@@ -417,10 +543,22 @@ std::error_code spool::defer(std::string_view queue_id, time_point next_attempt,
     return to_queue_error(ec);
   {
     std::lock_guard lock(mutex_);
-    if (auto it = index_.find(queue_id); it != index_.end()) it->second.attempts = attempts;
+    if (auto it = index_.find(queue_id); it != index_.end()) {
+      it->second.attempts = attempts;
+      if (state == queue_state::deferred) it->second.state = queue_state::deferred;
+    }
   }
-  if (state == queue_state::deferred) return {};
-  return move(std::string(queue_id), state, queue_state::deferred);
+  if (state != queue_state::deferred)
+    return move(std::string(queue_id), state, queue_state::deferred);
+  if (unsynced) {
+    // An earlier move here failed at its directory fsync: until that succeeds, a crash could
+    // bring the message back from its old directory only.
+    std::lock_guard lock(dir_mutex_);
+    if (storage_.sync_dir(to_string(queue_state::deferred))) return errc::write_error;
+    std::lock_guard index_lock(mutex_);
+    if (auto it = index_.find(queue_id); it != index_.end()) it->second.dir_unsynced = false;
+  }
+  return {};
 }
 
 std::error_code spool::remove(std::string_view queue_id) {
@@ -430,7 +568,7 @@ std::error_code spool::remove(std::string_view queue_id) {
     std::lock_guard lock(mutex_);
     auto it = index_.find(queue_id);
     if (it == index_.end()) return errc::not_found;
-    state = it->second.state;
+    state = it->second.dir;
     finished =
         std::find(it->second.done.begin(), it->second.done.end(), false) == it->second.done.end();
   }
@@ -447,7 +585,10 @@ std::error_code spool::remove(std::string_view queue_id) {
       if (storage_.sync_dir(to_string(s))) return errc::write_error;
   }
   std::lock_guard lock(mutex_);
-  if (auto it = index_.find(queue_id); it != index_.end()) index_.erase(it);
+  if (auto it = index_.find(queue_id); it != index_.end()) {
+    drop_image(it->second);
+    index_.erase(it);
+  }
   return {};
 }
 
@@ -477,7 +618,7 @@ std::error_code spool::list(std::vector<queue_entry>& out) {
       if (decode(bytes, f, why)) continue;
       queue_entry e;
       e.queue_id = name;
-      e.state = s;
+      e.state = state_of(name).value_or(s);  // mail being delivered is active in memory only
       e.size_bytes = f.content_bytes;
       e.arrival = f.env.arrival;
       e.sender = f.env.sender;
@@ -584,7 +725,7 @@ std::error_code spool::recover(recovery_report& report) {
         }
         messages.erase(it);
       }
-      found fd{s, {s, {}, f.attempts}, f.attempts, f.next_attempt};
+      found fd{s, {s, s, false, {}, f.attempts, nullptr}, f.attempts, f.next_attempt};
       fd.entry.done.reserve(f.status.size());
       for (const auto& r : f.status) fd.entry.done.push_back(r.done);
       messages.emplace(name, std::move(fd));
@@ -597,7 +738,7 @@ std::error_code spool::recover(recovery_report& report) {
     if (fd.state != queue_state::active) continue;
     if (!storage_.rename(to_string(queue_state::active), id, to_string(queue_state::incoming),
                          id)) {
-      fd.state = fd.entry.state = queue_state::incoming;
+      fd.state = fd.entry.state = fd.entry.dir = queue_state::incoming;
       moved = true;
     }
   }
@@ -612,6 +753,7 @@ std::error_code spool::recover(recovery_report& report) {
 
   std::lock_guard lock(mutex_);
   index_.clear();
+  cached_bytes_ = 0;
   for (auto& [id, fd] : messages) {
     recovered_message m;
     m.queue_id = id;

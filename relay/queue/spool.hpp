@@ -3,8 +3,9 @@
 // Life of a message (queue IDs and directories as in Postfix):
 //
 //   begin() ──► incoming_message (in memory: envelope + content, content checksummed as it
-//               arrives) ──► commit(done) ──► incoming/ID ──► activate() ──► active/ID
-//               ──► mark_done() per recipient ──► remove()          (all recipients done)
+//               arrives) ──► commit(done) ──► incoming/ID ──► activate() ──► (state active,
+//               file stays put) ──► mark_done() per recipient ──► remove()
+//                                └─► complete(id, done): every recipient done, file deleted
 //                         └─► defer(next_attempt, reasons) ──► deferred/ID ──► activate() ...
 //
 // Durability: commit writes incoming/ID.tmp with one gather write, fsyncs it, renames it to
@@ -17,19 +18,35 @@
 // file is deleted again by recover(); remove() of unfinished mail fsyncs every queue directory,
 // so no stale name from an earlier move can bring it back.
 //
-// Group commit: in commit_mode::queued, commit() only enqueues. run_once() takes up to
-// commit_batch_max pending commits, writes+fsyncs each file, renames each, then fsyncs
-// incoming/ once for the whole batch, and only then invokes the callbacks. A simulation or test
+// activate() changes the state only: the file stays in incoming/ or deferred/ while it is
+// delivered (Postfix renames it into active/; that rename would need a directory fsync per
+// message to be crash-safe, and recovery treats active mail as incoming anyway). active/ is
+// still scanned by recover() for queues written by older versions.
+//
+// The common case, every recipient delivered at the first attempt, costs no fsync of its own:
+// complete() unlinks the file without a done mark, and the committer makes the unlink durable
+// with the same incoming/ fsync that serves the next group of commits; `done` runs after that.
+// A crash before it resurrects the file with its recipients undone, so the message is
+// delivered again (at least once, as in Postfix) — and the caller has logged nothing yet.
+//
+// Group commit: in commit_mode::queued, commit() and complete() only enqueue. run_once() takes
+// up to commit_batch_max pending operations, writes+fsyncs each new file, renames each, unlinks
+// each completed one, then fsyncs incoming/ (and deferred/ when a completed file lived there)
+// once for the whole batch, and only then invokes the callbacks. A simulation or test
 // drives run_once()/flush() itself, on its own thread; the daemon calls start_background() and
 // the callbacks then run on the spool's committer thread (they must only hand the result to the
 // connection's executor, e.g. smtpd's `notify`). commit_batch_max = 1 gives the non-grouped
 // behaviour (one full fsync round per message) for comparison; commit_mode::immediate does the
 // round inside commit() and calls `done` before commit() returns.
 //
+// Content cache (spool_options::cache_bytes_max): a committed file's bytes stay in memory
+// until the message is first changed (done mark, deferral, removal), so the delivery that
+// usually follows at once reads neither the envelope nor the content back from disk.
+//
 // Thread safety: every spool member function may be called from any thread. Operations on the
-// same queue ID (activate/defer/mark_done/remove) must not run concurrently; the queue manager
-// owns a message while it works on it. An incoming_message is used by one thread at a time
-// and must not outlive its spool.
+// same queue ID (activate/defer/mark_done/remove/complete) must not run concurrently; the queue
+// manager owns a message while it works on it. An incoming_message is used by one thread at a
+// time and must not outlive its spool.
 #pragma once
 
 #include "relay/queue/error.hpp"
@@ -42,6 +59,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -78,6 +96,9 @@ struct spool_options {
   std::size_t pending_commits_max = 10000;
   /// Entries per queue directory that list()/recover() will handle.
   std::size_t directory_files_max = 1000000;
+  /// Bytes of committed queue files kept in memory for their first delivery (0 = none: every
+  /// load() and read_content() reads the storage).
+  std::size_t cache_bytes_max = 0;
   /// Envelope bytes (sender, attributes, recipients) beyond the content limit that a queue
   /// file may have before it is considered corrupt when read back.
   std::size_t envelope_bytes_max = 16 * 1024 * 1024;
@@ -241,9 +262,12 @@ class spool {
   std::error_code read_content(const queued_message& msg, std::uint64_t offset,
                                std::size_t bytes_max, std::string& out);
 
-  /// incoming/ or deferred/ → active/. Errors: errc::not_found, errc::invalid_state (already
-  /// active), errc::write_error.
+  /// incoming or deferred → active (the state only; no storage operation). Errors:
+  /// errc::not_found, errc::invalid_state (already active).
   std::error_code activate(std::string_view queue_id);
+  /// postsuper -r: moves the message's file back to incoming/ (durably), where the next start
+  /// delivers it first. Errors: errc::not_found, errc::write_error.
+  std::error_code requeue(std::string_view queue_id);
   /// Marks recipients done (durable before return); `undone_left` receives how many remain.
   /// Errors: errc::not_found, errc::invalid_state (index out of range), errc::write_error.
   std::error_code mark_done(std::string_view queue_id, std::span<const std::uint32_t> indexes,
@@ -257,6 +281,12 @@ class spool {
   /// is done. Errors: errc::not_found, errc::write_error (the message stays known; retry).
   std::error_code remove(std::string_view queue_id);
 
+  /// Every recipient of the message is done (delivered): deletes it and calls `done` once the
+  /// deletion is durable (thread as for commit()). `done` reports success, errc::not_found,
+  /// or errc::write_error (the message may come back after a crash and stays known; the caller
+  /// may retry, or fall back to mark_done() + remove()).
+  void complete(std::string_view queue_id, commit_callback done);
+
   /// Queue contents for `relaylab queue list` (incoming, active, deferred; sorted by state,
   /// then ID). Corrupt files are skipped. Errors: storage errors listing a directory.
   std::error_code list(std::vector<queue_entry>& out);
@@ -267,19 +297,25 @@ class spool {
   friend class incoming_message;
   struct index_entry {
     queue_state state = queue_state::incoming;
+    queue_state dir = queue_state::incoming;  // where the file is
+    bool dir_unsynced = false;                // a move's target directory fsync failed: retry it
     std::vector<bool> done;
     std::uint32_t attempts = 0;
+    std::shared_ptr<const std::string> image;  // the committed file, while cached
   };
   struct pending_commit {
     std::string queue_id;
-    encoded_base base;
-    std::string content;
+    std::string image;  // the whole queue file; empty for a completion
     std::size_t recipients = 0;
+    bool completion = false;
+    queue_state dir = queue_state::incoming;  // a completion's file
     commit_callback done;
     commit_status status;
   };
 
   void release_id(const std::string& id) noexcept;
+  void enqueue(pending_commit p);
+  void drop_image(index_entry& e) noexcept;  // caller holds mutex_
   std::error_code space_for(std::uint64_t bytes, std::error_code& cause);
   void process_batch(std::vector<pending_commit>& batch);
   std::error_code move(const std::string& id, queue_state from, queue_state to);
@@ -294,6 +330,7 @@ class spool {
   queue_id_generator ids_;
   std::map<std::string, index_entry, std::less<>> index_;
   std::set<std::string, std::less<>> reserved_;  // begun or committing, not yet in index_
+  std::size_t cached_bytes_ = 0;
 
   std::mutex dir_mutex_;  // held across rename + target fsync, and every directory fsync
 

@@ -232,6 +232,121 @@ TEST_F(spool_test, callbacks_run_only_after_the_directory_is_durable) {
   EXPECT_EQ(report_.messages[0].queue_id, id);
 }
 
+TEST_F(spool_test, complete_shares_the_directory_fsync_with_commits) {
+  spool_options o;
+  o.mode = commit_mode::queued;
+  reopen(o);
+  std::vector<std::string> done_ids;
+  for (int i = 0; i < 3; ++i) {
+    auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+    done_ids.push_back(m.queue_id());
+    sp_->commit(std::move(m), [](const commit_status&) {});
+  }
+  sp_->flush();
+  for (const auto& id : done_ids) ASSERT_FALSE(sp_->activate(id));
+  // Two new messages and three completions: one batch, one fsync of incoming/, no done marks.
+  std::vector<commit_probe> commits(2), completions(3);
+  for (auto& p : commits) sp_->commit(make_message(*sp_, "s@x", {"r@x"}, body), p.callback());
+  for (std::size_t i = 0; i < done_ids.size(); ++i)
+    sp_->complete(done_ids[i], completions[i].callback());
+  EXPECT_FALSE(completions[0].called);  // queued: nothing durable yet
+  st_.faults().reset_counts();
+  EXPECT_EQ(sp_->run_once(), 5u);
+  EXPECT_EQ(st_.faults().count(storage_op::sync_dir), 1u);
+  EXPECT_EQ(st_.faults().count(storage_op::unlink), 3u);
+  EXPECT_EQ(st_.faults().count(storage_op::fsync), 2u);  // the two new files only
+  for (auto& p : commits) EXPECT_TRUE(p.called && !p.status.ec);
+  for (auto& p : completions) EXPECT_TRUE(p.called && !p.status.ec);
+  for (const auto& id : done_ids) EXPECT_FALSE(sp_->state_of(id));
+  st_.crash();
+  reopen();
+  EXPECT_EQ(report_.messages.size(), 2u);  // the completed three stay gone
+}
+
+TEST_F(spool_test, complete_not_yet_durable_brings_the_message_back_after_a_crash) {
+  spool_options o;
+  o.mode = commit_mode::queued;
+  reopen(o);
+  auto m = make_message(*sp_, "s@x", {"a@x", "b@x"}, body);
+  const std::string id = m.queue_id();
+  sp_->commit(std::move(m), [](const commit_status&) {});
+  sp_->flush();
+  ASSERT_FALSE(sp_->activate(id));
+  commit_probe probe;
+  sp_->complete(id, probe.callback());
+  EXPECT_FALSE(probe.called);
+  st_.crash();  // before the committer ran: the caller was never told, so it logged nothing
+  sp_.reset();
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].recipients_undone, 2u);  // delivered again: at least once
+}
+
+TEST_F(spool_test, complete_of_deferred_mail_syncs_both_directories) {
+  const std::string id = committed();
+  ASSERT_FALSE(sp_->activate(id));
+  const recipient_reason why[] = {{0, "try later"}};
+  ASSERT_FALSE(sp_->defer(id, clock_.now + std::chrono::minutes(5), why));
+  ASSERT_FALSE(sp_->activate(id));
+  EXPECT_TRUE(st_.exists("deferred", id));  // activate() left it there
+  st_.faults().reset_counts();
+  commit_probe probe;
+  sp_->complete(id, probe.callback());
+  ASSERT_TRUE(probe.called);
+  EXPECT_FALSE(probe.status.ec);
+  EXPECT_EQ(st_.faults().count(storage_op::sync_dir), 2u);  // incoming/ and deferred/
+  st_.crash();
+  reopen();
+  EXPECT_TRUE(report_.messages.empty());
+  EXPECT_FALSE(st_.exists("deferred", id));
+}
+
+TEST_F(spool_test, complete_of_an_unknown_message_reports_not_found) {
+  commit_probe probe;
+  sp_->complete("ABCDEF123456", probe.callback());
+  ASSERT_TRUE(probe.called);
+  EXPECT_EQ(probe.status.ec, errc::not_found);
+}
+
+TEST_F(spool_test, cache_serves_the_first_delivery_without_reading_storage) {
+  spool_options o = immediate();
+  o.cache_bytes_max = 1 << 20;
+  reopen(o);
+  const std::string id = committed({"a@x", "b@x"});
+  st_.faults().reset_counts();
+  EXPECT_EQ(content_of(*sp_, id), body);
+  queued_message q;
+  ASSERT_FALSE(sp_->load(id, q));
+  EXPECT_EQ(q.file.env.recipients.size(), 2u);
+  EXPECT_EQ(st_.faults().count(storage_op::read), 0u);
+  // A done mark changes the file: from then on the storage is read again.
+  const std::uint32_t first[] = {0};
+  ASSERT_FALSE(sp_->mark_done(id, first, done_outcome::delivered));
+  ASSERT_FALSE(sp_->load(id, q));
+  EXPECT_TRUE(q.file.status[0].done);
+  EXPECT_EQ(content_of(*sp_, id), body);
+  EXPECT_GT(st_.faults().count(storage_op::read), 0u);
+}
+
+TEST_F(spool_test, cache_stays_within_its_budget) {
+  spool_options o = immediate();
+  o.cache_bytes_max = 300;  // room for about one small queue file
+  reopen(o);
+  const std::string a = committed();
+  const std::string b = committed();
+  st_.faults().reset_counts();
+  EXPECT_EQ(content_of(*sp_, a), body);
+  EXPECT_EQ(st_.faults().count(storage_op::read), 0u);
+  EXPECT_EQ(content_of(*sp_, b), body);
+  EXPECT_GT(st_.faults().count(storage_op::read), 0u);  // b did not fit
+  // Removing a frees its share for the next message.
+  ASSERT_FALSE(sp_->remove(a));
+  const std::string c = committed();
+  st_.faults().reset_counts();
+  EXPECT_EQ(content_of(*sp_, c), body);
+  EXPECT_EQ(st_.faults().count(storage_op::read), 0u);
+}
+
 TEST_F(spool_test, background_committer_serves_many_threads) {
   spool_options o;
   o.mode = commit_mode::queued;
@@ -337,6 +452,28 @@ TEST_F(spool_test, commit_fail_points_never_leave_a_half_message) {
   EXPECT_EQ(report_.messages.size(), good);
 }
 
+TEST_F(spool_test, complete_fail_points_never_lose_undelivered_state) {
+  const std::string id = committed({"a@x"});
+  ASSERT_FALSE(sp_->activate(id));
+  const int n = fail_point_loop(
+      st_, std::make_error_code(std::errc::io_error), [] {},
+      [&](int) {
+        commit_probe probe;
+        sp_->complete(id, probe.callback());
+        EXPECT_TRUE(probe.called);
+        if (probe.status.ec) {
+          EXPECT_EQ(probe.status.ec, errc::write_error);
+          EXPECT_TRUE(sp_->state_of(id));  // stays known until the deletion is durable
+        }
+        return !probe.status.ec;
+      });
+  EXPECT_EQ(n, 2);  // unlink, incoming/ fsync
+  EXPECT_FALSE(sp_->state_of(id));
+  st_.crash();
+  reopen();
+  EXPECT_TRUE(report_.messages.empty());
+}
+
 TEST_F(spool_test, mark_done_fail_points) {
   const std::string id = committed({"a@x", "b@x"});
   ASSERT_FALSE(sp_->activate(id));
@@ -382,13 +519,11 @@ TEST_F(spool_test, activate_and_remove_fail_points) {
   int n = fail_point_loop(
       st_, std::make_error_code(std::errc::io_error), [] {},
       [&](int) {
-        // A failed directory fsync leaves the file renamed: the index follows the file.
-        if (auto ec = sp_->activate(id)) {
-          EXPECT_EQ(ec, errc::write_error);
-        }
+        EXPECT_FALSE(sp_->activate(id));
         return sp_->state_of(id) == queue_state::active;
       });
-  EXPECT_EQ(n, 1);  // the rename failed at n = 0
+  EXPECT_EQ(n, 0);  // activate() touches no storage: the file stays in incoming/
+  EXPECT_TRUE(st_.exists("incoming", id));
   n = fail_point_loop(
       st_, std::make_error_code(std::errc::io_error), [] {},
       [&](int) {

@@ -138,6 +138,11 @@ class relay:
                 n += sum(1 for f in p.iterdir() if not f.name.endswith(".tmp"))
         return n
 
+    def removed_lines(self):
+        """qmgr's "removed" lines: a message's log lines are complete once it has one (the
+        relay unlinks a delivered file first and logs after the deletion is durable)."""
+        return sum(1 for line in self.log_lines() if line.endswith(": removed"))
+
     def wait_queue_empty(self, deadline_s):
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:

@@ -61,7 +61,8 @@ def case_aiosmtpd(binary, tmp, problems):
         msg = message("aiosmtpd")
         qid = e2e.send(r.port, "sender@example.org", ["rcpt@remote.example"], msg)
         e2e.check(qid != "", problems, "no queue ID in the 250 reply")
-        e2e.check(wait_for(lambda: len(sink.messages()) >= 1 and r.queue_files() == 0, 30),
+        e2e.check(wait_for(lambda: len(sink.messages()) >= 1 and r.queue_files() == 0
+                           and r.removed_lines() >= 1, 30),
                   problems, "message not delivered within 30 s")
         got = sink.messages()
         e2e.check(len(got) == 1, problems, f"{len(got)} deliveries, expected 1")
@@ -103,7 +104,8 @@ def case_smtp_sink(binary, tmp, problems):
         r.start()
         msg = message("smtp-sink")
         qid = e2e.send(r.port, "sender@example.org", ["rcpt@remote.example"], msg)
-        e2e.check(wait_for(lambda: r.queue_files() == 0 and len(sink.dumps()) >= 1, 30),
+        e2e.check(wait_for(lambda: r.queue_files() == 0 and len(sink.dumps()) >= 1
+                           and r.removed_lines() >= 1, 30),
                   problems, "message not delivered to smtp-sink within 30 s")
         dumps = sink.dumps()
         e2e.check(len(dumps) == 1, problems, f"{len(dumps)} smtp-sink dumps, expected 1")
@@ -130,7 +132,8 @@ def case_bounce_local(binary, tmp, problems):
         msg = message("bounce")
         qid = e2e.send(r.port, "sender@example.org",
                        ["bad@remote.example", "good@remote.example", "nobody@localhost"], msg)
-        e2e.check(wait_for(lambda: r.queue_files() == 0 and len(sink.messages()) >= 2, 30),
+        e2e.check(wait_for(lambda: r.queue_files() == 0 and len(sink.messages()) >= 2
+                           and r.removed_lines() >= 2, 30),
                   problems, "mail not delivered/bounced within 30 s")
         got = sink.messages()
         bounces = [m for m in got if m[1]["mail_from"] in ("", "<>")]  # aiosmtpd keeps "<>"
@@ -226,7 +229,8 @@ def case_queue(binary, tmp, problems):
         sink = e2e.py_sink(tmp / "sink", deadline_s=50, port=sink_port)
         rc, out = run_cli(binary, "flush", "--config-dir", str(tmp / "relay" / "etc"))
         e2e.check(rc == 0, problems, f"queue flush: {rc} {out}")
-        e2e.check(wait_for(lambda: r.queue_files() == 0 and len(sink.messages()) == 1, 20),
+        e2e.check(wait_for(lambda: r.queue_files() == 0 and len(sink.messages()) == 1
+                           and r.removed_lines() >= 1, 20),
                   problems, "flush did not deliver the deferred message")
         rc, out = run_cli(binary, "list", "--queue-dir", qdir)
         e2e.check(rc == 0 and out == "Mail queue is empty\n", problems, f"list: {out!r}")
@@ -243,8 +247,8 @@ def case_queue(binary, tmp, problems):
                   f"flush without relay: {rc} {out}")
         rc, out = run_cli(binary, "requeue", qid2, "--queue-dir", qdir)
         e2e.check(rc == 0 and f"{qid2}: requeued" in out, problems, f"requeue: {out}")
-        e2e.check((tmp / "relay" / "queue" / "active" / qid2).exists(), problems,
-                  "requeue did not move the message to active/")
+        e2e.check((tmp / "relay" / "queue" / "incoming" / qid2).exists(), problems,
+                  "requeue did not move the message to incoming/")
         rc, out = run_cli(binary, "delete", qid2, "--queue-dir", qdir)
         e2e.check(rc == 0 and f"{qid2}: removed" in out and "Deleted: 1 message" in out,
                   problems, f"delete: {out}")

@@ -225,7 +225,12 @@ class sink:
 
 
 class base_instance:
-    """What both targets share: directory, ports, rendered config, sasldb, sink, watchdog."""
+    """What both targets share: directory, ports, rendered config, sasldb, sink, watchdog.
+
+    sink_factory(directory, port) makes the relayhost; bench/compare-postfix puts smtp-sink there.
+    """
+
+    sink_factory = sink
 
     kind = "base"
 
@@ -293,7 +298,7 @@ class base_instance:
                 self.ports[role] = values[key]
             values["PORT_SINK"] = free_port(taken)
             render_config(self.template, self.config_dir, values)
-            self.sink = sink(self.dir / "sink", values["PORT_SINK"])
+            self.sink = self.sink_factory(self.dir / "sink", values["PORT_SINK"])
             self.sink.start()
             self._prepare()
             self._launch()
