@@ -56,6 +56,7 @@ namespace {
 
 struct relay_args {
   std::string config_dir;
+  std::string spool_format = "journal";  // or "files": one queue file per message
   std::string maillog;  // "" = maillog_file from main.cf, else stderr; "-" = stdout
   std::string json_log;
   std::string queue_dir;
@@ -157,6 +158,8 @@ int run_relay(const relay_args& a) {
   so.message_size_limit_bytes = static_cast<std::uint64_t>(cfg.main.get_int("message_size_limit"));
   // Freshly queued mail is delivered from memory (see spool.hpp "Content cache").
   so.cache_bytes_max = 64u << 20;
+  // Group commits append to the queue journal: one fdatasync per group (spool.hpp "Journal").
+  so.journal = a.spool_format == "journal";
   std::random_device rd;
   queue::spool spool(
       storage, [] { return std::chrono::system_clock::now(); },
@@ -354,6 +357,11 @@ subcommand add_relay(CLI::App& root) {
                     "maillog file, '-' for stdout (default: maillog_file, else stderr)");
   c.app->add_option("--json-log", a->json_log, "also write JSON lines to this file");
   c.app->add_option("--queue-dir", a->queue_dir, "overrides queue_directory");
+  c.app
+      ->add_option("--spool", a->spool_format,
+                   "how new mail becomes durable: journal (one fdatasync per group commit, "
+                   "default) or files (one queue file and fsync per message, as Postfix)")
+      ->check(CLI::IsMember({"journal", "files"}));
   c.app->add_option("--pid-file", a->pid_file, "write the process id here");
   c.app
       ->add_option("--ready-fd", a->ready_fd,

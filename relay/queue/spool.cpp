@@ -1,5 +1,7 @@
 #include "relay/queue/spool.hpp"
 
+#include "relay/queue/journal.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -104,6 +106,8 @@ spool::~spool() {
 std::error_code spool::open() {
   for (auto s : all_states)
     if (auto ec = storage_.make_dir(to_string(s))) return ec;
+  if (options_.journal)
+    if (auto ec = storage_.make_dir(journal_directory)) return ec;
   return storage_.make_dir(corrupt_directory);
 }
 
@@ -231,11 +235,28 @@ void spool::drop_image(index_entry& e) noexcept {
 }
 
 void spool::process_batch(std::vector<pending_commit>& batch) {
+  if (options_.journal) {
+    process_journal_batch(batch);
+    return;
+  }
   const std::string_view dir = to_string(queue_state::incoming);
+  {
+    // Where each completed message is now (it may have moved since complete() was called).
+    std::lock_guard lock(mutex_);
+    for (auto& p : batch) {
+      if (!p.completion) continue;
+      auto it = index_.find(p.queue_id);
+      if (it == index_.end())
+        p.status = {errc::not_found, {}};
+      else
+        p.dir = it->second.dir;
+    }
+  }
   std::string tmp;
   bool sync_incoming = false, sync_deferred = false;
   for (auto& p : batch) {
     if (p.completion) {
+      if (p.status.ec) continue;
       const std::string_view where = to_string(p.dir);
       // ENOENT: an earlier attempt unlinked it but could not sync; the sync below finishes it.
       if (auto ec = storage_.unlink(where, p.queue_id);
@@ -315,6 +336,269 @@ void spool::process_batch(std::vector<pending_commit>& batch) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// journal
+
+void spool::process_journal_batch(std::vector<pending_commit>& batch) {
+  const std::string_view incoming = to_string(queue_state::incoming);
+  const std::size_t n = batch.size();
+  std::vector<std::uint64_t> image_at(n, 0), segment_of(n, 0);
+  std::vector<char> journal_only(n, 0);
+  {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!batch[i].completion) continue;
+      auto it = index_.find(batch[i].queue_id);
+      if (it == index_.end()) {
+        batch[i].status = {errc::not_found, {}};
+        continue;
+      }
+      journal_only[i] = !it->second.materialized;
+      segment_of[i] = it->second.segment;
+      batch[i].dir = it->second.dir;
+    }
+  }
+  std::string records;
+  bool sync_incoming = false, sync_deferred = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& p = batch[i];
+    if (!p.completion) {
+      image_at[i] = append_journal_message(records, p.queue_id, p.image);
+      continue;
+    }
+    if (p.status.ec) continue;
+    if (segment_of[i] != 0) append_journal_gone(records, p.queue_id);
+    if (journal_only[i]) continue;
+    if (auto ec = storage_.unlink(to_string(p.dir), p.queue_id);
+        ec && ec != std::errc::no_such_file_or_directory) {
+      p.status = {errc::write_error, ec};
+      continue;
+    }
+    sync_incoming = true;
+    if (p.dir != queue_state::incoming) sync_deferred = true;
+  }
+  std::error_code journal_ec;
+  std::uint64_t segment = 0, base = 0;
+  if (!records.empty()) {
+    std::lock_guard lock(journal_mutex_);
+    journal_ec = append_journal(records, segment, base);
+  }
+  std::error_code incoming_ec, deferred_ec;
+  if (sync_incoming || sync_deferred) {
+    std::lock_guard lock(dir_mutex_);
+    if (sync_incoming) incoming_ec = storage_.sync_dir(incoming);
+    if (sync_deferred) deferred_ec = storage_.sync_dir(to_string(queue_state::deferred));
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& p = batch[i];
+    if (p.status.ec) continue;
+    if (!p.completion) {
+      // Records that reached the disk despite the error could bring the message back after a
+      // crash: the client, told 451, may then see it delivered as well as its retry.
+      if (journal_ec) p.status = {errc::write_error, journal_ec};
+      continue;
+    }
+    std::error_code ec;
+    if (segment_of[i] != 0 && journal_ec) ec = journal_ec;
+    if (!journal_only[i] && !ec)
+      ec = incoming_ec ? incoming_ec
+                       : (p.dir == queue_state::incoming ? std::error_code{} : deferred_ec);
+    if (ec) p.status = {errc::write_error, ec};
+  }
+  {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto& p = batch[i];
+      if (p.completion) {
+        if (p.status.ec) continue;
+        if (auto it = index_.find(p.queue_id); it != index_.end()) {
+          if (journal_only[i])
+            if (auto s = segments_.find(segment_of[i]); s != segments_.end() && s->second.live > 0)
+              --s->second.live;
+          drop_image(it->second);
+          index_.erase(it);
+        }
+        continue;
+      }
+      reserved_.erase(p.queue_id);
+      if (p.status.ec) continue;
+      index_entry e;
+      e.done.assign(p.recipients, false);
+      e.segment = segment;
+      e.image_offset = base + image_at[i];
+      e.image_bytes = p.image.size();
+      e.materialized = false;
+      ++segments_[segment].live;
+      if (cached_bytes_ + p.image.size() <= options_.cache_bytes_max) {
+        cached_bytes_ += p.image.size();
+        e.image = std::make_shared<const std::string>(std::move(p.image));
+      }
+      index_[p.queue_id] = std::move(e);
+    }
+  }
+  for (auto& p : batch) {
+    std::string().swap(p.image);
+    p.done(p.status);
+  }
+  retire_segments();
+}
+
+std::error_code spool::append_journal(std::string_view records, std::uint64_t& segment,
+                                      std::uint64_t& offset) {
+  if (current_segment_ != 0) {
+    std::lock_guard lock(mutex_);
+    if (segments_[current_segment_].bytes >= options_.journal_segment_bytes_max)
+      current_segment_ = 0;
+  }
+  if (current_segment_ == 0) {
+    const std::uint64_t seq = next_segment_++;
+    const std::string name = journal_segment_name(seq);
+    const std::string_view piece[] = {records};
+    std::error_code ec = storage_.write_file(journal_directory, name, piece, true);
+    if (!ec) {
+      std::lock_guard lock(dir_mutex_);
+      ec = storage_.sync_dir(journal_directory);
+    }
+    if (ec) {
+      (void)storage_.unlink(journal_directory, name);
+      return ec;
+    }
+    current_segment_ = seq;
+    std::lock_guard lock(mutex_);
+    segments_[seq] = segment_info{0, records.size()};
+    segment = seq;
+    offset = 0;
+    return {};
+  }
+  std::uint64_t at;
+  {
+    std::lock_guard lock(mutex_);
+    at = segments_[current_segment_].bytes;
+  }
+  if (auto ec = storage_.append_file(journal_directory, journal_segment_name(current_segment_),
+                                     records, true)) {
+    // The tail is unknown now: close the segment so no record ever follows a torn one.
+    current_segment_ = 0;
+    return ec;
+  }
+  std::lock_guard lock(mutex_);
+  segments_[current_segment_].bytes += records.size();
+  segment = current_segment_;
+  offset = at;
+  return {};
+}
+
+void spool::retire_segments() {
+  std::lock_guard journal_lock(journal_mutex_);
+  constexpr int per_call_max = 64;
+  for (int i = 0; i < per_call_max; ++i) {
+    std::uint64_t oldest;
+    {
+      std::lock_guard lock(mutex_);
+      if (segments_.empty()) return;
+      const auto it = segments_.begin();
+      if (it->first == current_segment_ || it->second.live != 0) return;
+      oldest = it->first;
+    }
+    // One at a time, each deletion durable before the next: an 'X' record in a younger
+    // segment must not disappear while the 'Q' record it cancels can still come back.
+    if (auto ec = storage_.unlink(journal_directory, journal_segment_name(oldest));
+        ec && ec != std::errc::no_such_file_or_directory)
+      return;  // tried again after the next batch
+    {
+      std::lock_guard lock(dir_mutex_);
+      if (storage_.sync_dir(journal_directory)) return;
+    }
+    std::lock_guard lock(mutex_);
+    segments_.erase(oldest);
+    for (auto& [id, e] : index_)
+      if (e.segment == oldest) e.segment = 0;
+  }
+}
+
+std::error_code spool::read_image(std::string_view queue_id, const index_entry& e,
+                                  std::string& out) {
+  if (e.image) {
+    out = *e.image;
+    return {};
+  }
+  if (!e.materialized) {
+    if (auto ec = storage_.read(journal_directory, journal_segment_name(e.segment), e.image_offset,
+                                static_cast<std::size_t>(e.image_bytes), out))
+      return ec == std::errc::no_such_file_or_directory ? errc::not_found : errc::read_error;
+    return out.size() == e.image_bytes ? std::error_code{} : errc::read_error;
+  }
+  if (auto ec = storage_.read_file(to_string(e.dir), queue_id, SIZE_MAX, out))
+    return ec == std::errc::no_such_file_or_directory ? errc::not_found : errc::read_error;
+  return {};
+}
+
+std::error_code spool::materialize(std::string_view queue_id) {
+  index_entry copy;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) return errc::not_found;
+    if (it->second.materialized) return {};
+    copy.image = it->second.image;
+    copy.segment = it->second.segment;
+    copy.image_offset = it->second.image_offset;
+    copy.image_bytes = it->second.image_bytes;
+    copy.materialized = false;
+  }
+  std::string image;
+  if (auto ec = read_image(queue_id, copy, image)) return ec;
+  const std::string_view dir = to_string(queue_state::incoming);
+  std::string tmp(queue_id);
+  tmp += tmp_suffix;
+  const std::string_view piece[] = {image};
+  std::error_code ec = storage_.write_file(dir, tmp, piece, true);
+  if (!ec) ec = storage_.rename(dir, tmp, dir, queue_id);
+  if (!ec) {
+    std::lock_guard lock(dir_mutex_);
+    ec = storage_.sync_dir(dir);
+  }
+  if (ec) {
+    // A file that may or may not be durable duplicates the journal copy: harmless, recovery
+    // prefers the file. Keep it only if it is whole (the rename happened).
+    (void)storage_.unlink(dir, tmp);
+    return errc::write_error;
+  }
+  std::lock_guard lock(mutex_);
+  auto it = index_.find(queue_id);
+  if (it == index_.end()) return errc::not_found;
+  it->second.materialized = true;
+  it->second.dir = queue_state::incoming;
+  if (auto s = segments_.find(it->second.segment); s != segments_.end() && s->second.live > 0)
+    --s->second.live;
+  return {};
+}
+
+std::error_code spool::scan_journal_dir(journal_scan& out) {
+  out = journal_scan{};
+  std::vector<std::string> names;
+  if (auto ec = storage_.list(journal_directory, names, options_.directory_files_max))
+    return ec == std::errc::no_such_file_or_directory ? std::error_code{} : ec;
+  for (const auto& name : names)
+    if (const auto seq = parse_journal_segment_name(name)) out.segments.push_back(seq);
+  std::sort(out.segments.begin(), out.segments.end());
+  std::string bytes;
+  for (const auto seq : out.segments) {
+    if (auto ec = storage_.read_file(journal_directory, journal_segment_name(seq), SIZE_MAX, bytes))
+      return ec;
+    scan_journal(bytes, [&](const journal_entry& e) {
+      if (e.type == journal_record::message) {
+        out.live.insert_or_assign(std::string(e.queue_id), std::string(e.image));
+        if (auto g = out.gone.find(e.queue_id); g != out.gone.end()) out.gone.erase(g);
+      } else if (auto l = out.live.find(e.queue_id); l != out.live.end()) {
+        out.live.erase(l);
+        out.gone.insert(std::string(e.queue_id));
+      }
+    });
+  }
+  return {};
+}
+
 std::size_t spool::run_once() {
   std::vector<pending_commit> batch;
   {
@@ -382,6 +666,7 @@ std::error_code spool::quarantine(std::string_view dir, std::string_view name) {
 std::error_code spool::load(std::string_view queue_id, queued_message& out) {
   queue_state state, where;
   std::shared_ptr<const std::string> image;
+  index_entry journal_copy;
   {
     std::lock_guard lock(mutex_);
     auto it = index_.find(queue_id);
@@ -389,12 +674,37 @@ std::error_code spool::load(std::string_view queue_id, queued_message& out) {
     state = it->second.state;
     where = it->second.dir;
     image = it->second.image;
+    if (!it->second.materialized) {
+      journal_copy.segment = it->second.segment;
+      journal_copy.image_offset = it->second.image_offset;
+      journal_copy.image_bytes = it->second.image_bytes;
+      journal_copy.materialized = false;
+    }
   }
   std::string why;
   if (image) {
     out.state = state;
     // Our own bytes: decoding cannot fail unless memory is corrupt.
     if (!decode(*image, out.file, why) && out.file.env.queue_id == queue_id) return {};
+  }
+  if (!journal_copy.materialized) {
+    std::string bytes;
+    if (auto ec = read_image(queue_id, journal_copy, bytes)) return ec;
+    out.state = state;
+    if (!decode(bytes, out.file, why) && out.file.env.queue_id == queue_id) return {};
+    // A journal record passed its checksum but does not decode: nothing to quarantine but
+    // the bytes themselves.
+    const std::string_view piece[] = {bytes};
+    (void)storage_.write_file(corrupt_directory, queue_id, piece, true);
+    (void)storage_.sync_dir(corrupt_directory);
+    std::lock_guard lock(mutex_);
+    if (auto it = index_.find(queue_id); it != index_.end()) {
+      if (auto s = segments_.find(it->second.segment); s != segments_.end() && s->second.live > 0)
+        --s->second.live;
+      drop_image(it->second);
+      index_.erase(it);
+    }
+    return errc::corrupt;
   }
   const std::string_view dir = to_string(where);
   std::string bytes;
@@ -429,16 +739,27 @@ std::error_code spool::read_content(const queued_message& msg, std::uint64_t off
   const auto n =
       static_cast<std::size_t>(std::min<std::uint64_t>(bytes_max, f.content_bytes - offset));
   queue_state where;
+  std::uint64_t journal_offset = 0, journal_segment = 0;
   {
     std::lock_guard lock(mutex_);
     auto it = index_.find(f.env.queue_id);
     if (it == index_.end()) return errc::not_found;
     where = it->second.dir;
+    if (!it->second.materialized) {
+      journal_segment = it->second.segment;
+      journal_offset = it->second.image_offset;
+    }
     if (const auto& image = it->second.image;
         image && image->size() >= f.content_offset + offset + n) {
       out.assign(*image, static_cast<std::size_t>(f.content_offset + offset), n);
       return {};
     }
+  }
+  if (journal_segment != 0) {
+    if (auto ec = storage_.read(journal_directory, journal_segment_name(journal_segment),
+                                journal_offset + f.content_offset + offset, n, out))
+      return ec == std::errc::no_such_file_or_directory ? errc::not_found : errc::read_error;
+    return out.size() == n ? std::error_code{} : errc::read_error;
   }
   if (auto ec = storage_.read(to_string(where), f.env.queue_id, f.content_offset + offset, n, out))
     return ec == std::errc::no_such_file_or_directory ? errc::not_found : errc::read_error;
@@ -479,6 +800,7 @@ std::error_code spool::activate(std::string_view queue_id) {
 }
 
 std::error_code spool::requeue(std::string_view queue_id) {
+  if (auto ec = materialize(queue_id)) return ec;
   queue_state where;
   {
     std::lock_guard lock(mutex_);
@@ -496,6 +818,8 @@ std::error_code spool::requeue(std::string_view queue_id) {
 
 std::error_code spool::mark_done(std::string_view queue_id, std::span<const std::uint32_t> indexes,
                                  done_outcome outcome, std::size_t* undone_left) {
+  // Done marks go to the message's own file.
+  if (auto ec = materialize(queue_id)) return ec;
   queue_state state;
   {
     std::lock_guard lock(mutex_);
@@ -523,6 +847,7 @@ std::error_code spool::mark_done(std::string_view queue_id, std::span<const std:
 
 std::error_code spool::defer(std::string_view queue_id, time_point next_attempt,
                              std::span<const recipient_reason> reasons) {
+  if (auto ec = materialize(queue_id)) return ec;
   queue_state state;
   std::uint32_t attempts;
   bool unsynced;
@@ -563,7 +888,8 @@ std::error_code spool::defer(std::string_view queue_id, time_point next_attempt,
 
 std::error_code spool::remove(std::string_view queue_id) {
   queue_state state;
-  bool finished;
+  bool finished, journal_only;
+  std::uint64_t segment;
   {
     std::lock_guard lock(mutex_);
     auto it = index_.find(queue_id);
@@ -571,6 +897,27 @@ std::error_code spool::remove(std::string_view queue_id) {
     state = it->second.dir;
     finished =
         std::find(it->second.done.begin(), it->second.done.end(), false) == it->second.done.end();
+    journal_only = !it->second.materialized;
+    segment = it->second.segment;
+  }
+  if (segment != 0) {
+    // The 'X' record first: if it is durable and the unlink below is not, recovery still
+    // knows the message is gone.
+    std::string records;
+    append_journal_gone(records, queue_id);
+    std::uint64_t seg = 0, at = 0;
+    std::lock_guard lock(journal_mutex_);
+    if (append_journal(records, seg, at)) return errc::write_error;
+  }
+  if (journal_only) {
+    std::lock_guard lock(mutex_);
+    if (auto it = index_.find(queue_id); it != index_.end()) {
+      if (auto s = segments_.find(it->second.segment); s != segments_.end() && s->second.live > 0)
+        --s->second.live;
+      drop_image(it->second);
+      index_.erase(it);
+    }
+    return {};
   }
   const std::string_view dir = to_string(state);
   if (auto ec = storage_.unlink(dir, queue_id); ec && ec != std::errc::no_such_file_or_directory)
@@ -607,8 +954,21 @@ std::size_t spool::message_count() const {
 std::error_code spool::list(std::vector<queue_entry>& out) {
   out.clear();
   std::vector<std::string> names;
+  std::set<std::string, std::less<>> with_files;
   std::string bytes, why;
   decoded_file f;
+  const auto add = [&](std::string_view name, queue_state s, const decoded_file& df) {
+    queue_entry e;
+    e.queue_id = std::string(name);
+    e.state = state_of(name).value_or(s);  // mail being delivered is active in memory only
+    e.size_bytes = df.content_bytes;
+    e.arrival = df.env.arrival;
+    e.sender = df.env.sender;
+    for (std::size_t i = 0; i < df.env.recipients.size(); ++i)
+      if (!df.status[i].done)
+        e.recipients.push_back({df.env.recipients[i].address, df.status[i].reason});
+    out.push_back(std::move(e));
+  };
   for (auto s : all_states) {
     if (auto ec = storage_.list(to_string(s), names, options_.directory_files_max)) return ec;
     std::sort(names.begin(), names.end());
@@ -616,18 +976,20 @@ std::error_code spool::list(std::vector<queue_entry>& out) {
       if (!valid_queue_id(name)) continue;
       if (storage_.read_file(to_string(s), name, SIZE_MAX, bytes)) continue;
       if (decode(bytes, f, why)) continue;
-      queue_entry e;
-      e.queue_id = name;
-      e.state = state_of(name).value_or(s);  // mail being delivered is active in memory only
-      e.size_bytes = f.content_bytes;
-      e.arrival = f.env.arrival;
-      e.sender = f.env.sender;
-      for (std::size_t i = 0; i < f.env.recipients.size(); ++i)
-        if (!f.status[i].done)
-          e.recipients.push_back({f.env.recipients[i].address, f.status[i].reason});
-      out.push_back(std::move(e));
+      with_files.insert(name);
+      add(name, s, f);
     }
   }
+  // Journal-only messages (a running relay's fresh mail), after their state's files.
+  journal_scan js;
+  if (auto ec = scan_journal_dir(js)) return ec;
+  for (const auto& [id, image] : js.live) {
+    if (with_files.contains(id) || decode(image, f, why)) continue;
+    add(id, queue_state::incoming, f);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const queue_entry& a, const queue_entry& b) {
+    return a.state != b.state ? a.state < b.state : a.queue_id < b.queue_id;
+  });
   return {};
 }
 
@@ -643,6 +1005,8 @@ std::error_code spool::recover(recovery_report& report) {
     std::optional<time_point> next;
   };
   std::map<std::string, found, std::less<>> messages;
+  // Every queue ID that has a file, whatever became of it: its journal copy is older.
+  std::set<std::string, std::less<>> has_file;
   bool dirty[3] = {};
   std::vector<std::string> names;
   std::string bytes, why;
@@ -671,6 +1035,7 @@ std::error_code spool::recover(recovery_report& report) {
         quarantine_with("unexpected file name");
         continue;
       }
+      has_file.insert(name);
       const std::size_t bytes_max =
           options_.message_size_limit_bytes == 0
               ? SIZE_MAX
@@ -732,6 +1097,46 @@ std::error_code spool::recover(recovery_report& report) {
     }
   }
 
+  // The journal: messages that left ('X') take any file a crash left behind with them;
+  // messages still in it get their own file unless they have one already (a materialized
+  // message's file is newer than its journal copy).
+  journal_scan js;
+  if (auto ec = scan_journal_dir(js)) return ec;
+  for (const auto& id : js.gone) {
+    auto it = messages.find(id);
+    if (it == messages.end()) continue;
+    if (!storage_.unlink(to_string(it->second.state), id)) {
+      ++report.finished_removed;
+      dirty[static_cast<int>(it->second.state)] = true;
+    }
+    messages.erase(it);
+  }
+  for (const auto& [id, image] : js.live) {
+    if (has_file.contains(id)) continue;
+    const std::string_view dir = to_string(queue_state::incoming);
+    if (decode(image, f, why) || f.env.queue_id != id) {
+      const std::string_view piece[] = {image};
+      if (auto ec = storage_.write_file(corrupt_directory, id, piece, true))
+        report.unreadable_files.push_back({std::string(journal_directory), id, ec});
+      else
+        report.quarantined_files.push_back({std::string(journal_directory), id, why});
+      continue;
+    }
+    const std::string tmp = id + std::string(tmp_suffix);
+    const std::string_view piece[] = {image};
+    std::error_code ec = storage_.write_file(dir, tmp, piece, true);
+    if (!ec) ec = storage_.rename(dir, tmp, dir, id);
+    if (ec) return ec;  // the journal stays; the next start tries again
+    dirty[static_cast<int>(queue_state::incoming)] = true;
+    ++report.journal_messages;
+    found fd{queue_state::incoming,
+             {queue_state::incoming, queue_state::incoming, false, {}, f.attempts, nullptr},
+             f.attempts,
+             f.next_attempt};
+    for (const auto& r : f.status) fd.entry.done.push_back(r.done);
+    messages.emplace(id, std::move(fd));
+  }
+
   // Active mail goes back to incoming, as Postfix's queue manager does at startup.
   bool moved = false;
   for (auto& [id, fd] : messages) {
@@ -749,10 +1154,26 @@ std::error_code spool::recover(recovery_report& report) {
     for (int i = 0; i < 3; ++i)
       if (dirty[i] || (moved && i == static_cast<int>(queue_state::active)))
         if (auto ec = storage_.sync_dir(to_string(all_states[i]))) return ec;
+    if (!js.segments.empty()) {
+      // Everything in the journal now has a durable file (or is gone): replayed segments go.
+      if (auto ec = storage_.sync_dir(corrupt_directory)) return ec;  // quarantined records
+      for (const auto seq : js.segments)
+        if (auto ec = storage_.unlink(journal_directory, journal_segment_name(seq));
+            ec && ec != std::errc::no_such_file_or_directory)
+          return ec;
+      if (auto ec = storage_.sync_dir(journal_directory)) return ec;
+      report.journal_segments_removed = js.segments.size();
+    }
+  }
+  {
+    std::lock_guard journal_lock(journal_mutex_);
+    current_segment_ = 0;
+    if (!js.segments.empty()) next_segment_ = std::max(next_segment_, js.segments.back() + 1);
   }
 
   std::lock_guard lock(mutex_);
   index_.clear();
+  segments_.clear();
   cached_bytes_ = 0;
   for (auto& [id, fd] : messages) {
     recovered_message m;

@@ -39,6 +39,16 @@
 // behaviour (one full fsync round per message) for comparison; commit_mode::immediate does the
 // round inside commit() and calls `done` before commit() returns.
 //
+// Journal (spool_options::journal): a group commit appends its new queue files, whole, to one
+// segment file (journal.hpp) with one fdatasync, instead of one file + fsync + rename each.
+// A message lives in the journal until it leaves (complete()/remove() append an 'X' record)
+// or needs a file of its own: the first done mark of a partial delivery, a deferral, or a
+// requeue writes it out as incoming/ID first ("materializes" it), and from then on the file
+// rules above apply. A segment is deleted once it is not the current one and no message in it
+// is still journal-only, oldest first (an 'X' record must outlive the 'Q' record it cancels),
+// with a journal/ fsync after each deletion. recover() replays the segments: messages without
+// an 'X' and without a file get their file, then every segment is deleted.
+//
 // Content cache (spool_options::cache_bytes_max): a committed file's bytes stay in memory
 // until the message is first changed (done mark, deferral, removal), so the delivery that
 // usually follows at once reads neither the envelope nor the content back from disk.
@@ -99,6 +109,10 @@ struct spool_options {
   /// Bytes of committed queue files kept in memory for their first delivery (0 = none: every
   /// load() and read_content() reads the storage).
   std::size_t cache_bytes_max = 0;
+  /// Group commits go to the journal (see above); off: one queue file per message.
+  bool journal = false;
+  /// A segment that has grown past this is closed; the next group commit starts a new one.
+  std::uint64_t journal_segment_bytes_max = 16u << 20;
   /// Envelope bytes (sender, attributes, recipients) beyond the content limit that a queue
   /// file may have before it is considered corrupt when read back.
   std::size_t envelope_bytes_max = 16 * 1024 * 1024;
@@ -198,6 +212,8 @@ struct recovery_report {
   std::size_t finished_removed = 0;          // all recipients done, remove() was lost
   std::size_t duplicates_removed = 0;        // a move interrupted between two directory fsyncs
   std::size_t torn_tails_repaired = 0;       // a status append that never became durable
+  std::size_t journal_messages = 0;          // written out from the journal to incoming/
+  std::size_t journal_segments_removed = 0;  // replayed, then deleted
 };
 
 struct recipient_reason {
@@ -302,6 +318,14 @@ class spool {
     std::vector<bool> done;
     std::uint32_t attempts = 0;
     std::shared_ptr<const std::string> image;  // the committed file, while cached
+    std::uint64_t segment = 0;       // journal segment holding its 'Q' record (0: none left)
+    std::uint64_t image_offset = 0;  // of the image within that segment
+    std::uint64_t image_bytes = 0;
+    bool materialized = true;  // has a file in `dir`; false: lives in the journal only
+  };
+  struct segment_info {
+    std::uint64_t live = 0;   // journal-only messages whose 'Q' record is here
+    std::uint64_t bytes = 0;  // appended so far
   };
   struct pending_commit {
     std::string queue_id;
@@ -316,6 +340,24 @@ class spool {
   void release_id(const std::string& id) noexcept;
   void enqueue(pending_commit p);
   void drop_image(index_entry& e) noexcept;  // caller holds mutex_
+  void process_journal_batch(std::vector<pending_commit>& batch);
+  /// Appends records to the current segment (a new one when there is none or it is full);
+  /// returns the segment and the offset the records start at. Caller holds journal_mutex_.
+  std::error_code append_journal(std::string_view records, std::uint64_t& segment,
+                                 std::uint64_t& offset);
+  /// Deletes closed segments without journal-only messages, oldest first.
+  void retire_segments();
+  /// Gives a journal-only message its own file in incoming/. Errors: errc::not_found,
+  /// errc::read_error, errc::write_error.
+  std::error_code materialize(std::string_view queue_id);
+  /// Reads an entry's whole image from wherever it is.
+  std::error_code read_image(std::string_view queue_id, const index_entry& e, std::string& out);
+  struct journal_scan {
+    std::vector<std::uint64_t> segments;                   // sorted
+    std::map<std::string, std::string, std::less<>> live;  // queue ID -> image
+    std::set<std::string, std::less<>> gone;               // left the queue ('X' after 'Q')
+  };
+  std::error_code scan_journal_dir(journal_scan& out);
   std::error_code space_for(std::uint64_t bytes, std::error_code& cause);
   void process_batch(std::vector<pending_commit>& batch);
   std::error_code move(const std::string& id, queue_state from, queue_state to);
@@ -331,6 +373,11 @@ class spool {
   std::map<std::string, index_entry, std::less<>> index_;
   std::set<std::string, std::less<>> reserved_;  // begun or committing, not yet in index_
   std::size_t cached_bytes_ = 0;
+  std::map<std::uint64_t, segment_info> segments_;  // under mutex_
+
+  std::mutex journal_mutex_;           // journal appends, segment creation and deletion
+  std::uint64_t current_segment_ = 0;  // 0: the next append starts a new segment
+  std::uint64_t next_segment_ = 1;
 
   std::mutex dir_mutex_;  // held across rename + target fsync, and every directory fsync
 
