@@ -131,12 +131,18 @@ class relay:
         return self.maillog.read_text(errors="replace").splitlines() if self.maillog.exists() else []
 
     def queue_files(self):
-        n = 0
-        for d in ("incoming", "active", "deferred"):
-            p = self.dir / "queue" / d
-            if p.is_dir():
-                n += sum(1 for f in p.iterdir() if not f.name.endswith(".tmp"))
-        return n
+        """Messages in the queue, as `relaylab queue list` sees them: queue files and mail
+        that lives only in the queue journal (journal/J...)."""
+        p = subprocess.run([self.binary, "queue", "list", "--queue-dir", str(self.dir / "queue")],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise e2e_error(f"relaylab queue list failed ({p.returncode}): {p.stderr}")
+        if p.stdout.startswith("Mail queue is empty"):
+            return 0
+        m = re.search(r"in (\d+) Requests?\.", p.stdout)
+        if not m:
+            raise e2e_error("relaylab queue list: no summary line:\n" + p.stdout[-500:])
+        return int(m.group(1))
 
     def removed_lines(self):
         """qmgr's "removed" lines: a message's log lines are complete once it has one (the
