@@ -4,6 +4,8 @@
 #include <array>
 #include <optional>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 
 #include "relay/net/tcp_stream.hpp"
@@ -168,6 +170,7 @@ std::string delivery_log_line(std::string_view queue_id, const job_recipient& r,
   s += ": to=<" + r.address + ">";
   if (!r.orcpt.empty() && !iequals(r.orcpt, r.address)) s += ", orig_to=<" + r.orcpt + ">";
   s += ", relay=" + o.relay;
+  if (t.conn_use > 1) s += ", conn_use=" + std::to_string(t.conn_use);
   const time_point setup = t.conn_setup_done.value_or(t.done);
   s += ", delay=" + format_delay(since(t.done, t.arrival));
   s += ", delays=" + format_delay(since(t.queued_active, t.arrival));
@@ -184,6 +187,7 @@ struct smtp_agent::state {
   std::vector<std::optional<recipient_outcome>> outcomes;
   std::optional<time_point> conn_setup_done;
   failure last;  // the latest reason for recipients still pending
+  std::size_t conn_use = 1;
 
   std::vector<std::size_t> pending() const {
     std::vector<std::size_t> p;
@@ -200,7 +204,7 @@ struct smtp_agent::state {
     o.dsn = f.dsn;
     o.relay = f.relay;
     o.reason = f.reason;
-    delivery_times t{j.arrival, j.queued_active, j.handed_over, conn_setup_done, done};
+    delivery_times t{j.arrival, j.queued_active, j.handed_over, conn_setup_done, done, conn_use};
     agent.logger_.info(agent.options_.origin, delivery_log_line(j.queue_id, j.recipients[i], o, t));
     outcomes[i] = std::move(o);
   }
@@ -230,14 +234,58 @@ struct smtp_agent::state {
   }
 };
 
+// Idle sessions by "address:port". Shared with the expiry coroutines, which may outlive the
+// agent; `alive` tells them.
+struct smtp_agent::session_pool {
+  struct idle {
+    std::unique_ptr<net::byte_stream> stream;
+    std::unique_ptr<client_session> session;
+    std::size_t uses = 0;
+    time_point connected_at;
+    std::uint64_t generation = 0;
+  };
+  std::multimap<std::string, idle> sessions;
+  std::uint64_t next_generation = 1;
+  bool alive = true;
+};
+
 smtp_agent::smtp_agent(smtp_agent_options options, net::connector& connector, net::runtime& runtime,
                        resolver& dns, log::logger& logger, random_source random)
-    : options_(std::move(options)),
+    : pool_(std::make_shared<session_pool>()),
+      options_(std::move(options)),
       connector_(connector),
       runtime_(runtime),
       dns_(dns),
       logger_(logger),
       random_(std::move(random)) {}
+
+smtp_agent::~smtp_agent() {
+  pool_->alive = false;
+  for (auto& [key, s] : pool_->sessions) s.stream->close();
+  pool_->sessions.clear();
+}
+
+std::size_t smtp_agent::cached_sessions() const { return pool_->sessions.size(); }
+
+asio::awaitable<void> smtp_agent::expire(std::shared_ptr<session_pool> pool, net::runtime& rt,
+                                         std::chrono::milliseconds after, std::string key,
+                                         std::uint64_t generation) {
+  co_await rt.sleep_for(after);
+  if (!pool->alive) co_return;
+  auto [first, last] = pool->sessions.equal_range(key);
+  auto it =
+      std::find_if(first, last, [&](const auto& e) { return e.second.generation == generation; });
+  if (it == last) co_return;  // taken for another delivery meanwhile
+  session_pool::idle idle = std::move(it->second);
+  pool->sessions.erase(it);
+  // QUIT without waiting for 221: the session is ours to end, and nothing depends on it.
+  idle.session->quit(stamp(rt.now()));
+  const std::string out(idle.session->output());
+  std::error_code wec;
+  const std::span<const char> bytes(out.data(), out.size());
+  co_await idle.stream->write_all(bytes, std::chrono::seconds(5), wec);
+  idle.stream->close();
+}
 
 namespace {
 
@@ -366,32 +414,60 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
     const std::string namaddr = c.host + "[" + c.address + "]";
     const std::string namaddrport = namaddr + ":" + std::to_string(j.hop.port);
     const bool last_address = ci + 1 == candidates.size();
-    std::error_code ec;
-    auto stream = co_await connector_.connect(c.address, j.hop.port, options_.connect_timeout, ec);
-    if (!stream) {
-      if (!ec) ec = std::make_error_code(std::errc::connection_refused);
-      failure f{"4.4.1", "connect to " + namaddrport + ": " + net::error_text(ec), "none"};
-      logger_.info(options_.origin, f.reason);
-      st.last = f;
-      continue;
-    }
-    ++sessions;
-    const bool final_server =
-        last_address || (options_.mx_session_limit && sessions >= options_.mx_session_limit);
+    const std::string pool_key = c.address + ":" + std::to_string(j.hop.port);
 
-    // One SMTP session.
-    client_session cs(options_.client, stamp(runtime_.now()));
-    std::unique_ptr<smtp::client_authenticator> auth;
-    std::optional<std::string> auth_setup_error;
+    std::optional<std::string> sasl_credentials;
     if (options_.sasl_auth_enable && options_.sasl_password_maps && options_.sasl_library) {
       std::string nexthop = j.hop.text;
       if (nexthop.empty()) {
         nexthop = j.hop.no_mx ? "[" + j.hop.host + "]" : j.hop.host;
         if (j.hop.port != 25) nexthop += ":" + std::to_string(j.hop.port);
       }
-      auto value = options_.sasl_password_maps->find(nexthop);
-      if (!value) value = options_.sasl_password_maps->find(c.host);
-      if (value) {
+      sasl_credentials = options_.sasl_password_maps->find(nexthop);
+      if (!sasl_credentials) sasl_credentials = options_.sasl_password_maps->find(c.host);
+    }
+    const bool cacheable = options_.cache_time_limit.count() > 0 && !sasl_credentials;
+
+    // A cached session to this address, else a new connection.
+    std::unique_ptr<net::byte_stream> stream;
+    std::unique_ptr<client_session> csp;
+    std::size_t uses = 0;
+    time_point connected_at = runtime_.now();
+    if (cacheable) {
+      if (auto it = pool_->sessions.find(pool_key); it != pool_->sessions.end()) {
+        stream = std::move(it->second.stream);
+        csp = std::move(it->second.session);
+        uses = it->second.uses;
+        connected_at = it->second.connected_at;
+        pool_->sessions.erase(it);
+      }
+    }
+    const bool reused = stream != nullptr;
+    if (!stream) {
+      std::error_code ec;
+      stream = co_await connector_.connect(c.address, j.hop.port, options_.connect_timeout, ec);
+      if (!stream) {
+        if (!ec) ec = std::make_error_code(std::errc::connection_refused);
+        failure f{"4.4.1", "connect to " + namaddrport + ": " + net::error_text(ec), "none"};
+        logger_.info(options_.origin, f.reason);
+        st.last = f;
+        continue;
+      }
+      csp = std::make_unique<client_session>(options_.client, stamp(runtime_.now()));
+    }
+    ++uses;
+    st.conn_use = uses;
+    ++sessions;
+    const bool final_server =
+        last_address || (options_.mx_session_limit && sessions >= options_.mx_session_limit);
+
+    // One SMTP session.
+    client_session& cs = *csp;
+    std::unique_ptr<smtp::client_authenticator> auth;
+    std::optional<std::string> auth_setup_error;
+    if (sasl_credentials) {
+      const auto& value = sasl_credentials;
+      {
         const auto colon = value->find(':');
         sasl::client_config cfg;
         cfg.server_fqdn = c.host;
@@ -561,6 +637,14 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
           }
         }
         const auto res = cs.take_result();
+        if (reused && ended() && !local_error && (!res || res->mail.code == 0)) {
+          // A cached session the server closed meanwhile: nothing was said yet, so connect
+          // afresh to the same address (the loop index stays).
+          stream->close();
+          --sessions;
+          --ci;
+          continue;
+        }
         if (local_error) {
           st.fail_all(*local_error, final_server, runtime_.now());
         } else if (res) {
@@ -604,6 +688,18 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
         }
       }
     }
+    if (cacheable && !ended() && cs.state() == client_state::ready &&
+        runtime_.now() - connected_at < options_.reuse_time_limit &&
+        pool_->sessions.size() < options_.cache_sessions_max) {
+      const std::uint64_t generation = pool_->next_generation++;
+      pool_->sessions.emplace(pool_key, session_pool::idle{std::move(stream), std::move(csp), uses,
+                                                           connected_at, generation});
+      asio::co_spawn(runtime_.executor(),
+                     expire(pool_, runtime_, options_.cache_time_limit, pool_key, generation),
+                     asio::detached);
+      if (options_.mx_session_limit && sessions >= options_.mx_session_limit) break;
+      continue;
+    }
     if (!ended() && cs.state() == client_state::ready) {
       cs.quit(stamp(runtime_.now()));
       co_await pump([&] { return cs.state() == client_state::closed; });
@@ -635,6 +731,9 @@ smtp_agent_options smtp_agent_options_from_config(const config::parameters& p, i
   ao.inet_ipv4 = has("ipv4");
   ao.inet_ipv6 = has("ipv6");
   ao.origin = {p.get("syslog_name"), "smtp", pid};
+  if (p.get_bool("smtp_connection_cache_on_demand"))
+    ao.cache_time_limit = p.get_time("smtp_connection_cache_time_limit");
+  ao.reuse_time_limit = p.get_time("smtp_connection_reuse_time_limit");
   return ao;
 }
 

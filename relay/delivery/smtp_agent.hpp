@@ -1,6 +1,15 @@
 // The SMTP delivery agent (Postfix smtp(8)): next hop → MX/addresses → one SMTP session per
 // address until the recipients are done, with Postfix's per-recipient log lines.
 //
+// Connection cache (smtp_connection_cache_on_demand, smtp_connection_cache_time_limit,
+// smtp_connection_reuse_time_limit): a session that ended a transaction cleanly goes to an idle
+// pool keyed by address and port instead of QUIT; the next delivery to that address starts its
+// MAIL FROM there, and logs conn_use=N as Postfix does. An idle session is closed with QUIT
+// after the time limit. Unlike Postfix, which caches only while a destination has a backlog,
+// every clean session is kept (for at most the time limit). Sessions that authenticated with
+// SASL are never cached. A cached session that turns out dead before the server's first reply
+// is dropped, and the delivery connects afresh.
+//
 // Depends on injected interfaces only: net::connector (TCP or simulated), net::runtime (clock),
 // delivery::resolver (DNS), log::logger, a random source (equal-preference MX order) and,
 // for smtp_sasl_auth_enable, relay/sasl's client library.
@@ -48,6 +57,10 @@ struct smtp_agent_options {
   std::shared_ptr<sasl::client_library> sasl_library;
   std::size_t content_chunk_bytes = 64 * 1024;  // read_content chunk and body write size
   std::size_t io_iterations_max = 1'000'000;    // bound on reads/writes per session
+  /// smtp_connection_cache_time_limit when smtp_connection_cache_on_demand = yes; 0 = no cache.
+  std::chrono::milliseconds cache_time_limit{0};
+  std::chrono::milliseconds reuse_time_limit{300000};  // smtp_connection_reuse_time_limit
+  std::size_t cache_sessions_max = 100;                // idle sessions kept in all
   log::origin origin{"postfix", "smtp", 0};
 };
 
@@ -63,12 +76,22 @@ class smtp_agent final : public agent {
   /// All references must outlive the agent.
   smtp_agent(smtp_agent_options options, net::connector& connector, net::runtime& runtime,
              resolver& dns, log::logger& logger, random_source random);
+  /// Closes the idle cached sessions (without QUIT).
+  ~smtp_agent() override;
   /// Delivers to every recipient of `j` (transport "smtp"; others are deferred with
   /// "4.3.5 ... mail transport unavailable"). Never throws; every recipient gets an outcome.
   boost::asio::awaitable<std::vector<recipient_outcome>> deliver(const job& j) override;
+  /// Idle sessions in the connection cache now.
+  std::size_t cached_sessions() const;
 
  private:
   struct state;
+  struct session_pool;
+  /// Closes the idle session `key`/`generation` with QUIT after `after`, unless it was taken.
+  static boost::asio::awaitable<void> expire(std::shared_ptr<session_pool> pool, net::runtime& rt,
+                                             std::chrono::milliseconds after, std::string key,
+                                             std::uint64_t generation);
+  std::shared_ptr<session_pool> pool_;
   smtp_agent_options options_;
   net::connector& connector_;
   net::runtime& runtime_;
@@ -87,6 +110,7 @@ struct delivery_times {
   time_point arrival, queued_active, handed_over;
   std::optional<time_point> conn_setup_done;
   time_point done;
+  std::size_t conn_use = 1;  // transactions on this connection so far, this one included
 };
 std::string delivery_log_line(std::string_view queue_id, const job_recipient& r,
                               const recipient_outcome& o, const delivery_times& t);

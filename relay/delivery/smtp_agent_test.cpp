@@ -54,6 +54,7 @@ struct mx_script {
   std::string auth = "235 2.7.0 Authentication successful";
   std::string hang_at;   // command word after which the server stops answering ("." = end)
   std::string close_at;  // command word after which the server closes the connection
+  int close_at_mail_on = 0;  // connection number (1, 2 ...) that hangs up at its next MAIL
   // Observed.
   std::string received;  // everything the client sent
   std::string message;   // DATA content as received (still dot-stuffed)
@@ -63,7 +64,7 @@ struct mx_script {
 class fake_stream final : public net::byte_stream {
  public:
   fake_stream(mx_script& s, fake_clock& c) : s_(s), clock_(c) {
-    ++s_.connections;
+    number_ = ++s_.connections;
     reply(s_.greeting);
   }
   asio::awaitable<std::size_t> read_some(std::span<char> buffer, net::duration timeout,
@@ -128,6 +129,10 @@ class fake_stream final : public net::byte_stream {
       return;
     }
     const std::string word = l.substr(0, l.find_first_of(" :"));
+    if (word == "MAIL" && s_.close_at_mail_on == number_) {
+      closed_ = true;  // an idle connection the server timed out
+      return;
+    }
     if (s_.hang_at == word) {
       hung_ = true;
       return;
@@ -169,6 +174,7 @@ class fake_stream final : public net::byte_stream {
   bool hung_ = false;
   bool closed_ = false;
   bool closed_after_reply_ = false;
+  int number_ = 0;
 };
 
 class fake_connector final : public net::connector {
@@ -594,6 +600,135 @@ TEST(format_delay, postfix_rounding) {
   EXPECT_EQ(format_delay(12600ms), "13");
   EXPECT_EQ(format_delay(123456ms), "123");
   EXPECT_EQ(format_delay(-5ms), "0");
+}
+
+}  // namespace
+}  // namespace relaylab::delivery
+
+namespace relaylab::delivery {
+namespace {
+
+// Two deliveries through one agent with the connection cache on.
+struct cache_harness : harness {
+  std::vector<std::vector<recipient_outcome>> run_both(const job& a, const job& b,
+                                                       std::size_t* cached_between = nullptr) {
+    smtp_agent agent(options, connector, runtime, dns, logger, [](std::size_t bound) {
+      return bound - 1;
+    });
+    std::vector<std::vector<recipient_outcome>> out;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          auto first = co_await agent.deliver(a);
+          out.push_back(std::move(first));
+          if (cached_between) *cached_between = agent.cached_sessions();
+          auto second = co_await agent.deliver(b);
+          out.push_back(std::move(second));
+        },
+        asio::detached);
+    io.run();
+    io.restart();
+    return out;
+  }
+};
+
+job second_job(cache_harness& h, next_hop hop) {
+  job j = h.make_job({"b@example.org"}, std::move(hop));
+  j.queue_id = "77968D02221";
+  return j;
+}
+
+TEST(smtp_agent_cache, a_clean_session_carries_the_next_message_and_logs_conn_use) {
+  cache_harness h;
+  h.options.cache_time_limit = 2s;
+  mx_script mx;
+  h.connector.servers["192.0.2.25"] = &mx;
+  const auto hop = relay_hop("192.0.2.25", 25);
+  std::size_t cached = 0;
+  const auto out = h.run_both(h.make_job({"a@example.org"}, hop), second_job(h, hop), &cached);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(out[1].size(), 1u);
+  EXPECT_EQ(out[0][0].status, outcome_status::sent);
+  EXPECT_EQ(out[1][0].status, outcome_status::sent);
+  EXPECT_EQ(cached, 1u);
+  EXPECT_EQ(mx.connections, 1);
+  // One EHLO, two transactions, and the QUIT when the idle session expired.
+  const auto count = [&](std::string_view what) {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = mx.received.find(what, at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("EHLO "), 1u);
+  EXPECT_EQ(count("MAIL FROM:"), 2u);
+  EXPECT_EQ(count("QUIT\r\n"), 1u);
+  const std::string log = h.log_text();
+  EXPECT_EQ(log.find("66857C01110: to=<a@example.org>, relay=192.0.2.25[192.0.2.25]:25, delay="),
+            0u)
+      << log;
+  EXPECT_NE(log.find("77968D02221: to=<b@example.org>, relay=192.0.2.25[192.0.2.25]:25, "
+                     "conn_use=2, delay="),
+            std::string::npos)
+      << log;
+}
+
+TEST(smtp_agent_cache, off_by_default_every_message_has_its_own_session) {
+  cache_harness h;
+  mx_script mx;
+  h.connector.servers["192.0.2.25"] = &mx;
+  const auto hop = relay_hop("192.0.2.25", 25);
+  const auto out = h.run_both(h.make_job({"a@example.org"}, hop), second_job(h, hop));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1][0].status, outcome_status::sent);
+  EXPECT_EQ(mx.connections, 2);
+  EXPECT_EQ(h.log_text().find("conn_use"), std::string::npos);
+}
+
+TEST(smtp_agent_cache, a_cached_session_the_server_dropped_is_replaced_silently) {
+  cache_harness h;
+  h.options.cache_time_limit = 2s;
+  mx_script mx;
+  mx.close_at_mail_on = 1;  // the first connection is gone by the time it is reused
+  mx.mail = "250 2.1.0 Ok";
+  h.connector.servers["192.0.2.25"] = &mx;
+  const auto hop = relay_hop("192.0.2.25", 25);
+  // The first delivery must not meet the trap: it uses a job whose MAIL comes before the trap
+  // is armed, so arm it only for the second transaction of connection 1.
+  mx.close_at_mail_on = 0;
+  std::vector<std::vector<recipient_outcome>> out;
+  {
+    smtp_agent agent(h.options, h.connector, h.runtime, h.dns, h.logger,
+                     [](std::size_t bound) { return bound - 1; });
+    const job first = h.make_job({"a@example.org"}, hop);
+    const job second = second_job(h, hop);
+    asio::co_spawn(
+        h.io,
+        [&]() -> asio::awaitable<void> {
+          auto o1 = co_await agent.deliver(first);
+          out.push_back(std::move(o1));
+          mx.close_at_mail_on = 1;
+          auto o2 = co_await agent.deliver(second);
+          out.push_back(std::move(o2));
+        },
+        asio::detached);
+    h.io.run();
+  }
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(out[1].size(), 1u);
+  EXPECT_EQ(out[1][0].status, outcome_status::sent);
+  EXPECT_EQ(mx.connections, 2);
+  const std::string log = h.log_text();
+  EXPECT_EQ(log.find("lost connection"), std::string::npos) << log;
+  EXPECT_EQ(log.find("conn_use"), std::string::npos) << log;  // a fresh connection
+}
+
+TEST(smtp_agent_cache, options_from_main_cf) {
+  config::parameters p;
+  auto o = smtp_agent_options_from_config(p, 1);
+  EXPECT_EQ(o.cache_time_limit, 2s);  // smtp_connection_cache_on_demand = yes by default
+  EXPECT_EQ(o.reuse_time_limit, 300s);
+  p.set("smtp_connection_cache_on_demand", "no");
+  o = smtp_agent_options_from_config(p, 1);
+  EXPECT_EQ(o.cache_time_limit, 0ms);
 }
 
 }  // namespace
