@@ -1,7 +1,9 @@
 // relaylab check FILE: validates a topology file (schema, references, the network model and,
-// when the runner is built in, the texts embedded in it: main.cf, master.cf, zones, MX scripts,
-// dialogues). Every error is printed as file:line:column: error: message. Exit 0 when valid,
-// 2 when not.
+// when the runner is built in, the texts embedded in it: main.cf, master.cf and smtpd.conf with
+// relay/config's parsers, zones, MX scripts, dialogues). Every error is printed as
+// file:line:column: error: message (the topology's position for inline text, the external
+// file's own for text read from one), then postconf-style warnings as file:line:column:
+// warning: message. Exit 0 when valid (warnings allowed), 2 when not.
 #include "harness/cli/commands.hpp"
 #include "harness/topology/topology.hpp"
 #if RELAYLAB_HAVE_RUNNER
@@ -18,12 +20,15 @@ subcommand add_check(CLI::App& root) {
   auto file = std::make_shared<std::string>();
   c.app->add_option("FILE", *file, "Topology XML file")->required();
   c.run = [file] {
-    std::vector<topology::diagnostic> errors;
+    std::vector<topology::diagnostic> errors, warnings;
     auto doc = topology::load(*file, errors);
 #if RELAYLAB_HAVE_RUNNER
-    if (doc) runner::validate(*doc, errors);
+    if (doc) runner::validate(*doc, errors, warnings);
 #endif
     for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+    for (const auto& w : warnings) {
+      std::cerr << w.where.to_string() << ": warning: " << w.message << "\n";
+    }
     if (!errors.empty()) {
       std::cerr << "relaylab: " << *file << ": " << errors.size()
                 << (errors.size() == 1 ? " error" : " errors") << "\n";

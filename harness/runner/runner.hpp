@@ -57,7 +57,15 @@ scenario_result run_scenario(const topology::document& doc, const topology::scen
                              std::uint64_t seed, const run_options& options);
 
 /// Checks the texts embedded in a topology with their own parsers (DNS zones, MX scripts,
-/// dialogues, DNS fault records), reporting file:line:column in the topology file.
+/// dialogues, DNS fault records, and each relay's main.cf, master.cf and smtpd.conf with
+/// relay/config's parsers, including scenario overrides), reporting file:line:column: in the
+/// topology file for inline text, in the external file for text read from one. Errors: what
+/// would stop the relay or a fake from starting (postconf's "fatal" diagnostics for main.cf and
+/// master.cf: syntax, bad values; bad smtpd.conf lines). Warnings: what postconf only warns
+/// about (unused or undefined parameters, overriding earlier entries).
+void validate(const topology::document& doc, std::vector<topology::diagnostic>& errors,
+              std::vector<topology::diagnostic>& warnings);
+/// validate() without the warnings.
 void validate(const topology::document& doc, std::vector<topology::diagnostic>& errors);
 
 }  // namespace relaylab::runner

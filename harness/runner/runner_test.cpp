@@ -7,6 +7,10 @@
 
 #include <unistd.h>
 
+#include <map>
+#include <regex>
+#include <set>
+
 namespace relaylab::runner {
 namespace {
 
@@ -65,7 +69,8 @@ INSTANTIATE_TEST_SUITE_P(handson, handson_scenario,
                          ::testing::Values("port25-mynetworks", "auth-plain-587",
                                            "no-auth-587-rejected", "sg-without-587",
                                            "latent-bug-roaming-auth", "latent-bug-fix-main-cf",
-                                           "latent-bug-fix-master-cf", "mx-tempfail-retry"),
+                                           "latent-bug-fix-master-cf", "mx-tempfail-retry",
+                                           "load-auth-587"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (auto& c : n)
@@ -91,6 +96,109 @@ TEST(runner, same_seed_same_results) {
   EXPECT_FALSE(a.results[0].maillog.empty());
   EXPECT_EQ(json(a), json(b));
   EXPECT_EQ(maillog(a), maillog(b));
+}
+
+topology::document load_file(const std::string& path) {
+  std::vector<topology::diagnostic> errors;
+  auto doc = topology::load(path, errors);
+  EXPECT_TRUE(doc) << (errors.empty() ? "" : errors.front().to_string());
+  if (doc) validate(*doc, errors);
+  EXPECT_TRUE(errors.empty()) << (errors.empty() ? "" : errors.front().to_string());
+  return doc ? std::move(*doc) : topology::document{};
+}
+
+const std::string crash_topology =
+    std::string(RELAYLAB_SOURCE_DIR) + "/testdata/topology/runner/crash-under-load.xml";
+
+// The relay's host crashes mid-load and restarts: the scenario's expectations and the checkers
+// hold, and mail that the first boot accepted but had not delivered when it crashed is
+// delivered by the second boot (the spool recovered it and the new queue manager adopted it).
+TEST(runner, relay_crash_mid_load_recovers_the_queue) {
+  const auto doc = load_file(crash_topology);
+  ASSERT_EQ(doc.scenarios.size(), 1u);
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  for (const std::uint64_t seed : {7u, 8u}) {
+    const auto r = run_scenario(doc, doc.scenarios[0], seed, o);
+    EXPECT_TRUE(r.passed) << "seed " << seed << "\n" << describe(r);
+    // Queue IDs by the boot whose smtpd accepted them (pids 2996, then 3196), and by the boot
+    // whose smtp agent logged them sent (3000, 3200).
+    const std::regex accepted(R"( postfix/smtpd\[(\d+)\]: ([0-9A-F]+): client=)");
+    const std::regex sent(R"( postfix/smtp\[(\d+)\]: ([0-9A-F]+): to=<[^>]*>, .*status=sent)");
+    std::map<std::string, std::string> accepted_by, sent_by;
+    for (const auto& l : r.maillog) {
+      std::smatch m;
+      if (std::regex_search(l, m, accepted)) accepted_by[m[2]] = m[1];
+      if (std::regex_search(l, m, sent)) sent_by[m[2]] = m[1];
+    }
+    std::size_t carried_over = 0;
+    for (const auto& [id, pid] : accepted_by) {
+      if (pid == "2996" && sent_by.count(id) && sent_by[id] == "3200") ++carried_over;
+    }
+    EXPECT_GT(carried_over, 0u) << "seed " << seed << ": no message accepted before the crash "
+                                << "was delivered after the restart\n"
+                                << describe(r);
+    // Nothing the first boot did is logged after the crash.
+    bool after_crash = false;
+    for (const auto& l : r.maillog) {
+      if (l.find("[3196]") != std::string::npos) after_crash = true;
+      if (after_crash) {
+        EXPECT_EQ(l.find("[2996]"), std::string::npos) << l;
+        EXPECT_EQ(l.find("[3000]"), std::string::npos) << l;
+        EXPECT_EQ(l.find("[2924]"), std::string::npos) << l;
+      }
+    }
+  }
+}
+
+TEST(runner, relay_crash_replays_identically) {
+  const auto doc = load_file(crash_topology);
+  ASSERT_EQ(doc.scenarios.size(), 1u);
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  report_input a, b;
+  a.file = b.file = crash_topology;
+  a.seed = b.seed = 11;
+  a.results.push_back(run_scenario(doc, doc.scenarios[0], 11, o));
+  b.results.push_back(run_scenario(doc, doc.scenarios[0], 11, o));
+  EXPECT_FALSE(a.results[0].maillog.empty());
+  EXPECT_EQ(json(a), json(b));
+}
+
+// Without the restart the crashed relay's durable queue still counts: the checkers accept mail
+// that is only on its disk. The load, still running when the scenario ends, is abandoned (its
+// coroutines are destroyed with the world).
+TEST(runner, crashed_relay_keeps_accepted_mail_queued) {
+  auto doc = load_file(crash_topology);
+  ASSERT_EQ(doc.scenarios.size(), 1u);
+  auto& sc = doc.scenarios[0];
+  std::vector<topology::step> steps;
+  for (const auto& st : sc.steps) {
+    if (st.kind == topology::step_kind::load || st.name == "crash") steps.push_back(st);
+  }
+  ASSERT_EQ(steps.size(), 2u);
+  topology::step wait;
+  wait.kind = topology::step_kind::wait;
+  wait.wait_for = std::chrono::seconds(10);
+  steps.push_back(wait);
+  sc.steps = steps;
+  sc.expectations.clear();
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  const auto r = run_scenario(doc, sc, 7, o);
+  EXPECT_TRUE(r.passed) << describe(r);  // the checkers
+  // Some mail was accepted before the crash and never delivered: it is only on the disk.
+  const std::regex accepted(R"( postfix/smtpd\[\d+\]: ([0-9A-F]+): client=)");
+  const std::regex sent(R"( postfix/smtp\[\d+\]: ([0-9A-F]+): to=<[^>]*>, .*status=sent)");
+  std::set<std::string> ids, delivered;
+  for (const auto& l : r.maillog) {
+    std::smatch m;
+    if (std::regex_search(l, m, accepted)) ids.insert(m[1]);
+    if (std::regex_search(l, m, sent)) delivered.insert(m[1]);
+  }
+  std::size_t undelivered = 0;
+  for (const auto& id : ids) undelivered += delivered.count(id) ? 0 : 1;
+  EXPECT_GT(undelivered, 0u) << describe(r);
 }
 
 }  // namespace

@@ -81,10 +81,10 @@ struct end_state {
   bool closed = false;  // closed locally
   bool dead = false;    // its host crashed
   bec error;            // sticky: reset, timed_out
-  std::unique_ptr<detail::pending_op> read_op;
+  detail::op_slot read_op;
   std::vector<asio::mutable_buffer> read_bufs;
   event_handle read_timeout;
-  std::unique_ptr<detail::pending_op> write_op;
+  detail::op_slot write_op;
   std::string write_data;
   event_handle write_timeout;
   // This end's outbound direction.
@@ -108,14 +108,14 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     auto& e = ends[side];
     e.read_timeout.cancel();
     e.read_bufs.clear();
-    auto op = std::move(e.read_op);
+    auto op = e.read_op.take();
     if (op && !w->shutting_down()) op->complete(ec, n);
   }
   void complete_write(int side, bec ec, std::size_t n) {
     auto& e = ends[side];
     e.write_timeout.cancel();
     e.write_data.clear();
-    auto op = std::move(e.write_op);
+    auto op = e.write_op.take();
     if (op && !w->shutting_down()) op->complete(ec, n);
   }
 
@@ -280,7 +280,7 @@ void socket::start_read(std::vector<asio::mutable_buffer> bufs, duration timeout
     op->complete({}, 0);
     return;
   }
-  e.read_op = std::move(op);
+  e.read_op.set(*c_->w, std::move(op));
   e.read_bufs = std::move(bufs);
   c_->service_read(side_);
   if (e.read_op && timeout != duration::max()) {
@@ -307,7 +307,7 @@ void socket::start_write(std::string data, duration timeout,
     op->complete({}, 0);
     return;
   }
-  e.write_op = std::move(op);
+  e.write_op.set(*c_->w, std::move(op));
   e.write_data = std::move(data);
   c_->service_write(side_);
   if (e.write_op && timeout != duration::max()) {

@@ -8,6 +8,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <optional>
 
@@ -241,6 +244,62 @@ TEST_F(streams, driver_session_timeout_fires_on_virtual_time) {
   EXPECT_EQ(got, "220 sim\r\n421 timeout\r\n");
   ASSERT_TRUE(result);
   EXPECT_GE(w.now(), duration(60s));
+}
+
+// A coroutine that owns the socket it waits on, and one that owns the timer it waits on, form
+// cycles with their pending operations; world::shutdown() must still destroy their frames (the
+// objects they own go with them), and with nothing left pending.
+TEST(shutdown, destroys_frames_suspended_on_sockets_and_timers_they_own) {
+  world w{world_options{3, {}}};
+  std::vector<network_error> errors;
+  network n{w, test::handson_network(), errors};
+  ASSERT_TRUE(errors.empty());
+  auto frames_alive = std::make_shared<int>(0);
+  struct sentinel {
+    std::shared_ptr<int> count;
+    explicit sentinel(std::shared_ptr<int> c) : count(std::move(c)) { ++*count; }
+    ~sentinel() { --*count; }
+  };
+  ASSERT_FALSE(n.listen("relay", 25, [&](accepted a) {
+    std::shared_ptr<socket> sock(std::move(a.stream));
+    asio::co_spawn(
+        w.executor(),
+        [sock, frames_alive]() -> asio::awaitable<void> {
+          sentinel s(frames_alive);
+          char buf[16];
+          boost::system::error_code ec;
+          co_await sock->async_read_some(asio::buffer(buf),
+                                         asio::redirect_error(asio::use_awaitable, ec));
+        },
+        asio::detached);
+  }));
+  host_connector connector{n, "client"};
+  asio::co_spawn(
+      w.executor(),
+      [&connector, frames_alive]() -> asio::awaitable<void> {
+        sentinel s(frames_alive);
+        std::error_code ec;
+        auto stream = co_await connector.connect("192.168.2.44", 25, 30s, ec);
+        char buf[16];
+        if (stream) co_await stream->read_some(std::span<char>(buf), net::duration::max(), ec);
+      },
+      asio::detached);
+  asio::co_spawn(
+      w.executor(),
+      [frames_alive]() -> asio::awaitable<void> {
+        sentinel s(frames_alive);
+        timer t(co_await asio::this_coro::executor);
+        t.expires_after(std::chrono::hours(1000));
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      },
+      asio::detached);
+  w.run(run_limits{std::chrono::hours(1), 100000});
+  EXPECT_EQ(*frames_alive, 3);  // all three are suspended
+  EXPECT_EQ(w.operations_pending(), 3u);
+  w.shutdown();
+  EXPECT_EQ(*frames_alive, 0);
+  EXPECT_EQ(w.operations_pending(), 0u);
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ std::size_t timer::expires_at(time_point t) {
 std::size_t timer::cancel() {
   event_.cancel();
   if (!op_) return 0;
-  auto op = std::move(op_);
+  auto op = op_.take();
   if (world_->shutting_down()) return 1;  // the io_context is gone: drop the handler
   op->complete(boost::asio::error::operation_aborted, 0);
   return 1;
@@ -31,10 +31,10 @@ std::size_t timer::cancel() {
 void timer::start_wait(std::unique_ptr<detail::pending_op> op) {
   // One wait at a time, as the driver uses it; a second wait replaces (aborts) the first.
   cancel();
-  op_ = std::move(op);
+  op_.set(*world_, std::move(op));
   event_ = world_->schedule_at(expiry_, [this] {
     if (!op_) return;
-    auto op = std::move(op_);
+    auto op = op_.take();
     op->complete({}, 0);
   });
 }

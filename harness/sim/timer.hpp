@@ -62,6 +62,44 @@ class pending_op_impl<Handler, void(boost::system::error_code, std::size_t)> fin
   boost::asio::any_io_executor ex_;
 };
 
+/// Holds at most one pending operation of a sim timer or socket. While it holds one, the slot
+/// is registered with its world, so that world::shutdown() can destroy the operation (and the
+/// coroutine its handler resumes) even when that coroutine owns the slot's timer or socket:
+/// without this, such a frame and its operation keep each other alive forever.
+class op_slot {
+ public:
+  op_slot() = default;
+  ~op_slot() { reset(); }
+  op_slot(const op_slot&) = delete;
+  op_slot& operator=(const op_slot&) = delete;
+
+  /// Takes `op` (the slot must be empty) and registers with `w`.
+  void set(world& w, std::unique_ptr<pending_op> op) {
+    reset();
+    op_ = std::move(op);
+    world_ = &w;
+    key_ = w.track(this);
+  }
+  /// Gives the operation back (to complete or drop it); the slot is then empty.
+  std::unique_ptr<pending_op> take() noexcept {
+    if (world_) world_->untrack(key_);
+    key_ = 0;
+    return std::move(op_);
+  }
+  /// For world::shutdown(), which has already unregistered the slot.
+  std::unique_ptr<pending_op> release_untracked() noexcept {
+    key_ = 0;
+    return std::move(op_);
+  }
+  void reset() noexcept { take().reset(); }
+  explicit operator bool() const noexcept { return op_ != nullptr; }
+
+ private:
+  std::unique_ptr<pending_op> op_;
+  world* world_ = nullptr;
+  std::uint64_t key_ = 0;
+};
+
 template <class Signature, class Handler>
 std::unique_ptr<pending_op> make_op(Handler&& h, const boost::asio::any_io_executor& ex) {
   return std::make_unique<pending_op_impl<std::decay_t<Handler>, Signature>>(
@@ -108,7 +146,7 @@ class timer {
   executor_type ex_;
   world* world_;
   time_point expiry_{0};
-  std::unique_ptr<detail::pending_op> op_;
+  detail::op_slot op_;
   event_handle event_;
 };
 

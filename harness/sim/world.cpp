@@ -3,6 +3,8 @@
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/query.hpp>
 
+#include "harness/sim/timer.hpp"
+
 #include <algorithm>
 
 namespace relaylab::sim {
@@ -49,15 +51,40 @@ world::world(world_options options) : options_(options) {
   for (auto& s : rng_) s = splitmix64(x);
 }
 
-world::~world() { shutdown(); }
+world::~world() {
+  shutdown();
+  io_.reset();
+}
 
 void world::shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   // Events may own coroutine frames; drop them before the io_context destroys its handlers.
   while (!events_.empty()) events_.pop();
-  io_.reset();
+  // A coroutine suspended on a sim socket or timer is owned by the operation waiting there,
+  // and often owns that socket (or timer) itself: a cycle nothing else breaks. Destroying the
+  // operation destroys its handler, which hands the coroutine's frames to the io_context for
+  // destruction (Asio unwinds through the executor); destroying the queued handlers then frees
+  // the frames, and with them the sockets and timers they own.
+  while (!slots_.empty()) {
+    auto it = slots_.begin();
+    detail::op_slot* slot = it->second;
+    slots_.erase(it);
+    auto op = slot->release_untracked();
+    op.reset();  // may destroy `slot` itself, or other slots (which untrack themselves)
+  }
+  io_->destroy_handlers();
   while (!events_.empty()) events_.pop();  // scheduled by destructors during the reset
+}
+
+std::uint64_t world::track(detail::op_slot* slot) {
+  if (shutting_down_) return 0;
+  slots_.emplace(++slot_seq_, slot);
+  return slot_seq_;
+}
+
+void world::untrack(std::uint64_t key) noexcept {
+  if (key != 0) slots_.erase(key);
 }
 
 world* world::from(boost::asio::execution_context& ctx) noexcept {

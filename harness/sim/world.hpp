@@ -18,12 +18,17 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <queue>
 #include <string>
 #include <vector>
 
 namespace relaylab::sim {
+
+namespace detail {
+class op_slot;
+}
 
 /// Virtual time since the start of the simulation.
 using duration = std::chrono::nanoseconds;
@@ -80,10 +85,13 @@ class world {
   boost::asio::io_context& io() noexcept { return *io_; }
   boost::asio::any_io_executor executor() { return io_->get_executor(); }
 
-  /// Ends the simulation: drops pending events and destroys the io_context with every
-  /// suspended coroutine in it, while the objects those coroutines refer to still exist. Call
-  /// before destroying what the simulation ran (relay, fakes); afterwards timers and streams
-  /// drop their completions instead of posting them. Idempotent.
+  /// Ends the simulation: drops pending events, destroys every operation still pending on a
+  /// sim timer or socket (see detail::op_slot) and every handler queued in the io_context, so
+  /// that each suspended coroutine frame is destroyed now, while the objects it refers to still
+  /// exist. Call before destroying what the simulation ran (relay, fakes); afterwards timers
+  /// and streams drop their completions instead of posting them, and handlers posted later (by
+  /// objects that held a coroutine's completion) are only destroyed, with the io_context, when
+  /// the world is. Idempotent.
   void shutdown();
   bool shutting_down() const noexcept { return shutting_down_; }
 
@@ -115,6 +123,14 @@ class world {
 
   std::uint64_t events_run() const noexcept { return events_run_; }
   std::size_t events_pending() const noexcept { return events_.size(); }
+  /// Operations pending on sim timers and sockets (for tests).
+  std::size_t operations_pending() const noexcept { return slots_.size(); }
+
+  // For detail::op_slot: a slot holding an operation registers itself so that shutdown() can
+  // destroy the operation. track() returns the key for untrack(); 0 = not tracked (during
+  // shutdown nothing is).
+  std::uint64_t track(detail::op_slot* slot);
+  void untrack(std::uint64_t key) noexcept;
 
  private:
   struct event {
@@ -129,8 +145,17 @@ class world {
     }
   };
 
+  // io_context with its services' shutdown (which destroys queued handlers) callable early.
+  class context final : public boost::asio::io_context {
+   public:
+    context() : boost::asio::io_context(1) {}
+    void destroy_handlers() { shutdown(); }
+  };
+
   world_options options_;
-  std::unique_ptr<boost::asio::io_context> io_ = std::make_unique<boost::asio::io_context>(1);
+  std::unique_ptr<context> io_ = std::make_unique<context>();
+  std::map<std::uint64_t, detail::op_slot*> slots_;  // in registration order
+  std::uint64_t slot_seq_ = 0;
   bool shutting_down_ = false;
   time_point now_{0};
   std::uint64_t seq_ = 0;

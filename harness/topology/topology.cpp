@@ -611,7 +611,8 @@ step_kind step_of(const char* name, bool& ok) {
 void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
   r.attrs(n, {"name", "description", "time-max"}, {"name"});
   r.children(n, {"override", "send", "dialogue", "load", "fault", "wait", "expect-maillog",
-                 "expect-maillog-sequence", "expect-mailbox", "expect-queue", "expect-duration"});
+                 "expect-maillog-sequence", "expect-mailbox", "expect-queue", "expect-duration",
+                 "expect-load"});
   scenario sc;
   sc.name = r.name_attr(n);
   sc.description = r.str(n, "description");
@@ -719,23 +720,40 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
             r.error(r.at(e), "<dialogue> needs a transcript: inline text or file=\"...\"");
           }
           break;
-        case step_kind::load:
+        case step_kind::load: {
           r.attrs(e,
                   {"name", "at", "host", "server", "port", "messages", "concurrency", "from", "to",
-                   "user", "password"},
+                   "user", "password", "auth", "pipelining", "message-bytes"},
                   {"host", "server"});
           r.children(e, {});
-          s.load.host = r.str(e, "host");
-          need_host(s.load.host, "host");
-          s.load.server = r.address(e, "server", 0);
-          s.load.port = static_cast<std::uint16_t>(r.number(e, "port", 65535).value_or(25));
-          s.load.messages = r.number(e, "messages", 10000000).value_or(1);
-          s.load.concurrency = r.number(e, "concurrency", 10000).value_or(1);
-          s.load.from = r.str(e, "from", "load@example.com");
-          s.load.to = r.str(e, "to", "sink@example.net");
-          s.load.user = r.str(e, "user");
-          s.load.password = r.str(e, "password");
+          auto& l = s.load;
+          l.host = r.str(e, "host");
+          need_host(l.host, "host");
+          l.server = r.address(e, "server", 0);
+          l.port = static_cast<std::uint16_t>(r.number(e, "port", 65535).value_or(25));
+          l.messages = r.number(e, "messages", 10000000).value_or(1);
+          l.concurrency = r.number(e, "concurrency", 10000).value_or(1);
+          l.from = r.str(e, "from", "load@example.com");
+          l.to = r.str(e, "to", "sink@example.net");
+          l.user = r.str(e, "user");
+          l.password = r.str(e, "password");
+          l.auth = r.str(e, "auth");
+          if (!l.auth.empty() && l.auth != "plain" && l.auth != "login") {
+            r.error(r.at(e, "auth"),
+                    "attribute 'auth': expected 'plain' or 'login', got '" + l.auth + "'");
+          }
+          if (!l.auth.empty() && l.user.empty()) {
+            r.error(r.at(e, "auth"), "attribute 'auth' needs attribute 'user'");
+          }
+          const std::string pipe = r.str(e, "pipelining", "false");
+          if (pipe != "true" && pipe != "false") {
+            r.error(r.at(e, "pipelining"),
+                    "attribute 'pipelining': expected 'true' or 'false', got '" + pipe + "'");
+          }
+          l.pipelining = pipe == "true";
+          l.message_bytes = r.number(e, "message-bytes", 64u << 20).value_or(0);
           break;
+        }
         case step_kind::fault: {
           r.attrs(e,
                   {"name", "at", "kind", "target", "a", "b", "direction", "protocol", "ports",
@@ -803,12 +821,14 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
           r.children(e, {});
           if (auto d = r.dur(e, "for")) s.wait_for = *d;
           s.wait_until = r.str(e, "until");
-          if (!s.wait_until.empty() && s.wait_until != "queue-empty") {
-            r.error(r.at(e, "until"),
-                    "attribute 'until': expected 'queue-empty', got '" + s.wait_until + "'");
+          if (!s.wait_until.empty() && s.wait_until != "queue-empty" &&
+              s.wait_until != "loads-done") {
+            r.error(r.at(e, "until"), "attribute 'until': expected 'queue-empty' or " +
+                                          std::string("'loads-done', got '") + s.wait_until + "'");
           }
           if (!e.attribute("for") && s.wait_until.empty()) {
-            r.error(r.at(e), "<wait> needs 'for' (a duration) or until=\"queue-empty\"");
+            r.error(r.at(e), "<wait> needs 'for' (a duration) or until=\"queue-empty\" or " +
+                                 std::string("until=\"loads-done\""));
           }
           break;
         }
@@ -868,6 +888,22 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
       }
       x.min = r.dur(e, "min");
       x.max = r.dur(e, "max");
+    } else if (en == "expect-load") {
+      r.attrs(e, {"step", "accepted", "failed", "accepted-min", "accepted-max"}, {"step"});
+      r.children(e, {});
+      x.kind = expect_kind::load;
+      x.step = r.str(e, "step");
+      bool is_load = false;
+      for (const auto& st : sc.steps)
+        is_load = is_load || (st.name == x.step && st.kind == step_kind::load);
+      if (!is_load) {
+        r.error(r.at(e, "step"),
+                "attribute 'step': no <load> step named '" + x.step + "' before this expectation");
+      }
+      x.accepted = r.number(e, "accepted", 10000000);
+      x.failed = r.number(e, "failed", 10000000);
+      x.accepted_min = r.number(e, "accepted-min", 10000000);
+      x.accepted_max = r.number(e, "accepted-max", 10000000);
     } else {
       continue;  // reported by children()
     }

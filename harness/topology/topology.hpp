@@ -102,12 +102,17 @@ struct send_step {     // the mailx-like client
   std::string expect_reply;  // glob on the failing or final reply line, "" = any
 };
 
+/// A load (fakes/load, smtp-source style) started in the background: later steps run while it
+/// goes on; <wait until="loads-done"> waits for it, <expect-load> judges it.
 struct load_step {
   std::string host, server;
   std::uint16_t port = 25;
   std::uint64_t messages = 1;
-  std::uint64_t concurrency = 1;
+  std::uint64_t concurrency = 1;  // sessions in parallel
   std::string from, to, user, password;
+  std::string auth;  // "" (none), "plain" or "login"; needs user and password
+  bool pipelining = false;
+  std::uint64_t message_bytes = 0;  // body bytes beyond the headers
 };
 
 struct fault_step {
@@ -130,11 +135,11 @@ struct step {
   load_step load;
   fault_step fault;
   std::chrono::milliseconds wait_for{0};
-  std::string wait_until;  // "" or "queue-empty"
+  std::string wait_until;  // "", "queue-empty" or "loads-done"
   location where;
 };
 
-enum class expect_kind { maillog, maillog_sequence, mailbox, queue, duration };
+enum class expect_kind { maillog, maillog_sequence, mailbox, queue, duration, load };
 
 struct expectation {
   expect_kind kind = expect_kind::maillog;
@@ -145,8 +150,10 @@ struct expectation {
   std::string recipient;               // mailbox
   std::string contains;                // mailbox: glob on the content
   std::optional<std::uint64_t> incoming, active, deferred;  // queue
-  std::string step;                                         // duration: the step measured
-  std::optional<std::chrono::milliseconds> min, max;        // duration bounds (virtual time)
+  std::string step;  // duration: the step measured; load: the load step
+  /// load: messages the server accepted (250 after DATA) / that failed; exact, or bounds.
+  std::optional<std::uint64_t> accepted, failed, accepted_min, accepted_max;
+  std::optional<std::chrono::milliseconds> min, max;  // duration bounds (virtual time)
   /// Checked after this many steps of the scenario have run (expectations sit between steps).
   std::size_t after_step = 0;
   location where;

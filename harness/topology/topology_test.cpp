@@ -124,6 +124,14 @@ TEST(topology, every_bad_file_fails_at_the_announced_place) {
         << entry.path() << " lacks its expect comment";
     std::vector<diagnostic> errors;
     const auto doc = load(entry.path().string(), errors);
+    // Files whose error is in an embedded relay configuration are valid topologies: the runner's
+    // validate() finds their error (relaylab check, tests cli.check_bad.*).
+    if (std::regex_search(m[3].str(),
+                          std::regex(R"(^(in \S+ )?(main\.cf|master\.cf|smtpd\.conf): )"))) {
+      EXPECT_TRUE(doc) << entry.path() << ": "
+                       << (errors.empty() ? "" : errors.front().to_string());
+      continue;
+    }
     EXPECT_FALSE(doc) << entry.path();
     ASSERT_FALSE(errors.empty()) << entry.path();
     const auto& e = errors.front();
