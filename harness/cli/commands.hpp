@@ -33,6 +33,9 @@ subcommand add_draw(CLI::App& root);
 #if RELAYLAB_HAVE_RUNNER
 subcommand add_run(CLI::App& root);
 #endif
+#if RELAYLAB_HAVE_SWEEP
+subcommand add_sweep(CLI::App& root);
+#endif
 #if RELAYLAB_HAVE_FAKES
 subcommand add_mx(CLI::App& root);
 subcommand add_send(CLI::App& root);

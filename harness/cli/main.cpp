@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
 #if RELAYLAB_HAVE_RUNNER
   commands.push_back(add_run(root));
 #endif
+#if RELAYLAB_HAVE_SWEEP
+  commands.push_back(add_sweep(root));
+#endif
 #if RELAYLAB_HAVE_FAKES
   commands.push_back(add_mx(root));
   commands.push_back(add_send(root));
