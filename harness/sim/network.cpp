@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <deque>
 
 namespace relaylab::sim {
 
@@ -91,6 +92,16 @@ struct end_state {
   std::size_t in_flight = 0;
   time_point link_free{0};
   time_point last_arrival{0};
+  // Segments sent and not yet delivered, in order: a segment that waits for a broken path to
+  // heal holds back every later one, as TCP's in-order delivery does.
+  struct segment {
+    std::string data;
+    bool fin = false;
+    time_point at{};  // earliest arrival
+  };
+  std::deque<segment> unacked;
+  bool retry_pending = false;  // a retransmission timer owns the head
+  int attempts = 0;            // retransmissions of the head so far
 };
 
 struct connection_state : std::enable_shared_from_this<connection_state> {
@@ -191,46 +202,65 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     time_point at = w->now() + one_way(data.size(), e);
     at = std::max(at, e.last_arrival);  // in order
     e.last_arrival = at;
+    e.unacked.push_back({std::move(data), fin, at});
     auto self = shared_from_this();
-    w->schedule_at(at, [self, side, d = std::move(data), fin]() mutable {
-      self->deliver(side, std::move(d), fin, 0);
-    });
+    w->schedule_at(at, [self, side] { self->drain(side); });
   }
 
-  void deliver(int side, std::string data, bool fin, int attempt) {
+  // Drops what is still queued in this direction (the connection is dead or reset).
+  void discard_unacked(end_state& from) {
+    for (const auto& sg : from.unacked) from.in_flight -= std::min(from.in_flight, sg.data.size());
+    from.unacked.clear();
+  }
+
+  // Delivers the queued segments whose time has come, strictly in order.
+  void drain(int side) {
     auto& from = ends[side];
     auto& to = ends[1 - side];
-    if (from.dead || !net) {
-      from.in_flight -= std::min(from.in_flight, data.size());
-      return;
-    }
-    if (!net->path_open(links, from.host, to.host)) {
-      if (attempt >= net->limits().retransmits_max) {
-        from.in_flight -= std::min(from.in_flight, data.size());
-        fail(side, generic(std::errc::timed_out));
+    while (!from.unacked.empty() && from.unacked.front().at <= w->now() && !from.retry_pending) {
+      if (from.dead || !net) {
+        discard_unacked(from);
         return;
       }
-      duration backoff = net->limits().retransmit_first * (1ll << std::min(attempt, 20));
-      backoff = std::min(backoff, net->limits().retransmit_max);
-      auto self = shared_from_this();
-      w->schedule_after(backoff, [self, side, d = std::move(data), fin, attempt]() mutable {
-        self->deliver(side, std::move(d), fin, attempt + 1);
-      });
-      return;
+      if (!net->path_open(links, from.host, to.host)) {
+        if (from.attempts >= net->limits().retransmits_max) {
+          discard_unacked(from);
+          fail(side, generic(std::errc::timed_out));
+          return;
+        }
+        duration backoff = net->limits().retransmit_first * (1ll << std::min(from.attempts, 20));
+        backoff = std::min(backoff, net->limits().retransmit_max);
+        from.retry_pending = true;
+        auto self = shared_from_this();
+        w->schedule_after(backoff, [self, side] {
+          auto& f = self->ends[side];
+          f.retry_pending = false;
+          ++f.attempts;
+          self->drain(side);
+        });
+        return;
+      }
+      from.attempts = 0;
+      auto sg = std::move(from.unacked.front());
+      from.unacked.pop_front();
+      from.in_flight -= std::min(from.in_flight, sg.data.size());
+      if (to.dead || net->incarnation(to.host) != to.incarnation) {
+        discard_unacked(from);
+        fail(side, generic(std::errc::connection_reset));  // the peer rebooted: RST
+        return;
+      }
+      if (to.closed) {
+        // Data for a socket that is gone: the peer's stack answers with a reset.
+        if (!sg.data.empty()) {
+          discard_unacked(from);
+          fail(side, generic(std::errc::connection_reset));
+        }
+        continue;
+      }
+      to.inbox += sg.data;
+      if (sg.fin) to.eof = true;
+      service_read(1 - side);
     }
-    from.in_flight -= std::min(from.in_flight, data.size());
-    if (to.dead || net->incarnation(to.host) != to.incarnation) {
-      fail(side, generic(std::errc::connection_reset));  // the peer rebooted: RST
-      return;
-    }
-    if (to.closed) {
-      // Data for a socket that is gone: the peer's stack answers with a reset.
-      if (!data.empty()) fail(side, generic(std::errc::connection_reset));
-      return;
-    }
-    to.inbox += data;
-    if (fin) to.eof = true;
-    service_read(1 - side);
   }
 
   void fail(int side, bec ec) {
