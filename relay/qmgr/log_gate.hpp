@@ -6,13 +6,14 @@
 // sent that is then delivered again; relaylab closes that window.)
 //
 // Usage: the agent logs through a logger whose only sink is the gate; the gate forwards to the
-// real logger. The queue manager calls hold(id) before handing a job to the agent and
-// release(id) after recording the outcomes. Lines without a held queue ID pass at once.
-// Thread-safe.
+// real logger. The queue manager calls hold(id, recipients) before handing a job to the agent
+// and release(id, token) after recording that job's outcomes. Lines without a held queue ID pass
+// at once. Thread-safe.
 #pragma once
 
 #include "relay/log/log.hpp"
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -28,22 +29,35 @@ class log_gate final : public log::sink {
   void write(const log::record& r) override;
   void flush() override;
 
-  /// Starts (or nests) holding lines that start with "queue_id: ".
-  void hold(const std::string& queue_id);
-  /// Ends one hold; at the last one, the held lines go to the target in order.
-  void release(const std::string& queue_id);
+  /// Starts holding the lines of one delivery job of `queue_id`: lines that name one of
+  /// `recipients` ("to=<address>") belong to this job; other lines of the queue ID (no
+  /// recipient, or one no job holds) are shared. Returns the job's token for release().
+  std::uint64_t hold(const std::string& queue_id, const std::vector<std::string>& recipients);
+  /// Ends one job's hold: its lines and the shared lines held so far go to the target in
+  /// order. Other jobs of the same message keep theirs, so a crash while they are still in
+  /// flight loses only lines whose outcomes were never made durable.
+  void release(const std::string& queue_id, std::uint64_t token);
 
  private:
   void forward(const log::record& r);
+  struct held_line {
+    std::uint64_t owner = 0;  // job token, 0 = shared
+    log::record record;
+  };
+  struct job {
+    std::uint64_t token = 0;
+    std::vector<std::string> recipients;
+  };
   struct held {
-    int depth = 0;
-    std::vector<log::record> lines;
+    std::vector<job> jobs;
+    std::vector<held_line> lines;
   };
   log::logger& target_;
   std::size_t held_lines_max_;
   std::mutex mutex_;
   std::map<std::string, held, std::less<>> held_;
   std::size_t held_lines_ = 0;
+  std::uint64_t next_token_ = 1;
 };
 
 }  // namespace relaylab::qmgr

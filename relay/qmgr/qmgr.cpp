@@ -393,6 +393,7 @@ asio::awaitable<void> manager::run_job(std::shared_ptr<message_state> m, deliver
   };
 
   std::vector<delivery::recipient_outcome> outcomes;
+  std::uint64_t gate_token = 0;
   const auto agent = agents_.find(hop.transport);
   if (agent == agents_.end()) {
     for (const auto& r : recipients) {
@@ -408,7 +409,12 @@ asio::awaitable<void> manager::run_job(std::shared_ptr<message_state> m, deliver
     }
   } else {
     ++stats_.deliveries;
-    if (options_.gate != nullptr) options_.gate->hold(m->id);
+    if (options_.gate != nullptr) {
+      std::vector<std::string> addresses;
+      addresses.reserve(recipients.size());
+      for (const auto& r : recipients) addresses.push_back(r.address);
+      gate_token = options_.gate->hold(m->id, addresses);
+    }
     outcomes = co_await agent->second->deliver(j);
   }
   if (!*alive) co_return;
@@ -480,7 +486,7 @@ asio::awaitable<void> manager::run_job(std::shared_ptr<message_state> m, deliver
     if (auto ec = spool_.mark_done(m->id, sent, queue::done_outcome::delivered))
       spool_warning(m->id + ": mark delivered", ec);
   }
-  if (options_.gate != nullptr && agent != agents_.end()) options_.gate->release(m->id);
+  if (options_.gate != nullptr && agent != agents_.end()) options_.gate->release(m->id, gate_token);
   if (--m->jobs_left == 0) co_await finish(m);
 }
 

@@ -462,6 +462,41 @@ TEST(qmgr, log_gate_holds_agent_lines_until_outcomes_are_durable) {
   EXPECT_LT(sent_at, removed_at);
 }
 
+// Two jobs of one message: releasing the first lets its lines (and shared ones) out while the
+// second job's stay held, so a crash during the second loses only what was never made durable
+// (sweep seed 512266 lost a durable recipient's status=sent line with one hold per message).
+TEST(log_gate, releases_each_job_on_its_own) {
+  log::logger target({"relay.example.com", [] { return std::chrono::system_clock::time_point{}; }});
+  auto mem = std::make_unique<log::memory_sink>();
+  auto* sink = mem.get();
+  target.add_sink(std::move(mem));
+  log::logger agents({"relay.example.com", [] { return std::chrono::system_clock::time_point{}; }});
+  auto g = std::make_unique<log_gate>(target);
+  log_gate& gate = *g;
+  agents.add_sink(std::move(g));
+  const std::string id = "926BCF32987";
+  const auto one = gate.hold(id, {"u2@dest2.example", "reject-me@dest2.example"});
+  const auto two = gate.hold(id, {"u2@dest1.example"});
+  const log::origin smtp{"postfix", "smtp", 7};
+  agents.info(smtp, id + ": to=<u2@dest1.example>, relay=none, status=deferred (slow)");
+  agents.info(smtp, id + ": to=<u2@dest2.example>, relay=mx, status=sent (250 Ok)");
+  agents.info(smtp, id + ": lost connection with mx.dest1.example while sending RCPT TO");
+  agents.info(smtp, "connect to mx[192.0.2.1]:25: Connection refused");  // no queue ID
+  EXPECT_EQ(sink->texts(),
+            std::vector<std::string>{"connect to mx[192.0.2.1]:25: Connection refused"});
+  gate.release(id, one);
+  EXPECT_EQ(sink->texts(),
+            (std::vector<std::string>{
+                "connect to mx[192.0.2.1]:25: Connection refused",
+                id + ": to=<u2@dest2.example>, relay=mx, status=sent (250 Ok)",
+                id + ": lost connection with mx.dest1.example while sending RCPT TO"}));
+  gate.release(id, two);
+  ASSERT_EQ(sink->texts().size(), 4u);
+  EXPECT_EQ(sink->texts()[3], id + ": to=<u2@dest1.example>, relay=none, status=deferred (slow)");
+  agents.info(smtp, id + ": removed");  // nothing held any more: passes at once
+  EXPECT_EQ(sink->texts().size(), 5u);
+}
+
 TEST(delivery_log, delay_format) {
   using d = std::chrono::duration<double>;
   EXPECT_EQ(format_delay(d(0)), "0");
