@@ -632,6 +632,10 @@ class scenario_run {
     inc->storage = std::make_unique<fenced_storage>(*r.disk, up);
     queue::spool_options so;
     so.mode = queue::commit_mode::immediate;
+    // The same spool as `relaylab relay`: the journal and the first-delivery cache (a crash
+    // drops what mem_storage never synced, journal segments included).
+    so.journal = true;
+    so.cache_bytes_max = 64u << 20;
     so.message_size_limit_bytes =
         static_cast<std::uint64_t>(cfg.main.get_int("message_size_limit"));
     inc->spool = std::make_unique<queue::spool>(
