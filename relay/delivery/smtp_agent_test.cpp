@@ -52,8 +52,8 @@ struct mx_script {
   std::string data = "354 End data with <CR><LF>.<CR><LF>";
   std::string dot = "250 2.0.0 Ok: queued as ABC123";
   std::string auth = "235 2.7.0 Authentication successful";
-  std::string hang_at;   // command word after which the server stops answering ("." = end)
-  std::string close_at;  // command word after which the server closes the connection
+  std::string hang_at;       // command word after which the server stops answering ("." = end)
+  std::string close_at;      // command word after which the server closes the connection
   int close_at_mail_on = 0;  // connection number (1, 2 ...) that hangs up at its next MAIL
   // Observed.
   std::string received;  // everything the client sent
@@ -612,9 +612,8 @@ namespace {
 struct cache_harness : harness {
   std::vector<std::vector<recipient_outcome>> run_both(const job& a, const job& b,
                                                        std::size_t* cached_between = nullptr) {
-    smtp_agent agent(options, connector, runtime, dns, logger, [](std::size_t bound) {
-      return bound - 1;
-    });
+    smtp_agent agent(options, connector, runtime, dns, logger,
+                     [](std::size_t bound) { return bound - 1; });
     std::vector<std::vector<recipient_outcome>> out;
     asio::co_spawn(
         io,
