@@ -16,7 +16,16 @@ std::string seconds(std::chrono::nanoseconds d) {
   return buf;
 }
 
-std::string xml_escape(const std::string& s) {
+std::string json_escape(const std::string& s) { return log::json_quote(s); }
+
+std::string replay(const report_input& in, const std::string& scenario) {
+  return "relaylab run " + in.file + " --scenario " + scenario + " --seed " +
+         std::to_string(in.seed);
+}
+
+}  // namespace
+
+std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
@@ -42,15 +51,6 @@ std::string xml_escape(const std::string& s) {
   }
   return out;
 }
-
-std::string json_escape(const std::string& s) { return log::json_quote(s); }
-
-std::string replay(const report_input& in, const std::string& scenario) {
-  return "relaylab run " + in.file + " --scenario " + scenario + " --seed " +
-         std::to_string(in.seed);
-}
-
-}  // namespace
 
 std::string text_header(const report_input& in) {
   std::ostringstream o;

@@ -7,6 +7,7 @@
 #include "harness/runner/runner.hpp"
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace relaylab::runner {
@@ -20,6 +21,10 @@ struct report_input {
 };
 
 /// The header: "relaylab run FILE", "seed = N", resolved options.
+/// Text for an XML attribute or element: <, >, &, " escaped; control characters other than
+/// tab and newline become '?'.
+std::string xml_escape(std::string_view s);
+
 std::string text_header(const report_input& in);
 /// One scenario: "PASS name  virtual=1.234s[  wall=5ms]" and, on failure, the details and
 /// "  replay: relaylab run FILE --scenario NAME --seed N".

@@ -1,5 +1,7 @@
 #include "harness/sweep/generator.hpp"
 
+#include "harness/runner/report.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -39,28 +41,7 @@ class prng {
   std::uint64_t s_;
 };
 
-std::string esc(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string esc(std::string_view s) { return runner::xml_escape(s); }
 
 std::string ms_attr(ms t) { return std::to_string(t.count()) + "ms"; }
 

@@ -227,6 +227,22 @@ void spool::enqueue(pending_commit p) {
   p.done({errc::write_error, std::make_error_code(std::errc::resource_unavailable_try_again)});
 }
 
+void spool::remember(const std::string& queue_id, index_entry e, std::string& image) {
+  if (cached_bytes_ + image.size() <= options_.cache_bytes_max) {
+    cached_bytes_ += image.size();
+    e.image = std::make_shared<const std::string>(std::move(image));
+  }
+  index_[queue_id] = std::move(e);
+}
+
+void spool::run_callbacks(std::vector<pending_commit>& batch) {
+  for (auto& p : batch) {
+    // Free the memory before the callback: the client may start the next message at once.
+    std::string().swap(p.image);
+    p.done(p.status);
+  }
+}
+
 void spool::drop_image(index_entry& e) noexcept {
   if (e.image) {
     cached_bytes_ -= std::min(cached_bytes_, e.image->size());
@@ -323,17 +339,10 @@ void spool::process_batch(std::vector<pending_commit>& batch) {
                     std::vector<bool>(p.recipients),
                     0,
                     nullptr};
-      if (cached_bytes_ + p.image.size() <= options_.cache_bytes_max) {
-        cached_bytes_ += p.image.size();
-        e.image = std::make_shared<const std::string>(std::move(p.image));
-      }
-      index_[p.queue_id] = std::move(e);
+      remember(p.queue_id, std::move(e), p.image);
     }
   }
-  for (auto& p : batch) {
-    std::string().swap(p.image);
-    p.done(p.status);
-  }
+  run_callbacks(batch);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,17 +438,10 @@ void spool::process_journal_batch(std::vector<pending_commit>& batch) {
       e.image_bytes = p.image.size();
       e.materialized = false;
       ++segments_[segment].live;
-      if (cached_bytes_ + p.image.size() <= options_.cache_bytes_max) {
-        cached_bytes_ += p.image.size();
-        e.image = std::make_shared<const std::string>(std::move(p.image));
-      }
-      index_[p.queue_id] = std::move(e);
+      remember(p.queue_id, std::move(e), p.image);
     }
   }
-  for (auto& p : batch) {
-    std::string().swap(p.image);
-    p.done(p.status);
-  }
+  run_callbacks(batch);
   retire_segments();
 }
 

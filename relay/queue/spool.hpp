@@ -340,6 +340,10 @@ class spool {
   void release_id(const std::string& id) noexcept;
   void enqueue(pending_commit p);
   void drop_image(index_entry& e) noexcept;  // caller holds mutex_
+  /// Indexes a committed message, caching `image` within the budget. Caller holds mutex_.
+  void remember(const std::string& queue_id, index_entry e, std::string& image);
+  /// Completes a processed batch: frees the images, then calls every callback.
+  void run_callbacks(std::vector<pending_commit>& batch);
   void process_journal_batch(std::vector<pending_commit>& batch);
   /// Appends records to the current segment (a new one when there is none or it is full);
   /// returns the segment and the offset the records start at. Caller holds journal_mutex_.
