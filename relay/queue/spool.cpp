@@ -199,8 +199,7 @@ void spool::complete(std::string_view queue_id, commit_callback done) {
       done({errc::not_found, {}});
       return;
     }
-    p.dir = it->second.dir;
-    drop_image(it->second);
+    drop_image(it->second);  // where the file is, the batch looks up when it runs
   }
   p.queue_id = std::string(queue_id);
   p.completion = true;
@@ -251,31 +250,33 @@ void spool::drop_image(index_entry& e) noexcept {
 }
 
 void spool::process_batch(std::vector<pending_commit>& batch) {
-  if (options_.journal) {
-    process_journal_batch(batch);
-    return;
-  }
-  const std::string_view dir = to_string(queue_state::incoming);
+  const std::string_view incoming = to_string(queue_state::incoming);
   {
     // Where each completed message is now (it may have moved since complete() was called).
     std::lock_guard lock(mutex_);
     for (auto& p : batch) {
       if (!p.completion) continue;
       auto it = index_.find(p.queue_id);
-      if (it == index_.end())
+      if (it == index_.end()) {
         p.status = {errc::not_found, {}};
-      else
-        p.dir = it->second.dir;
+        continue;
+      }
+      p.dir = it->second.dir;
+      p.journal_only = !it->second.materialized;
+      p.segment = it->second.segment;
     }
   }
-  std::string tmp;
+  // New mail: one journal record each (journal) or a file each (files). Completed mail: an 'X'
+  // record while its 'Q' record exists, and the unlink of its file if it has one.
+  std::string records, tmp;
   bool sync_incoming = false, sync_deferred = false;
   for (auto& p : batch) {
+    if (p.status.ec) continue;
     if (p.completion) {
-      if (p.status.ec) continue;
-      const std::string_view where = to_string(p.dir);
+      if (p.segment != 0) append_journal_gone(records, p.queue_id);
+      if (p.journal_only) continue;
       // ENOENT: an earlier attempt unlinked it but could not sync; the sync below finishes it.
-      if (auto ec = storage_.unlink(where, p.queue_id);
+      if (auto ec = storage_.unlink(to_string(p.dir), p.queue_id);
           ec && ec != std::errc::no_such_file_or_directory) {
         p.status = {errc::write_error, ec};
         continue;
@@ -284,107 +285,21 @@ void spool::process_batch(std::vector<pending_commit>& batch) {
       // earlier incoming → deferred move left there.
       sync_incoming = true;
       if (p.dir != queue_state::incoming) sync_deferred = true;
-      continue;
-    }
-    tmp = p.queue_id;
-    tmp += tmp_suffix;
-    const std::string_view pieces[] = {p.image};
-    std::error_code ec = storage_.write_file(dir, tmp, pieces, true);
-    if (!ec) ec = storage_.rename(dir, tmp, dir, p.queue_id);
-    if (ec) {
-      p.status = {errc::write_error, ec};
-      (void)storage_.unlink(dir, tmp);  // best effort; recovery removes *.tmp anyway
-      continue;
-    }
-    sync_incoming = true;
-  }
-  std::error_code incoming_ec, deferred_ec;
-  if (sync_incoming || sync_deferred) {
-    std::lock_guard lock(dir_mutex_);
-    if (sync_incoming) incoming_ec = storage_.sync_dir(dir);
-    if (sync_deferred) deferred_ec = storage_.sync_dir(to_string(queue_state::deferred));
-  }
-  for (auto& p : batch) {
-    if (p.status.ec) continue;
-    if (p.completion) {
-      const std::error_code ec =
-          incoming_ec ? incoming_ec
-                      : (p.dir == queue_state::incoming ? std::error_code{} : deferred_ec);
-      // The unlink may or may not be durable: the message stays known (undone), a retry or a
-      // restart delivers it again.
-      if (ec) p.status = {errc::write_error, ec};
-    } else if (incoming_ec) {
-      // The entries may or may not be on disk; take them back so a later directory fsync
-      // cannot make a message durable that the client was told had failed.
-      p.status = {errc::write_error, incoming_ec};
-      (void)storage_.unlink(dir, p.queue_id);
-    }
-  }
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& p : batch) {
-      if (p.completion) {
-        if (p.status.ec) continue;
-        if (auto it = index_.find(p.queue_id); it != index_.end()) {
-          drop_image(it->second);
-          index_.erase(it);
-        }
+    } else if (options_.journal) {
+      p.image_at = append_journal_message(records, p.queue_id, p.image);
+    } else {
+      tmp = p.queue_id;
+      tmp += tmp_suffix;
+      const std::string_view pieces[] = {p.image};
+      std::error_code ec = storage_.write_file(incoming, tmp, pieces, true);
+      if (!ec) ec = storage_.rename(incoming, tmp, incoming, p.queue_id);
+      if (ec) {
+        p.status = {errc::write_error, ec};
+        (void)storage_.unlink(incoming, tmp);  // best effort; recovery removes *.tmp anyway
         continue;
       }
-      reserved_.erase(p.queue_id);
-      if (p.status.ec) continue;
-      index_entry e{queue_state::incoming,
-                    queue_state::incoming,
-                    false,
-                    std::vector<bool>(p.recipients),
-                    0,
-                    nullptr};
-      remember(p.queue_id, std::move(e), p.image);
+      sync_incoming = true;
     }
-  }
-  run_callbacks(batch);
-}
-
-// ---------------------------------------------------------------------------------------------
-// journal
-
-void spool::process_journal_batch(std::vector<pending_commit>& batch) {
-  const std::string_view incoming = to_string(queue_state::incoming);
-  const std::size_t n = batch.size();
-  std::vector<std::uint64_t> image_at(n, 0), segment_of(n, 0);
-  std::vector<char> journal_only(n, 0);
-  {
-    std::lock_guard lock(mutex_);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!batch[i].completion) continue;
-      auto it = index_.find(batch[i].queue_id);
-      if (it == index_.end()) {
-        batch[i].status = {errc::not_found, {}};
-        continue;
-      }
-      journal_only[i] = !it->second.materialized;
-      segment_of[i] = it->second.segment;
-      batch[i].dir = it->second.dir;
-    }
-  }
-  std::string records;
-  bool sync_incoming = false, sync_deferred = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    auto& p = batch[i];
-    if (!p.completion) {
-      image_at[i] = append_journal_message(records, p.queue_id, p.image);
-      continue;
-    }
-    if (p.status.ec) continue;
-    if (segment_of[i] != 0) append_journal_gone(records, p.queue_id);
-    if (journal_only[i]) continue;
-    if (auto ec = storage_.unlink(to_string(p.dir), p.queue_id);
-        ec && ec != std::errc::no_such_file_or_directory) {
-      p.status = {errc::write_error, ec};
-      continue;
-    }
-    sync_incoming = true;
-    if (p.dir != queue_state::incoming) sync_deferred = true;
   }
   std::error_code journal_ec;
   std::uint64_t segment = 0, base = 0;
@@ -398,32 +313,37 @@ void spool::process_journal_batch(std::vector<pending_commit>& batch) {
     if (sync_incoming) incoming_ec = storage_.sync_dir(incoming);
     if (sync_deferred) deferred_ec = storage_.sync_dir(to_string(queue_state::deferred));
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    auto& p = batch[i];
+  for (auto& p : batch) {
     if (p.status.ec) continue;
-    if (!p.completion) {
+    if (p.completion) {
+      std::error_code ec;
+      if (p.segment != 0) ec = journal_ec;
+      if (!p.journal_only && !ec)
+        ec = incoming_ec ? incoming_ec
+                         : (p.dir == queue_state::incoming ? std::error_code{} : deferred_ec);
+      // The deletion may or may not be durable: the message stays known (undone), a retry or a
+      // restart delivers it again.
+      if (ec) p.status = {errc::write_error, ec};
+    } else if (options_.journal) {
       // Records that reached the disk despite the error could bring the message back after a
       // crash: the client, told 451, may then see it delivered as well as its retry.
       if (journal_ec) p.status = {errc::write_error, journal_ec};
-      continue;
+    } else if (incoming_ec) {
+      // The entries may or may not be on disk; take them back so a later directory fsync
+      // cannot make a message durable that the client was told had failed.
+      p.status = {errc::write_error, incoming_ec};
+      (void)storage_.unlink(incoming, p.queue_id);
     }
-    std::error_code ec;
-    if (segment_of[i] != 0 && journal_ec) ec = journal_ec;
-    if (!journal_only[i] && !ec)
-      ec = incoming_ec ? incoming_ec
-                       : (p.dir == queue_state::incoming ? std::error_code{} : deferred_ec);
-    if (ec) p.status = {errc::write_error, ec};
   }
   {
     std::lock_guard lock(mutex_);
-    for (std::size_t i = 0; i < n; ++i) {
-      auto& p = batch[i];
+    for (auto& p : batch) {
       if (p.completion) {
         if (p.status.ec) continue;
         if (auto it = index_.find(p.queue_id); it != index_.end()) {
-          if (journal_only[i])
-            if (auto s = segments_.find(segment_of[i]); s != segments_.end() && s->second.live > 0)
-              --s->second.live;
+          if (p.journal_only)
+            if (auto sg = segments_.find(p.segment); sg != segments_.end() && sg->second.live > 0)
+              --sg->second.live;
           drop_image(it->second);
           index_.erase(it);
         }
@@ -433,17 +353,22 @@ void spool::process_journal_batch(std::vector<pending_commit>& batch) {
       if (p.status.ec) continue;
       index_entry e;
       e.done.assign(p.recipients, false);
-      e.segment = segment;
-      e.image_offset = base + image_at[i];
-      e.image_bytes = p.image.size();
-      e.materialized = false;
-      ++segments_[segment].live;
+      if (options_.journal) {
+        e.segment = segment;
+        e.image_offset = base + p.image_at;
+        e.image_bytes = p.image.size();
+        e.materialized = false;
+        ++segments_[segment].live;
+      }
       remember(p.queue_id, std::move(e), p.image);
     }
   }
   run_callbacks(batch);
-  retire_segments();
+  if (options_.journal) retire_segments();
 }
+
+// ---------------------------------------------------------------------------------------------
+// journal
 
 std::error_code spool::append_journal(std::string_view records, std::uint64_t& segment,
                                       std::uint64_t& offset) {

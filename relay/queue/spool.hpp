@@ -332,7 +332,11 @@ class spool {
     std::string image;  // the whole queue file; empty for a completion
     std::size_t recipients = 0;
     bool completion = false;
-    queue_state dir = queue_state::incoming;  // a completion's file
+    // A completion's message as the batch found it:
+    queue_state dir = queue_state::incoming;  // where its file is
+    bool journal_only = false;                // no file: only its journal record
+    std::uint64_t segment = 0;                // the segment with its 'Q' record (0: none)
+    std::uint64_t image_at = 0;               // new mail: image offset within the batch's records
     commit_callback done;
     commit_status status;
   };
@@ -344,7 +348,6 @@ class spool {
   void remember(const std::string& queue_id, index_entry e, std::string& image);
   /// Completes a processed batch: frees the images, then calls every callback.
   void run_callbacks(std::vector<pending_commit>& batch);
-  void process_journal_batch(std::vector<pending_commit>& batch);
   /// Appends records to the current segment (a new one when there is none or it is full);
   /// returns the segment and the offset the records start at. Caller holds journal_mutex_.
   std::error_code append_journal(std::string_view records, std::uint64_t& segment,
