@@ -266,6 +266,20 @@ const transport_limits& manager::limits_for(const std::string& transport) const 
   return options_.default_limits;
 }
 
+asio::awaitable<queue::commit_status> manager::spool_call(const spool_operation& start) {
+  auto ex = rt_.executor();
+  // A named initiation, passed as an lvalue: GCC 12 destroys temporaries of a co_await
+  // full-expression twice.
+  auto initiation = [&start, ex](auto handler) {
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    start([h, ex](const queue::commit_status& s) { asio::post(ex, [h, s] { (*h)(s); }); });
+  };
+  const queue::commit_status status =
+      co_await asio::async_initiate<decltype(asio::use_awaitable), void(queue::commit_status)>(
+          initiation, asio::use_awaitable);
+  co_return status;
+}
+
 asio::awaitable<void> manager::acquire(destination& d) {
   if (d.in_flight < d.limit) {
     ++d.in_flight;
@@ -461,18 +475,10 @@ asio::awaitable<void> manager::run_job(std::shared_ptr<message_state> m, deliver
     // The message's last job delivered everything: delete it in the spool's next group
     // commit instead of a done mark with an fsync of its own. The agent's log lines stay held
     // until the deletion is durable.
-    auto ex = rt_.executor();
-    const std::string* id = &m->id;
-    // A named initiation, passed as an lvalue: GCC 12 destroys temporaries of a co_await
-    // full-expression twice.
-    auto initiation = [this, id, ex](auto handler) {
-      auto h = std::make_shared<decltype(handler)>(std::move(handler));
-      spool_.complete(
-          *id, [h, ex](const queue::commit_status& s) { asio::post(ex, [h, s] { (*h)(s); }); });
+    const spool_operation complete = [this, &m](queue::commit_callback done) {
+      spool_.complete(m->id, std::move(done));
     };
-    const queue::commit_status status =
-        co_await asio::async_initiate<decltype(asio::use_awaitable), void(queue::commit_status)>(
-            initiation, asio::use_awaitable);
+    const queue::commit_status status = co_await spool_call(complete);
     if (!*alive) co_return;
     if (!status.ec) {
       m->removed = true;
@@ -534,16 +540,10 @@ asio::awaitable<bool> manager::send_bounce(message_state& m,
     co_return false;
   }
   const std::string new_id = out.queue_id();
-  auto ex = rt_.executor();
-  const queue::commit_status status =
-      co_await asio::async_initiate<decltype(asio::use_awaitable), void(queue::commit_status)>(
-          [this, &out, ex](auto handler) {
-            auto h = std::make_shared<decltype(handler)>(std::move(handler));
-            spool_.commit(std::move(out), [h, ex](const queue::commit_status& s) {
-              asio::post(ex, [h, s] { (*h)(s); });
-            });
-          },
-          asio::use_awaitable);
+  const spool_operation commit = [this, &out](queue::commit_callback done) {
+    spool_.commit(std::move(out), std::move(done));
+  };
+  const queue::commit_status status = co_await spool_call(commit);
   if (status.ec) {
     spool_warning(m.id + ": bounce: commit", status.ec);
     co_return false;

@@ -142,6 +142,10 @@ class manager {
   boost::asio::awaitable<void> finish(std::shared_ptr<message_state> m);
   boost::asio::awaitable<bool> send_bounce(message_state& m,
                                            const std::vector<std::uint32_t>& failed);
+  /// Starts a spool operation that reports on the spool's committer thread (commit, complete)
+  /// and resumes on the runtime's executor with its status.
+  using spool_operation = std::function<void(queue::commit_callback)>;
+  boost::asio::awaitable<queue::commit_status> spool_call(const spool_operation& start);
   boost::asio::awaitable<void> acquire(destination& d);
   void release(destination& d);
   const transport_limits& limits_for(const std::string& transport) const;
