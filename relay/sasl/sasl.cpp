@@ -162,6 +162,7 @@ bool readable_file(const std::string& path) {
 struct detail::server_core {
   std::string config_path;
   std::string app_name;
+  bool keep_sasldb_open = true;
   std::vector<std::string> init_log;
   ~server_core();
 };
@@ -193,9 +194,28 @@ int global_log(void* context, int level, const char* message) {
 
 std::vector<std::string> global_log_lines;
 
+// The config file's auxprop_plugin with "sasldb" mapped to relaylab's reader; empty when the
+// file's own value stands (reader off, or no sasldb named).
+std::string global_auxprop_plugin;
+
+// Asked before the config file for every option libsasl2 reads; answers only auxprop_plugin,
+// and only while relaylab's reader replaces Cyrus's sasldb plugin.
+int global_getopt(void* context, const char* /*plugin_name*/, const char* option,
+                  const char** result, unsigned* len) {
+  const auto* mapped = static_cast<const std::string*>(context);
+  if (option == nullptr || result == nullptr || mapped->empty() ||
+      std::strcmp(option, "auxprop_plugin") != 0) {
+    return SASL_FAIL;
+  }
+  *result = mapped->c_str();
+  if (len != nullptr) *len = static_cast<unsigned>(mapped->size());
+  return SASL_OK;
+}
+
 sasl_callback_t global_callbacks[] = {
     {SASL_CB_GETCONFPATH, as_proc(&global_getconfpath), &global_conf_path},
     {SASL_CB_LOG, as_proc(&global_log), &global_log_lines},
+    {SASL_CB_GETOPT, as_proc(&global_getopt), &global_auxprop_plugin},
     {SASL_CB_LIST_END, nullptr, nullptr},
 };
 
@@ -243,6 +263,12 @@ std::shared_ptr<server_library> server_library::init(const server_config& config
               " (libsasl2 reads one config per process)";
       return nullptr;
     }
+    if (c->keep_sasldb_open != config.keep_sasldb_open) {
+      error = std::string("SASL server already initialised in this process with ") +
+              (c->keep_sasldb_open ? "relaylab's" : "Cyrus's") +
+              " sasldb reader; cannot switch readers while it is in use";
+      return nullptr;
+    }
   } else {
     if (temporary_init_active) {
       error = "SASL server initialisation in progress";
@@ -251,7 +277,14 @@ std::shared_ptr<server_library> server_library::init(const server_config& config
     global_conf_path = config.config_path;
     global_app_name = config.app_name;
     global_log_lines.clear();
-    const int rc = sasl_server_init(global_callbacks, global_app_name.c_str());
+    global_auxprop_plugin.clear();
+    if (config.keep_sasldb_open) {
+      if (const auto plugins = detail::conf_value(conf_file, "auxprop_plugin")) {
+        global_auxprop_plugin = detail::with_sasldb_reader(*plugins).value_or("");
+      }
+    }
+    int rc = sasl_server_init(global_callbacks, global_app_name.c_str());
+    if (rc == SASL_OK && !global_auxprop_plugin.empty()) rc = detail::add_sasldb_reader();
     if (rc != SASL_OK) {
       error = "SASL per-process initialization failed for " + conf_file + ": " + errstring(rc);
       for (const auto& l : global_log_lines) error += "; " + l;
@@ -262,6 +295,7 @@ std::shared_ptr<server_library> server_library::init(const server_config& config
     c = std::make_shared<detail::server_core>();
     c->config_path = config.config_path;
     c->app_name = config.app_name;
+    c->keep_sasldb_open = config.keep_sasldb_open;
     c->init_log = std::move(global_log_lines);
     global_log_lines.clear();
     live_core() = c;
@@ -632,6 +666,7 @@ bool set_sasldb_password(const std::string& sasldb_path, std::string_view user,
     global_conf_path = "/nonexistent/relaylab-sasl";
     global_app_name = "relaylab-saslpasswd";
     global_log_lines.clear();
+    global_auxprop_plugin.clear();
     const int rc = sasl_server_init(global_callbacks, global_app_name.c_str());
     if (rc != SASL_OK) {
       error = "sasldb " + sasldb_path + ": SASL initialization failed: " + errstring(rc);

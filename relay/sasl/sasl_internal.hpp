@@ -2,6 +2,7 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,5 +20,18 @@ bool has_nul(std::string_view s);
 /// Postfix's log sanitising (msg_text/printable): control characters become '?'. 8-bit bytes
 /// are kept (Postfix keeps valid UTF-8 when smtputf8 is on).
 void printable(std::string& s);
+
+// relaylab's sasldb reader (sasldb_reader.cpp): an auxprop plugin over Cyrus's sasldb file
+// that keeps the database open while the file is unchanged.
+/// The plugin's name, as it appears in a mapped auxprop_plugin list.
+std::string_view sasldb_reader_name();
+/// Registers the plugin with libsasl2; call after sasl_server_init. Returns a SASL_* code.
+int add_sasldb_reader();
+/// The value of `key` in a libsasl2 config file (first occurrence, key case-insensitive), or
+/// nullopt when absent or unreadable.
+std::optional<std::string> conf_value(const std::string& conf_file, std::string_view key);
+/// `auxprop_plugin` with each "sasldb" replaced by the reader's name; nullopt when it names no
+/// sasldb (then libsasl2's own value stands).
+std::optional<std::string> with_sasldb_reader(std::string_view auxprop_plugins);
 
 }  // namespace relaylab::sasl::detail
