@@ -142,10 +142,13 @@ TEST(run_case, runs_and_replays) {
 
 // Seeds the sweep once failed on, now regressions. 501664: after a partition healed, segments
 // that had waited for it arrived out of order (harness/sim delivered each on its own backoff),
-// so the relay read the MX's replies shuffled and bounced mail.
+// so the relay read the MX's replies shuffled and bounced mail. 512266: the relay crashed
+// after a recipient was rejected with 550 but before its message finished; nothing durable
+// said it had failed, so after the restart it was tried, logged "status=bounced" and notified
+// again (relay/qmgr now records the failure in the queue file when its job ends).
 TEST(run_case, former_failures_pass) {
   const auto opt = scratch();
-  for (const std::uint64_t seed : {501664ull}) {
+  for (const std::uint64_t seed : {501664ull, 512266ull}) {
     const auto r = run_case(seed, {}, opt);
     std::string why;
     for (const auto& p : r.problems) why += p + "\n";

@@ -357,6 +357,14 @@ asio::awaitable<void> manager::process(std::string queue_id) {
   // Group by next hop (ordered, so job order is reproducible), then cut to recipient limits.
   std::map<std::string, std::pair<delivery::next_hop, std::vector<delivery::job_recipient>>> groups;
   for (auto i : undone) {
+    if (file.status[i].failure) {
+      // Failed in an earlier run that ended before the notification was queued: notify now,
+      // never deliver again.
+      const auto& f = *file.status[i].failure;
+      m->failed.push_back({i, delivery::outcome_status::bounced, f.dsn, f.relay, f.reason});
+      if (f.outcome == queue::done_outcome::expired) m->expired.insert(i);
+      continue;
+    }
     const auto& r = file.env.recipients[i];
     auto hop = routes_.resolve(r.address);
     auto& g = groups[hop_key(hop)];
@@ -374,6 +382,10 @@ asio::awaitable<void> manager::process(std::string queue_id) {
     }
   }
   m->jobs_left = jobs.size();
+  if (jobs.empty()) {  // only earlier failures left to notify
+    co_await finish(m);
+    co_return;
+  }
   for (auto& [hop, rcpts] : jobs)
     asio::co_spawn(rt_.executor(), run_job(m, std::move(hop), std::move(rcpts)), asio::detached);
 }
@@ -443,6 +455,7 @@ asio::awaitable<void> manager::run_job(std::shared_ptr<message_state> m, deliver
     if (ours) by_index.try_emplace(o.index, std::move(o));
   }
   std::vector<std::uint32_t> sent;
+  std::vector<queue::recipient_failure> failures;
   for (const auto& r : recipients) {
     auto it = by_index.find(r.index);
     if (it == by_index.end()) {
@@ -462,6 +475,8 @@ asio::awaitable<void> manager::run_job(std::shared_ptr<message_state> m, deliver
         break;
       case delivery::outcome_status::bounced:
         ++stats_.bounced;
+        failures.push_back({r.index, queue::done_outcome::bounced, it->second.dsn, it->second.relay,
+                            it->second.reason});
         m->failed.push_back(std::move(it->second));
         break;
       case delivery::outcome_status::deferred:
@@ -491,6 +506,13 @@ asio::awaitable<void> manager::run_job(std::shared_ptr<message_state> m, deliver
     // Durable before anything else: a crash from here on never delivers these again.
     if (auto ec = spool_.mark_done(m->id, sent, queue::done_outcome::delivered))
       spool_warning(m->id + ": mark delivered", ec);
+  }
+  if (!failures.empty()) {
+    // Durable before the agent's "status=bounced" lines leave the gate: a crash before finish()
+    // queues the notification then sends it after the restart instead of trying (and logging)
+    // these recipients again. A failed write leaves them to this run's finish() only.
+    if (auto ec = spool_.record_failures(m->id, failures))
+      spool_warning(m->id + ": record bounced", ec);
   }
   if (options_.gate != nullptr && agent != agents_.end()) options_.gate->release(m->id, gate_token);
   if (--m->jobs_left == 0) co_await finish(m);
@@ -561,14 +583,20 @@ asio::awaitable<void> manager::finish(std::shared_ptr<message_state> m) {
   const auto lifetime =
       file.env.sender.empty() ? options_.bounce_queue_lifetime : options_.maximal_queue_lifetime;
   if (!m->deferred.empty() && now >= file.env.arrival + lifetime) {
-    log_.info(qmgr_origin_,
-              m->id + ": from=<" + file.env.sender + ">, status=expired, returned to sender");
+    std::vector<queue::recipient_failure> failures;
     for (auto& o : m->deferred) {
       m->expired.insert(o.index);
       ++stats_.expired;
+      failures.push_back({o.index, queue::done_outcome::expired, o.dsn, o.relay, o.reason});
       m->failed.push_back(std::move(o));
     }
     m->deferred.clear();
+    // Durable before the line, as for bounced recipients: a crash before the notification is
+    // queued sends it after the restart without expiring (and logging) the message again.
+    if (auto ec = spool_.record_failures(m->id, failures))
+      spool_warning(m->id + ": record expired", ec);
+    log_.info(qmgr_origin_,
+              m->id + ": from=<" + file.env.sender + ">, status=expired, returned to sender");
   }
   if (!m->failed.empty()) {
     std::vector<std::uint32_t> bounced, expired;

@@ -7,9 +7,12 @@
 //   notify_new_message(id) / queue scan ─► pending ─► activate (active/) ─► load ─► log
 //   "ID: from=<s>, size=N, nrcpt=N (queue active)" ─► jobs per next hop (recipient_limit per
 //   job, concurrency_limit jobs per destination) ─► agent ─► "sent" recipients marked done at
-//   once (durable before anything else happens) ─► when every job is back:
+//   once (durable before anything else happens), bounced ones recorded as failed in the queue
+//   file (spool::record_failures, Postfix's bounce logfile) before the agent's lines leave the
+//   log gate ─► when every job is back:
 //     - deferred recipients past maximal_queue_lifetime (bounce_queue_lifetime for the null
-//       sender) become failures: "ID: from=<s>, status=expired, returned to sender";
+//       sender) become failures, recorded before "ID: from=<s>, status=expired, returned to
+//       sender" is logged;
 //     - failures of a non-null sender get one notification, queued as a new message from <>
 //       (durable) before they are marked done: "ID: sender non-delivery notification: NEW";
 //       the null sender's failures are only marked done (Postfix would tell the postmaster);
@@ -17,8 +20,9 @@
 //       now + clamp(now - arrival, minimal_backoff_time, maximal_backoff_time) (the delay
 //       doubles per attempt, as Postfix's qmgr_active_done computes it);
 //     - otherwise remove() and "ID: removed".
-// A crash anywhere repeats at most the step in flight: a recipient marked done is never handed
-// to an agent again; a failure may be notified twice, never not at all.
+// A crash anywhere repeats at most the step in flight: a recipient marked done or recorded as
+// failed is never handed to an agent again (a recorded failure is notified after the restart
+// without being logged again); a failure may be notified twice, never not at all.
 //
 // Threading: everything runs on the runtime's executor; notify_new_message(), flush() and
 // stop() may be called from any thread (they post). Spool calls block that executor (fsync):

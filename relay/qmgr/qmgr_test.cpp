@@ -35,6 +35,9 @@ struct host {
   std::unique_ptr<queue::spool> spool;
   std::unique_ptr<log::logger> logger;
   log::memory_sink* sink = nullptr;
+  /// With `gated`, the agents log through agent_log into a log_gate, as in the daemon.
+  bool gated = false;
+  std::unique_ptr<log::logger> agent_log;
   std::unique_ptr<fake_agent> smtp;
   std::unique_ptr<manager> qm;
   qmgr_options options;
@@ -53,6 +56,7 @@ struct host {
     qm.reset();
     smtp.reset();
     spool.reset();
+    agent_log.reset();
     logger.reset();
     rt = std::make_unique<virtual_runtime>(now);
     queue::spool_options so;
@@ -69,6 +73,15 @@ struct host {
     sink = s.get();
     logger->add_sink(std::move(s));
     smtp = std::make_unique<fake_agent>(*rt);
+    options.gate = nullptr;
+    if (gated) {
+      agent_log = std::make_unique<log::logger>(
+          log::logger_options{"relay.example.com", [r = rt.get()] { return r->now(); }});
+      auto g = std::make_unique<log_gate>(*logger);
+      options.gate = g.get();
+      agent_log->add_sink(std::move(g));
+      smtp->log = agent_log.get();
+    }
     qm = std::make_unique<manager>(*spool, *rt, *logger, router(routing), options);
     qm->add_transport("smtp", *smtp);
     qm->adopt(report);
@@ -362,6 +375,157 @@ TEST(qmgr, crash_at_every_storage_step_never_redelivers_done_recipients) {
       EXPECT_EQ(again_b, 0u) << "n=" << n;
     }
     EXPECT_EQ(h.spool->message_count(), 0u) << "n=" << n;
+  }
+}
+
+std::size_t count_of(const std::vector<std::string>& texts, const std::string& part) {
+  return static_cast<std::size_t>(std::count_if(texts.begin(), texts.end(), [&](const auto& t) {
+    return t.find(part) != std::string::npos;
+  }));
+}
+
+std::shared_ptr<const maps::table> two_example_is_slow() {
+  std::string error;
+  return maps::open("inline:{two.example=slow:}", error);
+}
+
+fake_agent::script_fn bad_bounces() {
+  return [](const auto&, const auto& r, std::size_t) {
+    return r.address.starts_with("bad") ? fake_agent::bounced(r.index, r.address)
+                                        : fake_agent::sent(r.index);
+  };
+}
+
+// Sweep seed 512266: a recipient rejected with 550 was logged "status=bounced" when its job
+// ended, but nothing durable said so until the whole message finished; a crash in between
+// tried it again after the restart, so it was logged and notified twice.
+TEST(qmgr, crash_between_a_bounce_and_finish_neither_retries_nor_logs_it_again) {
+  host h;
+  h.gated = true;
+  h.routing.transport_maps.push_back(two_example_is_slow());
+  h.boot();
+  h.smtp->script = bad_bounces();
+  fake_agent slow(*h.rt);
+  slow.hold = 60s;
+  slow.log = h.agent_log.get();
+  h.qm->add_transport("slow", slow);
+  const auto id = h.submit("sender@example.org", {"bad@one.example", "b@two.example"});
+  h.rt->run_for(10s);  // bad@one.example has failed; b@two.example is still in flight
+  EXPECT_EQ(h.smtp->attempts("bad@one.example"), 1u);
+  EXPECT_EQ(count_of(h.sink->texts(), id + ": to=<bad@one.example>, status=bounced"), 1u);
+  EXPECT_TRUE(h.texts_of("bounce").empty());
+  h.storage.crash();
+  const auto report = h.boot(t0 + 3600s);
+  ASSERT_EQ(report.messages.size(), 1u);
+  fake_agent slow2(*h.rt);
+  slow2.log = h.agent_log.get();
+  h.qm->add_transport("slow", slow2);
+  h.rt->run_for(100s);
+  EXPECT_EQ(h.smtp->attempts("bad@one.example"), 0u);
+  EXPECT_EQ(slow2.attempts("b@two.example"), 1u);
+  const auto after = h.sink->texts();
+  EXPECT_EQ(count_of(after, "to=<bad@one.example>"), 0u);
+  EXPECT_EQ(count_of(after, id + ": to=<b@two.example>, status=sent"), 1u);
+  // The notification still goes out, once, with what the failed attempt reported.
+  const auto bounce_lines = h.texts_of("bounce");
+  ASSERT_EQ(bounce_lines.size(), 1u);
+  EXPECT_TRUE(bounce_lines[0].starts_with(id + ": sender non-delivery notification: "));
+  ASSERT_EQ(h.smtp->attempts("sender@example.org"), 1u);
+  const auto& dsn = h.smtp->jobs.back().content;
+  EXPECT_NE(dsn.find("Final-Recipient: rfc822; bad@one.example\r\n"), std::string::npos);
+  EXPECT_NE(dsn.find("Action: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.remote.example\r\n"
+                     "Diagnostic-Code: smtp; 550 5.1.1 <bad@one.example>"),
+            std::string::npos);
+  EXPECT_EQ(dsn.find("b@two.example"), std::string::npos);
+  EXPECT_EQ(count_of(h.texts_of("qmgr"), id + ": removed"), 1u);
+  EXPECT_EQ(h.spool->message_count(), 0u);
+}
+
+// Recording the failure changes nothing in a run without a crash: the lines come in Postfix's
+// order (agent lines when the job ends, then the notification, then the removal).
+TEST(qmgr, sent_and_bounced_recipients_log_in_postfix_order) {
+  host h;
+  h.gated = true;
+  h.boot();
+  h.smtp->script = bad_bounces();
+  const auto id = h.submit("sender@example.org", {"good@remote.example", "bad@remote.example"});
+  h.rt->run_for(1s);
+  std::vector<std::string> mine;
+  for (const auto& t : h.sink->texts())
+    if (t.starts_with(id + ": ")) mine.push_back(t.substr(id.size() + 2));
+  ASSERT_EQ(mine.size(), 5u);
+  EXPECT_EQ(mine[0], "from=<sender@example.org>, size=" + std::to_string(content.size()) +
+                         ", nrcpt=2 (queue active)");
+  EXPECT_EQ(mine[1], "to=<good@remote.example>, status=sent");
+  EXPECT_EQ(mine[2], "to=<bad@remote.example>, status=bounced");
+  EXPECT_TRUE(mine[3].starts_with("sender non-delivery notification: "));
+  EXPECT_EQ(mine[4], "removed");
+}
+
+// The host crashes after the k-th handler of the first run, wherever that is: before the
+// failure, between it and the notification, between the notification and the done marks, or
+// after the end. Across both runs the failure is logged exactly once (the gate and the durable
+// failure record see to that), and the sender is notified at least once and at most twice.
+TEST(qmgr, crash_anywhere_around_a_bounce_logs_it_once_and_notifies) {
+  for (std::size_t k = 0; k < 120; ++k) {
+    host h;
+    h.gated = true;
+    h.routing.transport_maps.push_back(two_example_is_slow());
+    h.boot();
+    h.smtp->script = bad_bounces();
+    fake_agent slow(*h.rt);
+    slow.hold = 60s;
+    slow.log = h.agent_log.get();
+    h.qm->add_transport("slow", slow);
+    const auto id = h.submit("sender@example.org", {"bad@one.example", "b@two.example"});
+    h.rt->run_for(1000s, k);
+    const auto first = h.sink->texts();
+    const auto notified_first = h.smtp->attempts("sender@example.org");
+    h.storage.crash();
+    h.boot(t0 + 3600s);
+    fake_agent slow2(*h.rt);
+    slow2.log = h.agent_log.get();
+    h.qm->add_transport("slow", slow2);
+    h.smtp->script = bad_bounces();
+    h.qm->flush();
+    h.rt->run_for(100000s);
+    const auto second = h.sink->texts();
+    const std::string bounced = id + ": to=<bad@one.example>, status=bounced";
+    EXPECT_EQ(count_of(first, bounced) + count_of(second, bounced), 1u) << "k=" << k;
+    const auto notified = notified_first + h.smtp->attempts("sender@example.org");
+    EXPECT_GE(notified, 1u) << "k=" << k;
+    EXPECT_LE(notified, 2u) << "k=" << k;
+    EXPECT_GE(slow.attempts("b@two.example") + slow2.attempts("b@two.example"), 1u) << "k=" << k;
+    EXPECT_EQ(h.spool->message_count(), 0u) << "k=" << k;
+  }
+}
+
+// The same for a message that expires: "status=expired, returned to sender" is logged once,
+// even when the host crashes before the notification is queued or marked.
+TEST(qmgr, crash_anywhere_around_an_expiry_logs_it_once_and_notifies) {
+  const auto script = [](const auto& j, const auto& r, std::size_t) {
+    return j.sender.empty() ? fake_agent::sent(r.index) : fake_agent::deferred(r.index);
+  };
+  for (std::size_t k = 0; k < 60; ++k) {
+    host h;
+    h.options.maximal_queue_lifetime = 0s;  // the first failed attempt expires the message
+    h.boot();
+    h.smtp->script = script;
+    const auto id = h.submit("sender@example.org", {"slow@remote.example"});
+    h.rt->run_for(1000s, k);
+    const auto first = h.texts_of("qmgr");
+    const auto notified_first = h.smtp->attempts("sender@example.org");
+    h.storage.crash();
+    h.boot(t0 + 3600s);
+    h.smtp->script = script;
+    h.qm->flush();
+    h.rt->run_for(100000s);
+    const std::string expired = id + ": from=<sender@example.org>, status=expired";
+    EXPECT_EQ(count_of(first, expired) + count_of(h.texts_of("qmgr"), expired), 1u) << "k=" << k;
+    const auto notified = notified_first + h.smtp->attempts("sender@example.org");
+    EXPECT_GE(notified, 1u) << "k=" << k;
+    EXPECT_LE(notified, 2u) << "k=" << k;
+    EXPECT_EQ(h.spool->message_count(), 0u) << "k=" << k;
   }
 }
 

@@ -52,6 +52,17 @@ class fake_agent final : public delivery::agent {
             "host mx.remote.example[192.0.2.1] said: 550 5.1.1 <" + address +
                 ">: Recipient address rejected: User unknown (in reply to RCPT TO command)"};
   }
+  static const char* status_name(delivery::outcome_status s) {
+    switch (s) {
+      case delivery::outcome_status::sent:
+        return "sent";
+      case delivery::outcome_status::bounced:
+        return "bounced";
+      case delivery::outcome_status::deferred:
+        break;
+    }
+    return "deferred";
+  }
   /// Attempts so far for recipient `address` (jobs that contained it).
   std::size_t attempts(const std::string& address) const {
     return static_cast<std::size_t>(std::count_if(jobs.begin(), jobs.end(), [&](const auto& s) {
@@ -74,10 +85,9 @@ class fake_agent final : public delivery::agent {
       out.push_back(script ? script(j, r, attempt) : sent(r.index));
     }
     if (log != nullptr)
-      for (const auto& o : out)
-        log->info({"postfix", "smtp", 1},
-                  j.queue_id + ": to=<" + j.recipients[0].address + ">, status=" +
-                      (o.status == delivery::outcome_status::sent ? "sent" : "not sent"));
+      for (std::size_t i = 0; i < out.size(); ++i)
+        log->info({"postfix", "smtp", 1}, j.queue_id + ": to=<" + j.recipients[i].address +
+                                              ">, status=" + status_name(out[i].status));
     jobs.push_back(std::move(s));
     ++in_flight;
     in_flight_max = std::max(in_flight_max, in_flight);

@@ -205,6 +205,20 @@ std::string encode_reason(std::uint32_t index, std::string_view text) {
   return status_record(record_type::reason, p);
 }
 
+std::string encode_failure(const recipient_failure& f) {
+  const std::string_view dsn = std::string_view(f.dsn).substr(0, failure_dsn_bytes_max);
+  const std::string_view relay = std::string_view(f.relay).substr(0, failure_relay_bytes_max);
+  std::string p;
+  put_u32(p, f.index);
+  put_u8(p, static_cast<std::uint8_t>(f.outcome));
+  put_u32(p, static_cast<std::uint32_t>(dsn.size()));
+  p.append(dsn);
+  put_u32(p, static_cast<std::uint32_t>(relay.size()));
+  p.append(relay);
+  p.append(std::string_view(f.reason).substr(0, record_bytes_max - p.size()));
+  return status_record(record_type::failed, p);
+}
+
 std::error_code decode(std::string_view file, decoded_file& out, std::string& why) {
   out = decoded_file{};
   why.clear();
@@ -320,6 +334,22 @@ std::error_code decode(std::string_view file, decoded_file& out, std::string& wh
         if (!p.u32(index) || index >= out.status.size()) return corrupt(why, "bad reason record");
         out.status[index].reason.assign(payload.substr(4));
         break;
+      case record_type::failed: {
+        recipient_failure f;
+        std::uint8_t outcome;
+        std::uint32_t dsn_bytes, relay_bytes;
+        std::string_view dsn, relay;
+        if (!p.u32(f.index) || !p.u8(outcome) || outcome < 1 || outcome > 2 ||
+            f.index >= out.status.size() || !p.u32(dsn_bytes) || !p.bytes(dsn_bytes, dsn) ||
+            !p.u32(relay_bytes) || !p.bytes(relay_bytes, relay))
+          return corrupt(why, "bad failed record");
+        f.outcome = static_cast<done_outcome>(outcome);
+        f.dsn.assign(dsn);
+        f.relay.assign(relay);
+        f.reason.assign(payload.substr(p.pos()));
+        out.status[f.index].failure = std::move(f);
+        break;
+      }
       default:
         return corrupt(why, "unknown status record type " + std::to_string(type));
     }

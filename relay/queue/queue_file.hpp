@@ -45,6 +45,7 @@ enum class record_type : char {
   done = 'D',      // u32 recipient index, u8 outcome
   deferred = 'F',  // u32 attempts, i64 next attempt (us)
   reason = 'W',    // u32 recipient index, text: why the last attempt failed
+  failed = 'B',    // u32 index, u8 outcome, u32 + dsn, u32 + relay, text: a final failure
 };
 
 struct recipient {
@@ -56,10 +57,22 @@ struct recipient {
 /// How a recipient left the queue; either way it is never attempted again.
 enum class done_outcome : std::uint8_t { delivered = 0, bounced = 1, expired = 2 };
 
+/// A final failure recorded before its notification was queued (what Postfix keeps in its
+/// bounce logfile): the recipient is never attempted again, and stays undone until the
+/// notification is durable and a done mark follows.
+struct recipient_failure {
+  std::uint32_t index = 0;
+  done_outcome outcome = done_outcome::bounced;  // bounced or expired
+  std::string dsn;                               // "5.1.1"
+  std::string relay;                             // "mx.example[192.0.2.1]:25", "none"
+  std::string reason;                            // the diagnostic the notification reports
+};
+
 struct recipient_status {
   bool done = false;
   done_outcome outcome = done_outcome::delivered;
-  std::string reason;  // last deferral reason ("" when none)
+  std::string reason;                        // last deferral reason ("" when none)
+  std::optional<recipient_failure> failure;  // from the last 'B' record
 };
 
 /// Envelope as stored; what the smtpd fills in before commit.
@@ -98,6 +111,9 @@ encoded_base encode_base(const envelope& env, std::uint64_t content_bytes,
 std::string encode_done(std::uint32_t index, done_outcome outcome);
 std::string encode_deferred(std::uint32_t attempts, time_point next_attempt);
 std::string encode_reason(std::uint32_t index, std::string_view text);
+/// dsn and relay are cut to failure_dsn_bytes_max and failure_relay_bytes_max, the reason to
+/// what the record limit leaves.
+std::string encode_failure(const recipient_failure& f);
 
 /// Decodes and verifies a whole file (base + status records). Errors: errc::corrupt with
 /// `why` set (bad magic, truncated base, checksum mismatch, unknown record, recipient index
@@ -107,5 +123,7 @@ std::error_code decode(std::string_view file, decoded_file& out, std::string& wh
 /// Limits applied when decoding untrusted bytes.
 inline constexpr std::size_t record_bytes_max = 64 * 1024;  // every envelope/status record
 inline constexpr std::size_t recipients_decode_max = 100000;
+inline constexpr std::size_t failure_dsn_bytes_max = 32;
+inline constexpr std::size_t failure_relay_bytes_max = 1024;
 
 }  // namespace relaylab::queue

@@ -92,6 +92,38 @@ TEST(queue_file, status_records_apply_in_order) {
   EXPECT_EQ(d.file_bytes, file.size());
 }
 
+TEST(queue_file, failure_records_round_trip_and_are_checked) {
+  const auto base = build(sample_envelope(), "body");
+  recipient_failure f{1, done_outcome::expired, "4.4.1", "none",
+                      "connect to x: Connection refused"};
+  decoded_file d;
+  std::string why;
+  ASSERT_FALSE(decode(base + encode_failure(f), d, why)) << why;
+  EXPECT_FALSE(d.status[0].failure);
+  ASSERT_TRUE(d.status[1].failure);
+  EXPECT_EQ(d.status[1].failure->index, 1u);
+  EXPECT_EQ(d.status[1].failure->outcome, done_outcome::expired);
+  EXPECT_EQ(d.status[1].failure->dsn, "4.4.1");
+  EXPECT_EQ(d.status[1].failure->relay, "none");
+  EXPECT_EQ(d.status[1].failure->reason, "connect to x: Connection refused");
+  EXPECT_FALSE(d.status[1].done);
+  // Oversized parts are cut so that the record stays within its limit.
+  f.dsn.assign(100, '5');
+  f.relay.assign(5000, 'r');
+  f.reason.assign(record_bytes_max, 'x');
+  ASSERT_FALSE(decode(base + encode_failure(f), d, why)) << why;
+  ASSERT_TRUE(d.status[1].failure);
+  EXPECT_EQ(d.status[1].failure->dsn.size(), failure_dsn_bytes_max);
+  EXPECT_EQ(d.status[1].failure->relay.size(), failure_relay_bytes_max);
+  EXPECT_FALSE(d.status[1].failure->reason.empty());
+  // "delivered" is no failure, and the index must name a recipient.
+  f = {1, done_outcome::delivered, "2.0.0", "none", ""};
+  EXPECT_EQ(decode(base + encode_failure(f), d, why), errc::corrupt);
+  EXPECT_EQ(why, "bad failed record");
+  f = {7, done_outcome::bounced, "5.0.0", "none", ""};
+  EXPECT_EQ(decode(base + encode_failure(f), d, why), errc::corrupt);
+}
+
 TEST(queue_file, every_flipped_base_byte_is_detected) {
   const auto file = build(sample_envelope(), "Subject: x\r\n\r\nbody\r\n");
   decoded_file d;

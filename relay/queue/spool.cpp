@@ -772,6 +772,28 @@ std::error_code spool::mark_done(std::string_view queue_id, std::span<const std:
   return {};
 }
 
+std::error_code spool::record_failures(std::string_view queue_id,
+                                       std::span<const recipient_failure> failures) {
+  // Like done marks, failures go to the message's own file.
+  if (auto ec = materialize(queue_id)) return ec;
+  queue_state state;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = index_.find(queue_id);
+    if (it == index_.end()) return errc::not_found;
+    for (const auto& f : failures)
+      if (f.index >= it->second.done.size() || f.outcome == done_outcome::delivered)
+        return errc::invalid_state;
+    state = it->second.dir;
+    drop_image(it->second);
+  }
+  std::string records;
+  for (const auto& f : failures) records += encode_failure(f);
+  if (auto ec = storage_.append_file(to_string(state), queue_id, records, true))
+    return to_queue_error(ec);
+  return {};
+}
+
 std::error_code spool::defer(std::string_view queue_id, time_point next_attempt,
                              std::span<const recipient_reason> reasons) {
   if (auto ec = materialize(queue_id)) return ec;

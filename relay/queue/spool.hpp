@@ -288,6 +288,13 @@ class spool {
   /// Errors: errc::not_found, errc::invalid_state (index out of range), errc::write_error.
   std::error_code mark_done(std::string_view queue_id, std::span<const std::uint32_t> indexes,
                             done_outcome outcome, std::size_t* undone_left = nullptr);
+  /// Records final failures (bounced or expired recipients) durably before return, ahead of
+  /// their notification: a recovered message reports them in its status, so the notification
+  /// is still sent, and the recipients are never attempted again. mark_done() follows once the
+  /// notification is queued. Errors: errc::not_found, errc::invalid_state (index out of range,
+  /// or an outcome other than bounced/expired), errc::write_error.
+  std::error_code record_failures(std::string_view queue_id,
+                                  std::span<const recipient_failure> failures);
   /// Records a failed attempt (attempt count + 1, next attempt time, per-recipient reasons)
   /// durably, then moves the message to deferred/. Errors: errc::not_found,
   /// errc::invalid_state (reason index out of range), errc::write_error.

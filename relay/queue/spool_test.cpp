@@ -839,6 +839,54 @@ TEST_F(spool_test, done_marks_survive_a_crash) {
   EXPECT_TRUE(q.file.status[2].done);
 }
 
+// A failure recorded before its notification survives a crash with what the notification
+// needs, and leaves the recipient undone until the done mark that follows the notification.
+TEST_F(spool_test, recorded_failures_survive_a_crash) {
+  const std::string id = committed({"a@x", "b@x", "c@x"});
+  ASSERT_FALSE(sp_->activate(id));
+  const recipient_failure failures[] = {
+      {0, done_outcome::bounced, "5.1.1", "mx.x[192.0.2.1]:25", "host mx.x said: 550 no"},
+      {2, done_outcome::expired, "4.4.1", "none", "connect to mx.x: Connection refused"}};
+  ASSERT_FALSE(sp_->record_failures(id, failures));
+  st_.crash();
+  reopen();
+  ASSERT_EQ(report_.messages.size(), 1u);
+  EXPECT_EQ(report_.messages[0].recipients_undone, 3u);
+  queued_message q;
+  ASSERT_FALSE(sp_->load(id, q));
+  ASSERT_TRUE(q.file.status[0].failure);
+  EXPECT_EQ(q.file.status[0].failure->outcome, done_outcome::bounced);
+  EXPECT_EQ(q.file.status[0].failure->dsn, "5.1.1");
+  EXPECT_EQ(q.file.status[0].failure->relay, "mx.x[192.0.2.1]:25");
+  EXPECT_EQ(q.file.status[0].failure->reason, "host mx.x said: 550 no");
+  EXPECT_FALSE(q.file.status[1].failure);
+  ASSERT_TRUE(q.file.status[2].failure);
+  EXPECT_EQ(q.file.status[2].failure->outcome, done_outcome::expired);
+  for (const auto& st : q.file.status) EXPECT_FALSE(st.done);
+  const std::uint32_t first[] = {0};
+  ASSERT_FALSE(sp_->mark_done(id, first, done_outcome::bounced));
+  ASSERT_FALSE(sp_->load(id, q));
+  EXPECT_TRUE(q.file.status[0].done);
+}
+
+TEST_F(spool_test, record_failures_checks_its_input_and_reports_write_errors) {
+  const std::string id = committed({"a@x"});
+  const recipient_failure out_of_range[] = {{1, done_outcome::bounced, "5.0.0", "none", "x"}};
+  EXPECT_EQ(sp_->record_failures(id, out_of_range), errc::invalid_state);
+  const recipient_failure delivered[] = {{0, done_outcome::delivered, "2.0.0", "none", "x"}};
+  EXPECT_EQ(sp_->record_failures(id, delivered), errc::invalid_state);
+  const recipient_failure ok[] = {{0, done_outcome::bounced, "5.0.0", "none", "x"}};
+  EXPECT_EQ(sp_->record_failures("NOSUCHID", ok), errc::not_found);
+  st_.faults().fail_at(0, std::make_error_code(std::errc::io_error));
+  EXPECT_EQ(sp_->record_failures(id, ok), errc::write_error);
+  st_.faults().disarm();
+  st_.crash();
+  reopen();
+  queued_message q;
+  ASSERT_FALSE(sp_->load(id, q));
+  EXPECT_FALSE(q.file.status[0].failure);  // nothing half-written
+}
+
 TEST_F(spool_test, finished_message_whose_removal_was_lost_is_removed) {
   const std::string id = committed({"a@x"});
   const std::uint32_t all[] = {0};
