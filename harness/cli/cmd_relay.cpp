@@ -160,6 +160,9 @@ int run_relay(const relay_args& a) {
   so.cache_bytes_max = 64u << 20;
   // Group commits append to the queue journal: one fdatasync per group (spool.hpp "Journal").
   so.journal = a.spool_format == "journal";
+  // Zeros 1 MiB ahead of the segment's end: group commits overwrite allocated blocks, so their
+  // fdatasync writes data only (half the latency of an appending one on ext4).
+  so.journal_preallocate_bytes = 1u << 20;
   std::random_device rd;
   queue::spool spool(
       storage, [] { return std::chrono::system_clock::now(); },

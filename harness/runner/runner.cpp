@@ -240,6 +240,10 @@ class fenced_storage final : public queue::storage {
                               bool sync) override {
     return *up_ ? disk_.append_file(dir, name, data, sync) : down();
   }
+  std::error_code write_at(std::string_view dir, std::string_view name, std::uint64_t offset,
+                           std::span<const std::string_view> pieces, bool sync) override {
+    return *up_ ? disk_.write_at(dir, name, offset, pieces, sync) : down();
+  }
   std::error_code rename(std::string_view from_dir, std::string_view from_name,
                          std::string_view to_dir, std::string_view to_name) override {
     return *up_ ? disk_.rename(from_dir, from_name, to_dir, to_name) : down();

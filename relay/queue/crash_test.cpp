@@ -57,6 +57,7 @@ class simulation {
     o.commit_batch_max = 1 + pick(8);
     o.journal = journal_;
     o.journal_segment_bytes_max = 1 + pick(20000);
+    o.journal_preallocate_bytes = pick(2) == 0 ? 0 : pick(9000);
     o.cache_bytes_max = pick(2) == 0 ? 0 : 1 << 20;
     spool_ = std::make_unique<spool>(st_, clock_.function(), testing::seeded_random(rng_()), o);
     ASSERT_FALSE(spool_->open()) << "seed " << seed_;

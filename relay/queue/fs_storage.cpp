@@ -116,6 +116,25 @@ std::error_code fs_storage::append_file(std::string_view dir, std::string_view n
   return fd.close();
 }
 
+std::error_code fs_storage::write_at(std::string_view dir, std::string_view name,
+                                     std::uint64_t offset, std::span<const std::string_view> pieces,
+                                     bool sync) {
+  fd_guard fd(open_retry(path(dir, name).c_str(), O_WRONLY));
+  if (fd.get() < 0) return last_error();
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return last_error();
+  if (offset > static_cast<std::uint64_t>(st.st_size))
+    return std::make_error_code(std::errc::invalid_argument);
+  if (auto ec = faults_.check(storage_op::write)) return ec;
+  if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return last_error();
+  if (auto ec = write_all(fd.get(), pieces)) return ec;
+  if (sync) {
+    if (auto ec = faults_.check(storage_op::fsync)) return ec;
+    if (::fdatasync(fd.get()) != 0) return last_error();
+  }
+  return fd.close();
+}
+
 std::error_code fs_storage::rename(std::string_view from_dir, std::string_view from_name,
                                    std::string_view to_dir, std::string_view to_name) {
   if (auto ec = faults_.check(storage_op::rename)) return ec;

@@ -96,6 +96,26 @@ std::error_code mem_storage::append_file(std::string_view dir, std::string_view 
   return {};
 }
 
+std::error_code mem_storage::write_at(std::string_view dir, std::string_view name,
+                                      std::uint64_t offset,
+                                      std::span<const std::string_view> pieces, bool sync) {
+  std::lock_guard lock(mutex_);
+  auto file = find_file(dir, name);
+  if (!file) return no_entry();
+  if (offset > file->current.size()) return std::make_error_code(std::errc::invalid_argument);
+  if (auto ec = faults_.check(storage_op::write)) return ec;
+  auto at = static_cast<std::size_t>(offset);
+  for (auto p : pieces) {
+    const std::size_t over = std::min(p.size(), file->current.size() - at);
+    file->current.replace(at, over, p);
+    at += p.size();
+  }
+  if (!sync) return {};
+  if (auto ec = faults_.check(storage_op::fsync)) return ec;
+  file->durable = file->current;
+  return {};
+}
+
 std::error_code mem_storage::rename(std::string_view from_dir, std::string_view from_name,
                                     std::string_view to_dir, std::string_view to_name) {
   std::lock_guard lock(mutex_);

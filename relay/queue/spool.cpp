@@ -377,10 +377,17 @@ std::error_code spool::append_journal(std::string_view records, std::uint64_t& s
     if (segments_[current_segment_].bytes >= options_.journal_segment_bytes_max)
       current_segment_ = 0;
   }
+  // Zeros to write after `end` so that the file reaches the next preallocation step.
+  const std::uint64_t step = options_.journal_preallocate_bytes;
+  auto zeros_after = [step](std::uint64_t end) -> std::uint64_t {
+    constexpr std::uint64_t block = 4096;
+    return step == 0 ? 0 : (end + step + block - 1) / block * block - end;
+  };
   if (current_segment_ == 0) {
     const std::uint64_t seq = next_segment_++;
     const std::string name = journal_segment_name(seq);
-    const std::string_view piece[] = {records};
+    const std::string zeros(zeros_after(records.size()), '\0');
+    const std::string_view piece[] = {records, zeros};
     std::error_code ec = storage_.write_file(journal_directory, name, piece, true);
     if (!ec) {
       std::lock_guard lock(dir_mutex_);
@@ -392,23 +399,36 @@ std::error_code spool::append_journal(std::string_view records, std::uint64_t& s
     }
     current_segment_ = seq;
     std::lock_guard lock(mutex_);
-    segments_[seq] = segment_info{0, records.size()};
+    segments_[seq] = segment_info{0, records.size(), records.size() + zeros.size()};
     segment = seq;
     offset = 0;
     return {};
   }
-  std::uint64_t at;
+  std::uint64_t at, allocated;
   {
     std::lock_guard lock(mutex_);
     at = segments_[current_segment_].bytes;
+    allocated = segments_[current_segment_].allocated;
   }
-  if (auto ec = storage_.append_file(journal_directory, journal_segment_name(current_segment_),
-                                     records, true)) {
+  const std::string name = journal_segment_name(current_segment_);
+  std::error_code ec;
+  if (step == 0) {
+    ec = storage_.append_file(journal_directory, name, records, true);
+  } else {
+    // Over the zeros written ahead; past them, a new step of zeros rides along.
+    const std::uint64_t end = at + records.size();
+    const std::string zeros(end <= allocated ? 0 : zeros_after(end), '\0');
+    const std::string_view piece[] = {records, zeros};
+    ec = storage_.write_at(journal_directory, name, at, piece, true);
+    if (!ec) allocated = std::max(allocated, end + zeros.size());
+  }
+  if (ec) {
     // The tail is unknown now: close the segment so no record ever follows a torn one.
     current_segment_ = 0;
     return ec;
   }
   std::lock_guard lock(mutex_);
+  segments_[current_segment_].allocated = allocated;
   segments_[current_segment_].bytes += records.size();
   segment = current_segment_;
   offset = at;

@@ -113,6 +113,11 @@ struct spool_options {
   bool journal = false;
   /// A segment that has grown past this is closed; the next group commit starts a new one.
   std::uint64_t journal_segment_bytes_max = 16u << 20;
+  /// Zeros written ahead of a segment's end, in steps of at least this many bytes (0: plain
+  /// appends). Group commits then overwrite blocks that already exist, and their fdatasync
+  /// writes only the data (no inode update for the new size): about half the latency and CPU
+  /// of an appending one on ext4. The zeros end a segment's scan like a torn tail.
+  std::uint64_t journal_preallocate_bytes = 0;
   /// Envelope bytes (sender, attributes, recipients) beyond the content limit that a queue
   /// file may have before it is considered corrupt when read back.
   std::size_t envelope_bytes_max = 16 * 1024 * 1024;
@@ -331,8 +336,9 @@ class spool {
     bool materialized = true;  // has a file in `dir`; false: lives in the journal only
   };
   struct segment_info {
-    std::uint64_t live = 0;   // journal-only messages whose 'Q' record is here
-    std::uint64_t bytes = 0;  // appended so far
+    std::uint64_t live = 0;       // journal-only messages whose 'Q' record is here
+    std::uint64_t bytes = 0;      // appended so far
+    std::uint64_t allocated = 0;  // file size: bytes plus the zeros written ahead
   };
   struct pending_commit {
     std::string queue_id;

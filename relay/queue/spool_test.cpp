@@ -377,6 +377,49 @@ TEST_F(spool_test, journal_makes_a_whole_group_durable_with_one_fdatasync) {
   EXPECT_TRUE(files.empty());  // no file per message
 }
 
+TEST_F(spool_test, preallocated_journal_overwrites_zeros_and_survives_a_crash) {
+  spool_options o = journal_options();
+  o.journal_preallocate_bytes = 8192;
+  reopen(o);
+  std::vector<std::string> ids;
+  auto commit_one = [&](int i) {
+    auto m = make_message(*sp_, "s@x", {"a@x"}, body + std::to_string(i));
+    ids.push_back(m.queue_id());
+    sp_->commit(std::move(m), [](const commit_status& s) { EXPECT_FALSE(s.ec); });
+    sp_->flush();
+  };
+  commit_one(0);
+  std::vector<std::string> segments;
+  ASSERT_FALSE(st_.list("journal", segments, 100));
+  ASSERT_EQ(segments.size(), 1u);
+  std::string bytes;
+  ASSERT_FALSE(st_.read_file("journal", segments[0], 1 << 20, bytes));
+  // The zeros ahead fill whole blocks, at least one preallocation step past the record.
+  EXPECT_EQ(bytes.size() % 4096, 0u);
+  const std::uint64_t first_size = bytes.size();
+  EXPECT_GE(first_size, 8192u);
+  EXPECT_EQ(bytes.back(), '\0');
+  // Later groups overwrite the zeros: still one fdatasync each, the file does not grow until
+  // the zeros run out, then it grows by another step.
+  st_.faults().reset_counts();
+  commit_one(1);
+  EXPECT_EQ(st_.faults().count(storage_op::fsync), 1u);
+  ASSERT_FALSE(st_.read_file("journal", segments[0], 1 << 20, bytes));
+  EXPECT_EQ(bytes.size(), first_size);
+  int n = 2;
+  for (; n < 500 && bytes.size() == first_size; ++n) {
+    commit_one(n);
+    ASSERT_FALSE(st_.read_file("journal", segments[0], 1 << 20, bytes));
+  }
+  EXPECT_GT(bytes.size(), first_size);
+  EXPECT_EQ(bytes.size() % 4096, 0u);
+  for (int i = 0; i < n; ++i) EXPECT_EQ(content_of(*sp_, ids[i]), body + std::to_string(i));
+  st_.crash();
+  reopen(o);
+  EXPECT_EQ(report_.journal_messages, static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(content_of(*sp_, ids[i]), body + std::to_string(i));
+}
+
 TEST_F(spool_test, journal_messages_are_delivered_from_the_segment_and_survive_a_crash) {
   reopen(journal_options());
   std::vector<std::string> ids;

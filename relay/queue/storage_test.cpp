@@ -66,6 +66,21 @@ TEST_P(storage_test, append_and_range_read) {
   EXPECT_EQ(st_->append_file("a", "missing", "x", true), std::errc::no_such_file_or_directory);
 }
 
+TEST_P(storage_test, write_at_overwrites_and_extends) {
+  const std::string_view pieces[] = {"0123456789"};
+  ASSERT_FALSE(st_->write_file("a", "f", pieces, true));
+  const std::string_view middle[] = {"ab", "c"};
+  ASSERT_FALSE(st_->write_at("a", "f", 4, middle, true));
+  EXPECT_EQ(read_all("a", "f"), "0123abc789");
+  const std::string_view tail[] = {"xyz", "++"};
+  ASSERT_FALSE(st_->write_at("a", "f", 8, tail, true));  // past the end: grows
+  EXPECT_EQ(read_all("a", "f"), "0123abc7xyz++");
+  ASSERT_FALSE(st_->write_at("a", "f", 13, tail, false));  // exactly at the end: appends
+  EXPECT_EQ(read_all("a", "f"), "0123abc7xyz++xyz++");
+  EXPECT_EQ(st_->write_at("a", "f", 19, tail, true), std::errc::invalid_argument);
+  EXPECT_EQ(st_->write_at("a", "missing", 0, tail, true), std::errc::no_such_file_or_directory);
+}
+
 TEST_P(storage_test, rename_unlink_list) {
   const std::string_view pieces[] = {"1"};
   ASSERT_FALSE(st_->write_file("a", "x", pieces, true));
@@ -187,6 +202,17 @@ TEST_F(mem_crash_test, appends_survive_only_when_synced) {
   ASSERT_FALSE(st.append_file("a", "f", "+2", false));
   st.crash();
   EXPECT_EQ(content("a", "f"), "base+1");
+}
+
+TEST_F(mem_crash_test, overwrites_survive_only_when_synced) {
+  write("a", "f", std::string(6, '\0'), true);
+  ASSERT_FALSE(st.sync_dir("a"));
+  const std::string_view one[] = {"AB"};
+  ASSERT_FALSE(st.write_at("a", "f", 0, one, true));
+  const std::string_view two[] = {"CD"};
+  ASSERT_FALSE(st.write_at("a", "f", 2, two, false));
+  st.crash();
+  EXPECT_EQ(content("a", "f"), std::string("AB\0\0\0\0", 6));
 }
 
 TEST_F(mem_crash_test, unsynced_rename_and_unlink_revert) {
