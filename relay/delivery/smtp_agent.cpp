@@ -629,7 +629,11 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
             if (chunk.empty()) break;
             offset += chunk.size();
             cs.body(chunk);
-            co_await pump([] { return true; });  // write it; read nothing
+            // Write once a chunk's worth is pending (read nothing); the rest leaves with the
+            // final dot, so a small message is one write instead of two.
+            if (cs.output().size() >= options_.content_chunk_bytes) {
+              co_await pump([] { return true; });
+            }
           }
           if (!local_error && !ended()) {
             cs.end_body(stamp(runtime_.now()));
