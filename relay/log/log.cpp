@@ -81,32 +81,34 @@ std::error_code write_all(int fd, std::string_view data) {
   return {};
 }
 
-std::string format_for(const record& r, line_format f, bool utc) {
-  return f == line_format::json ? format_json(r) : format_line(r, utc);
-}
-
 // One descriptor, one format; optionally buffered. Owns the descriptor unless it is 1 or 2.
 class fd_sink final : public sink {
  public:
   fd_sink(int fd, bool owned, file_sink_options options)
-      : fd_(fd), owned_(owned), options_(options) {}
+      : fd_(fd), owned_(owned), options_(options), times_(options.utc) {}
   ~fd_sink() override {
     flush();
     if (owned_) ::close(fd_);
   }
   void write(const record& r) override {
-    std::string line = format_for(r, options_.format, options_.utc);
-    line += '\n';
-    if (options_.flush_each_line) {
-      note(write_all(fd_, line));
+    // line_ is reused so that a line costs no allocation once it has grown.
+    line_.clear();
+    if (options_.format == line_format::json) {
+      line_ = format_json(r);
+    } else {
+      append_line(line_, r, times_);
+    }
+    line_ += '\n';
+    if (options_.flush_each_line && !batching_) {
+      note(write_all(fd_, line_));
       return;
     }
-    if (buffer_.size() + line.size() > options_.buffer_bytes_max) flush();
-    if (line.size() > options_.buffer_bytes_max) {
-      note(write_all(fd_, line));
+    if (buffer_.size() + line_.size() > options_.buffer_bytes_max) flush();
+    if (line_.size() > options_.buffer_bytes_max) {
+      note(write_all(fd_, line_));
       return;
     }
-    buffer_ += line;
+    buffer_ += line_;
   }
   void flush() override {
     if (buffer_.empty()) return;
@@ -114,6 +116,10 @@ class fd_sink final : public sink {
     buffer_.clear();
   }
   std::error_code error() const noexcept override { return error_; }
+  void set_batching(bool on) override {
+    if (!on) flush();
+    batching_ = on;
+  }
 
  private:
   void note(std::error_code ec) {
@@ -122,6 +128,9 @@ class fd_sink final : public sink {
   int fd_;
   bool owned_;
   file_sink_options options_;
+  syslog_time_cache times_;
+  bool batching_ = false;
+  std::string line_;
   std::string buffer_;
   std::error_code error_;
 };
@@ -159,8 +168,19 @@ std::string format_syslog_time(std::chrono::system_clock::time_point t, bool utc
   return buf;
 }
 
-std::string format_line(const record& r, bool utc) {
-  std::string out = format_syslog_time(r.time, utc);
+std::string_view syslog_time_cache::format(std::chrono::system_clock::time_point t) {
+  // Keyed by the same whole second that format_syslog_time shows.
+  const std::time_t second = std::chrono::system_clock::to_time_t(t);
+  if (!valid_ || second != second_) {
+    text_ = format_syslog_time(t, utc_);
+    second_ = second;
+    valid_ = true;
+  }
+  return text_;
+}
+
+namespace {
+void append_after_time(std::string& out, const record& r) {
   out += ' ';
   out += r.host;
   out += ' ';
@@ -173,7 +193,18 @@ std::string format_line(const record& r, bool utc) {
     out += ": ";
   }
   out += r.text;
+}
+}  // namespace
+
+std::string format_line(const record& r, bool utc) {
+  std::string out = format_syslog_time(r.time, utc);
+  append_after_time(out, r);
   return out;
+}
+
+void append_line(std::string& out, const record& r, syslog_time_cache& times) {
+  out += times.format(r.time);
+  append_after_time(out, r);
 }
 
 std::string format_json(const record& r) {
@@ -250,7 +281,7 @@ std::unique_ptr<sink> make_stderr_sink(line_format format, bool utc) {
   return std::make_unique<fd_sink>(STDERR_FILENO, false, o);
 }
 
-memory_sink::memory_sink(bool utc, std::size_t lines_max) : utc_(utc), lines_max_(lines_max) {}
+memory_sink::memory_sink(bool utc, std::size_t lines_max) : lines_max_(lines_max), times_(utc) {}
 
 void memory_sink::write(const record& r) {
   std::lock_guard lock(mutex_);
@@ -263,7 +294,9 @@ void memory_sink::write(const record& r) {
     texts_.erase(texts_.begin());
     ++dropped_;
   }
-  lines_.push_back(format_line(r, utc_));
+  std::string line;
+  append_line(line, r, times_);
+  lines_.push_back(std::move(line));
   std::string text;
   if (r.level != severity::info) {
     text = to_string(r.level);
@@ -302,7 +335,17 @@ logger::~logger() { flush(); }
 void logger::add_sink(std::unique_ptr<sink> s) {
   if (!s) return;
   std::lock_guard lock(mutex_);
+  if (flush_hook_) s->set_batching(true);
   sinks_.push_back(std::move(s));
+}
+
+void logger::set_flush_hook(std::function<void()> request_flush) {
+  std::lock_guard lock(mutex_);
+  const bool on = static_cast<bool>(request_flush);
+  flush_hook_ = std::move(request_flush);
+  flush_requested_ = false;
+  // Turning batching off flushes what a sink holds, so no line waits for a hook that is gone.
+  for (auto& s : sinks_) s->set_batching(on);
 }
 
 void logger::write(const origin& from, severity level, std::string_view text) {
@@ -316,10 +359,16 @@ void logger::write(const origin& from, severity level, std::string_view text) {
   // Stamped under the lock so lines in every sink are in time order.
   r.time = options_.wall_clock();
   for (auto& s : sinks_) s->write(r);
+  if (flush_hook_ && !flush_requested_) {
+    // One request per batch: lines logged before the flush runs join this one.
+    flush_requested_ = true;
+    flush_hook_();
+  }
 }
 
 void logger::flush() {
   std::lock_guard lock(mutex_);
+  flush_requested_ = false;
   for (auto& s : sinks_) s->flush();
 }
 

@@ -8,11 +8,13 @@
 //   - tag = syslog_name + "/" + program, e.g. "postfix/smtpd", "postfix/submission/smtpd";
 //   - "warning: ", "error: ", "fatal: ", "panic: " between "[pid]: " and the text;
 //   - text cut at `text_bytes_max` (Postfix: 2000).
-// The logger is thread-safe (one mutex): the queue's committer thread may log.
+// The logger is thread-safe (one mutex): the queue's committer thread may log. Lines reach
+// every sink in the order of the write() calls, batched or not.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -52,6 +54,24 @@ struct record {
 std::string format_syslog_time(std::chrono::system_clock::time_point t, bool utc);
 /// The maillog line without newline: "Nov 28 04:57:30 relay postfix/smtpd[10409]: warning: x".
 std::string format_line(const record& r, bool utc);
+
+/// format_syslog_time for a stream of records: the stamp is formatted once per second and
+/// reused for the lines of that second (a busy relay logs many lines per second, and
+/// localtime_r + formatting was a visible share of its CPU). Not thread-safe: one per sink.
+class syslog_time_cache {
+ public:
+  explicit syslog_time_cache(bool utc) noexcept : utc_(utc) {}
+  /// Same text as format_syslog_time(t, utc); valid until the next call.
+  std::string_view format(std::chrono::system_clock::time_point t);
+
+ private:
+  bool utc_;
+  bool valid_ = false;
+  std::time_t second_ = 0;
+  std::string text_;
+};
+/// Appends format_line(r, utc) to `out`, the stamp taken from `times` (whose utc setting wins).
+void append_line(std::string& out, const record& r, syslog_time_cache& times);
 /// One JSON object without newline: {"time":"2026-11-28T04:57:30.123456Z","host":"relay",
 /// "program":"postfix/smtpd","pid":10409,"severity":"info","queue_id":"8C125A72052","text":"..."}.
 /// "queue_id" is present only when the text starts with a queue ID (see queue_id_prefix). Time is
@@ -75,6 +95,10 @@ class sink {
   virtual void flush() = 0;
   /// First write error seen (e.g. ENOSPC), cleared never; logging itself goes on.
   virtual std::error_code error() const noexcept { return {}; }
+  /// Called by the logger when a flush hook is installed (on) or removed (off, after a flush):
+  /// while on, the sink may hold lines it would otherwise write at once, because a flush() is
+  /// coming soon. Sinks without a buffer ignore it.
+  virtual void set_batching(bool on) { (void)on; }
 };
 
 enum class line_format { maillog, json };
@@ -86,6 +110,8 @@ struct file_sink_options {
   /// line survives a crash of this process (not of the OS: there is no fsync, like postlogd).
   /// Otherwise lines are buffered up to buffer_bytes_max and written when the buffer fills, on
   /// flush() and on destruction; a process crash loses at most the buffer.
+  /// While the logger batches (logger::set_flush_hook) a flush_each_line sink buffers too, and
+  /// the lines of one batch leave in one write(2); a crash then loses at most that batch.
   bool flush_each_line = true;
   std::size_t buffer_bytes_max = 64 * 1024;
 };
@@ -111,9 +137,9 @@ class memory_sink : public sink {
 
  private:
   mutable std::mutex mutex_;
-  bool utc_;
   std::size_t lines_max_;
   std::size_t dropped_ = 0;
+  syslog_time_cache times_;
   std::vector<std::string> lines_;
   std::vector<std::string> texts_;
 };
@@ -139,6 +165,14 @@ class logger {
   void warning(const origin& from, std::string_view text) { write(from, severity::warning, text); }
   void error(const origin& from, std::string_view text) { write(from, severity::error, text); }
   void flush();
+  /// Batched writing: while a hook is installed, sinks may hold lines (sink::set_batching) and
+  /// the logger calls `request_flush` once after the first line of each batch; whoever installed
+  /// it must then call flush() soon. The daemon posts that flush to its io_context, so the lines
+  /// of one event-loop turn, from any thread, leave in one write(2). The hook runs on the
+  /// logging thread with the logger's lock held: it may only schedule (e.g. asio::post), never
+  /// log or flush itself. An empty function removes the hook and flushes; without a hook every
+  /// sink behaves as configured (a flush_each_line sink writes each line at once).
+  void set_flush_hook(std::function<void()> request_flush);
   /// The first sink error, if any (for the CLI to report at exit).
   std::error_code sink_error() const;
   const std::string& host() const noexcept { return host_; }
@@ -148,6 +182,8 @@ class logger {
   logger_options options_;
   std::string host_;
   std::vector<std::unique_ptr<sink>> sinks_;
+  std::function<void()> flush_hook_;
+  bool flush_requested_ = false;  // the hook was called and no flush() has happened since
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace relaylab::log {
@@ -48,6 +50,30 @@ TEST(log_format, time_is_month_and_zero_padded_day) {
   EXPECT_EQ(format_syslog_time(at(4, 56, 49), true), "Nov 28 04:56:49");
   const auto jan5 = system_clock::time_point(std::chrono::seconds(1767571200 + 3661));
   EXPECT_EQ(format_syslog_time(jan5, true), "Jan 05 01:01:01");
+}
+
+TEST(log_format, time_cache_gives_format_syslog_time_for_every_second) {
+  for (const bool utc : {true, false}) {
+    syslog_time_cache cache(utc);
+    // Within a second, across seconds, minutes and a day, and back in time.
+    const std::vector<system_clock::time_point> times = {
+        at(4, 56, 49), at(4, 56, 49) + std::chrono::milliseconds(999),
+        at(4, 56, 50), at(4, 59, 59),
+        at(5, 0, 0),   at(23, 59, 59) + std::chrono::milliseconds(500),
+        at(24, 0, 0),  at(4, 56, 49)};
+    for (const auto t : times) {
+      EXPECT_EQ(cache.format(t), format_syslog_time(t, utc)) << "utc=" << utc;
+    }
+  }
+}
+
+TEST(log_format, append_line_matches_format_line) {
+  syslog_time_cache cache(true);
+  record r{at(4, 56, 49), "relay", "postfix/smtpd", 10409, severity::warning, "x"};
+  std::string out = "prefix|";
+  append_line(out, r, cache);
+  EXPECT_EQ(out, "prefix|" + format_line(r, true));
+  EXPECT_EQ(out, "prefix|Nov 28 04:56:49 relay postfix/smtpd[10409]: warning: x");
 }
 
 TEST(log_format, host_label_is_first_label) {
@@ -269,6 +295,97 @@ TEST_F(log_file, buffered_sink_writes_on_flush_and_when_full) {
   EXPECT_LT(mid, 11u);  // and still holds the tail
   lg.flush();
   EXPECT_EQ(read_lines(path).size(), 11u);
+}
+
+TEST_F(log_file, flush_hook_batches_lines_until_flush) {
+  const auto path = (dir_ / "maillog").string();
+  std::error_code ec;
+  logger lg({"relay", [] { return at(1, 2, 3); }});
+  lg.add_sink(open_file_sink(path, {.utc = true}, ec));  // flush_each_line, as the CLI opens it
+  ASSERT_FALSE(ec);
+  const origin o{"postfix", "smtpd", 1};
+  int requests = 0;
+  lg.set_flush_hook([&requests] { ++requests; });
+  lg.info(o, "one");
+  lg.info(o, "two");
+  EXPECT_EQ(requests, 1) << "one request per batch";
+  EXPECT_TRUE(read_lines(path).empty());
+  lg.flush();
+  EXPECT_EQ(read_lines(path).size(), 2u);
+  lg.info(o, "three");
+  EXPECT_EQ(requests, 2) << "the next batch asks again";
+  // A sink added while batching batches too.
+  const auto path2 = (dir_ / "maillog2").string();
+  lg.add_sink(open_file_sink(path2, {.utc = true}, ec));
+  lg.info(o, "four");
+  EXPECT_TRUE(read_lines(path2).empty());
+  EXPECT_EQ(requests, 2);
+  // Removing the hook flushes what is held; then each line is written at once again.
+  lg.set_flush_hook({});
+  EXPECT_EQ(read_lines(path).size(), 4u);
+  EXPECT_EQ(read_lines(path2).size(), 1u);
+  lg.info(o, "five");
+  EXPECT_EQ(requests, 2);
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 5u);
+  const char* want[] = {"one", "two", "three", "four", "five"};
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(lines[i], std::string("Nov 28 01:02:03 relay postfix/smtpd[1]: ") + want[i]);
+  }
+}
+
+TEST_F(log_file, batching_sink_writes_when_its_buffer_fills_and_on_destruction) {
+  const auto path = (dir_ / "maillog").string();
+  std::error_code ec;
+  {
+    logger lg({"relay", [] { return at(1, 2, 3); }});
+    lg.add_sink(open_file_sink(path, {.utc = true, .buffer_bytes_max = 200}, ec));
+    ASSERT_FALSE(ec);
+    lg.set_flush_hook([] {});  // a flush that never comes
+    for (int i = 0; i < 10; ++i) lg.info({"postfix", "smtpd", 1}, "line " + std::to_string(i));
+    const auto mid = read_lines(path).size();
+    EXPECT_GT(mid, 0u);   // the 200-byte buffer filled
+    EXPECT_LT(mid, 10u);  // and holds the tail
+  }
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(lines[static_cast<std::size_t>(i)],
+              "Nov 28 01:02:03 relay postfix/smtpd[1]: line " + std::to_string(i));
+  }
+}
+
+TEST_F(log_file, batched_lines_from_threads_keep_each_threads_order) {
+  const auto path = (dir_ / "maillog").string();
+  std::error_code ec;
+  logger lg({"relay", [] { return at(1, 2, 3); }});
+  lg.add_sink(open_file_sink(path, {.utc = true, .buffer_bytes_max = 4096}, ec));
+  ASSERT_FALSE(ec);
+  std::atomic<int> requests{0};
+  lg.set_flush_hook([&requests] { ++requests; });
+  constexpr int threads = 4, per_thread = 500;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&lg, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        lg.info({"postfix", "smtpd", t}, std::to_string(i));
+        if (i % 50 == 0) lg.flush();
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  lg.flush();
+  EXPECT_GE(requests.load(), 1);
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(threads * per_thread));
+  std::vector<int> next(threads, 0);
+  for (const auto& l : lines) {
+    const auto open = l.find('[');
+    const int t = std::stoi(l.substr(open + 1));
+    const int i = std::stoi(l.substr(l.find("]: ") + 3));
+    ASSERT_EQ(i, next[static_cast<std::size_t>(t)]) << l;
+    ++next[static_cast<std::size_t>(t)];
+  }
 }
 
 TEST_F(log_file, json_sink_writes_objects) {

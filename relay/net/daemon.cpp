@@ -91,7 +91,10 @@ daemon::daemon(asio::io_context& io, daemon_options options, log::logger* log, l
       drain_timer_(io),
       alive_(std::make_shared<bool>(true)) {}
 
-daemon::~daemon() { *alive_ = false; }
+daemon::~daemon() {
+  *alive_ = false;
+  end_log_batching();
+}
 
 std::error_code daemon::listen(const listen_address& address, connection_handler handler,
                                std::string& error) {
@@ -126,6 +129,16 @@ std::vector<tcp::endpoint> daemon::endpoints() const {
 }
 
 void daemon::start() {
+  if (log_ && !log_batching_ && !stopping_) {
+    log_batching_ = true;
+    // Posted, the flush runs after the handlers already queued: everything they log joins the
+    // batch. Called under the logger's lock from any thread; asio::post is thread-safe.
+    log_->set_flush_hook([ex = io_.get_executor(), log = log_, alive = alive_] {
+      asio::post(ex, [log, alive] {
+        if (*alive) log->flush();
+      });
+    });
+  }
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     asio::co_spawn(io_, accept_loop(i), asio::detached);
   }
@@ -190,7 +203,18 @@ asio::awaitable<void> daemon::accept_loop(std::size_t index) {
 void daemon::connection_ended(std::uint64_t id) {
   connections_.erase(id);
   slot_timer_.cancel();
-  if (stopping_ && connections_.empty()) drain_timer_.cancel();
+  if (stopping_ && connections_.empty()) {
+    drain_timer_.cancel();
+    end_log_batching();
+  }
+}
+
+void daemon::end_log_batching() {
+  // After the last connection the io_context may stop running, and a posted flush with it:
+  // from here on (shutdown, other threads still logging) each line is written at once.
+  if (!log_batching_) return;
+  log_batching_ = false;
+  log_->set_flush_hook({});
 }
 
 void daemon::stop() {
@@ -201,7 +225,10 @@ void daemon::stop() {
     l->acceptor.close(ec);
   }
   slot_timer_.cancel();
-  if (connections_.empty()) return;
+  if (connections_.empty()) {
+    end_log_batching();
+    return;
+  }
   drain_timer_.expires_after(options_.drain_timeout_ms);
   drain_timer_.async_wait([this, alive = alive_](const boost::system::error_code&) {
     if (!*alive) return;

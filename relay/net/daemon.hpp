@@ -44,7 +44,8 @@ std::vector<std::string> listen_hosts(std::string_view service_host,
 /// Reverse lookup of a numeric address (getnameinfo NI_NAMEREQD) confirmed by a forward lookup
 /// of the name (getaddrinfo must return the address), as Postfix smtpd verifies client names.
 /// Returns "unknown" on any failure. Blocking: it uses the system resolver (/etc/hosts, DNS),
-/// so only the CLI calls it, and only when smtpd_peername_lookup = yes.
+/// so only the CLI calls it, and only when smtpd_peername_lookup = yes, through a
+/// peer_name_cache (smtpd_glue.hpp).
 std::string verified_peer_name(const std::string& addr);
 
 /// What the handler learns about an accepted connection.
@@ -81,10 +82,14 @@ class daemon {
                          std::string& error);
   /// Bound endpoints in listen order (actual ports when listen_address::port was 0).
   std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
-  /// Starts the accept loops.
+  /// Starts the accept loops. With a logger, also makes it batch (logger::set_flush_hook): the
+  /// lines logged during one turn of the io_context, by any thread, leave in one write(2) when
+  /// the flush posted to the io_context runs. The logger must outlive the daemon; one daemon
+  /// per logger batches (a second one would replace the first one's hook).
   void start();
   /// Stops accepting now; open connections get drain_timeout_ms to finish, then are asked to
-  /// stop (connection_signal::request_stop). io_context::run() returns once all are gone.
+  /// stop (connection_signal::request_stop). io_context::run() returns once all are gone; by
+  /// then the logger writes each line at once again (its hook removed, what it held flushed).
   void stop();
   std::size_t active_connections() const noexcept { return connections_.size(); }
   std::uint64_t accepted_total() const noexcept { return accepted_total_; }
@@ -93,6 +98,7 @@ class daemon {
   struct listener;
   boost::asio::awaitable<void> accept_loop(std::size_t index);
   void connection_ended(std::uint64_t id);
+  void end_log_batching();
 
   boost::asio::io_context& io_;
   daemon_options options_;
@@ -103,6 +109,7 @@ class daemon {
   std::uint64_t next_id_ = 1;
   std::uint64_t accepted_total_ = 0;
   bool stopping_ = false;
+  bool log_batching_ = false;
   boost::asio::steady_timer slot_timer_;   // wakes accept loops waiting for a free slot
   boost::asio::steady_timer drain_timer_;  // bounds the drain after stop()
   std::shared_ptr<bool> alive_;

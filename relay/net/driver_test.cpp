@@ -5,14 +5,18 @@
 #include "relay/net/daemon.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -374,6 +378,62 @@ TEST(daemon, drain_timeout_closes_idle_connections) {
   EXPECT_EQ(ec, asio::error::eof);
   server.join();
   EXPECT_EQ(end, driver_end::stopped);
+}
+
+std::vector<std::string> file_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(daemon, batches_log_lines_per_turn_until_stopped) {
+  const auto path = (std::filesystem::temp_directory_path() /
+                     ("relaylab_daemon_log." + std::to_string(::getpid())))
+                        .string();
+  std::filesystem::remove(path);
+  std::error_code ec;
+  log::logger lg({"relay.example.com", [] { return std::chrono::system_clock::time_point{}; }});
+  lg.add_sink(log::open_file_sink(path, {.utc = true}, ec));
+  ASSERT_FALSE(ec) << ec.message();
+  const log::origin o{"postfix", "smtpd", 1};
+  asio::io_context io;
+  daemon d(io, {}, &lg, {"postfix", "master", 1});
+  std::string err;
+  ASSERT_FALSE(d.listen(
+      {"127.0.0.1", 0},
+      [](tcp::socket, accepted_connection) -> asio::awaitable<void> { co_return; }, err))
+      << err;
+  lg.info(o, "before start");
+  EXPECT_EQ(file_lines(path).size(), 1u) << "without the daemon's hook each line is written";
+  d.start();
+  std::size_t during_turn = 99, next_turn = 99, after_stop = 99;
+  std::thread other;
+  asio::post(io, [&] {
+    lg.info(o, "turn 1 a");
+    // Another thread logs into the same batch (the queue manager does).
+    other = std::thread([&] { lg.info(o, "turn 1 from another thread"); });
+    other.join();
+    lg.info(o, "turn 1 b");
+    during_turn = file_lines(path).size();
+    // Queued behind the flush that the first line posted.
+    asio::post(io, [&] {
+      next_turn = file_lines(path).size();
+      d.stop();  // no connections: batching ends at once
+      lg.info(o, "after stop");
+      after_stop = file_lines(path).size();
+    });
+  });
+  io.run();
+  EXPECT_EQ(during_turn, 1u);
+  EXPECT_EQ(next_turn, 4u);
+  EXPECT_EQ(after_stop, 5u);
+  const auto lines = file_lines(path);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_NE(lines[1].find("turn 1 a"), std::string::npos);
+  EXPECT_NE(lines[2].find("turn 1 from another thread"), std::string::npos);
+  EXPECT_NE(lines[3].find("turn 1 b"), std::string::npos);
+  std::filesystem::remove(path);
 }
 
 TEST(verified_peer_name, loopback_and_bad_input) {

@@ -6,7 +6,11 @@
 
 #include "relay/net/daemon.hpp"
 #include "relay/net/driver.hpp"
+#include "relay/net/peer_name_cache.hpp"
 #include "relay/smtpd/smtpd.hpp"
+
+#include <memory>
+#include <string>
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -16,17 +20,27 @@ struct smtpd_glue_options {
   driver_options driver;
   /// Look up the client's name (smtpd_peername_lookup); otherwise it is "unknown".
   bool peername_lookup = false;
+  /// Names are looked up with verified_peer_name through this cache; when null, smtpd_handler
+  /// makes one of its own from peer_name_options (on `now`). Share one between handlers to share
+  /// the answers; a ttl_ms or entries_max of 0 asks the resolver every time, as Postfix does.
+  std::shared_ptr<peer_name_cache> peer_names;
+  peer_name_cache_options peer_name_options;
 };
 
 /// A handler for daemon::listen serving `svc` (which must outlive the daemon).
 inline connection_handler smtpd_handler(smtpd::service& svc, clock_fn now,
                                         smtpd_glue_options options) {
+  if (options.peername_lookup && !options.peer_names) {
+    options.peer_names = std::make_shared<net::peer_name_cache>(
+        now, [](const std::string& addr) { return verified_peer_name(addr); },
+        options.peer_name_options);
+  }
   return [&svc, now, options](boost::asio::ip::tcp::socket sock,
                               accepted_connection info) -> boost::asio::awaitable<void> {
     smtpd::endpoint remote;
     remote.addr = info.remote_addr;
     remote.port = info.remote_port;
-    if (options.peername_lookup) remote.name = verified_peer_name(info.remote_addr);
+    if (options.peername_lookup) remote.name = options.peer_names->name(info.remote_addr);
     smtpd::endpoint local;
     local.addr = info.local_addr;
     local.port = info.local_port;
