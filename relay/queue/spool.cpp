@@ -596,6 +596,16 @@ void spool::background_loop() {
       std::unique_lock lock(commit_mutex_);
       commit_cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
       if (pending_.empty() && stopping_) return;
+      auto new_mail = [this] {
+        return std::any_of(pending_.begin(), pending_.end(),
+                           [](const pending_commit& p) { return !p.completion; });
+      };
+      if (options_.completion_delay_us.count() > 0 && !stopping_ && !new_mail()) {
+        // Only completions: give the next new message a moment to share the fdatasync. The
+        // wait is real time on this thread (the simulation never runs it: it calls run_once).
+        commit_cv_.wait_for(lock, options_.completion_delay_us,
+                            [&] { return stopping_ || new_mail(); });
+      }
     }
     run_once();
   }
