@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -574,6 +576,45 @@ TEST_F(spool_test, background_committer_serves_many_threads) {
   EXPECT_EQ(sp_->message_count(), static_cast<std::size_t>(threads * per_thread));
   EXPECT_LE(st_.faults().count(storage_op::sync_dir),
             static_cast<std::uint64_t>(threads * per_thread));
+}
+
+TEST_F(spool_test, background_completions_wait_for_new_mail_to_share_its_fdatasync) {
+  spool_options o = journal_options();
+  o.completion_delay_us = std::chrono::hours(1);  // only new mail or a stop ends the wait
+  reopen(o);
+  sp_->start_background();
+  auto commit_and_wait = [&] {
+    auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+    const std::string id = m.queue_id();
+    std::promise<void> p;
+    sp_->commit(std::move(m), [&](const commit_status& s) {
+      EXPECT_FALSE(s.ec);
+      p.set_value();
+    });
+    EXPECT_EQ(p.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    return id;
+  };
+  const std::string first = commit_and_wait();
+  ASSERT_FALSE(sp_->activate(first));
+  std::promise<void> completed;
+  auto completed_f = completed.get_future();
+  sp_->complete(first, [&](const commit_status& s) {
+    EXPECT_FALSE(s.ec);
+    completed.set_value();
+  });
+  EXPECT_EQ(sp_->pending_commits(), 1u);  // held: nothing new to share a commit with
+  st_.faults().reset_counts();
+  const std::string second = commit_and_wait();
+  ASSERT_EQ(completed_f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_EQ(st_.faults().count(storage_op::fsync), 1u);  // one group: 'X' and 'Q' together
+  EXPECT_FALSE(sp_->state_of(first));
+  // A stop does not wait for new mail: the held completion is committed.
+  ASSERT_FALSE(sp_->activate(second));
+  bool second_done = false;
+  sp_->complete(second, [&](const commit_status& s) { second_done = !s.ec; });
+  sp_->stop_background();
+  EXPECT_TRUE(second_done);
+  EXPECT_EQ(sp_->message_count(), 0u);
 }
 
 TEST_F(spool_test, stop_background_completes_pending_commits) {
