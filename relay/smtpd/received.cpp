@@ -107,6 +107,25 @@ void content_cleanup::emit(char c, std::string& out) {
   line_written_ = true;
 }
 
+void content_cleanup::emit_run(std::string_view run, std::string& out) {
+  if (run.empty()) return;
+  if (at_line_start_) {
+    at_line_start_ = false;
+    if (!in_body_ && run[0] != ' ' && run[0] != '\t') header_bytes_ = 0;
+  }
+  line_empty_ = false;
+  std::size_t take = run.size();
+  if (!in_body_ && header_bytes_max_ != 0) {
+    // Bytes past header_size_limit are dropped, but still counted.
+    take =
+        header_bytes_ >= header_bytes_max_ ? 0 : std::min(take, header_bytes_max_ - header_bytes_);
+    header_bytes_ += run.size();
+  }
+  if (take == 0) return;
+  out.append(run.substr(0, take));
+  line_written_ = true;
+}
+
 void content_cleanup::end_line(std::string& out) {
   if (!in_body_ && line_empty_) in_body_ = true;  // the empty line ends the header section
   // A header line dropped whole (past header_size_limit) leaves no empty line behind.
@@ -118,21 +137,30 @@ void content_cleanup::end_line(std::string& out) {
 
 void content_cleanup::feed(std::string_view bytes, std::string& out) {
   out.reserve(out.size() + bytes.size());
-  for (char c : bytes) {
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    const char c = bytes[i];
     if (pending_cr_) {
       pending_cr_ = false;
       if (c == '\n') {
         end_line(out);
+        ++i;
         continue;
       }
-      emit(replace_stray_ ? ' ' : '\r', out);
+      emit(replace_stray_ ? ' ' : '\r', out);  // then `c` as usual
     }
     if (c == '\r') {
       pending_cr_ = true;
+      ++i;
     } else if (c == '\n') {
       end_line(out);  // a bare LF ends the line like CRLF
+      ++i;
     } else {
-      emit(c, out);
+      // Everything up to the next CR or LF in one piece.
+      std::size_t j = i + 1;
+      while (j < bytes.size() && bytes[j] != '\r' && bytes[j] != '\n') ++j;
+      emit_run(bytes.substr(i, j - i), out);
+      i = j;
     }
   }
 }

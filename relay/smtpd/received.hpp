@@ -67,6 +67,8 @@ class content_cleanup {
 
  private:
   void emit(char c, std::string& out);
+  // A run of bytes without CR or LF, as emit() of each in turn would (in one append).
+  void emit_run(std::string_view run, std::string& out);
   void end_line(std::string& out);
   bool replace_stray_;
   std::size_t header_bytes_max_;

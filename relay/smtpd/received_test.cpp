@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace relaylab::smtpd {
 namespace {
 
@@ -93,6 +95,29 @@ TEST(content_cleanup, oversized_header_loses_its_excess_only) {
   std::string out;
   c.feed("X-Long: 0123456789\r\n continued\r\nTo: a@b\r\n\r\n0123456789abcdef\r\n", out);
   EXPECT_EQ(out, "X-Long: 01\r\nTo: a@b\r\n\r\n0123456789abcdef\r\n");
+}
+
+// Runs of ordinary bytes are copied in one piece: the result must not depend on where the
+// input is cut, down to one byte per feed() (which takes the byte-at-a-time path).
+TEST(content_cleanup, output_does_not_depend_on_chunking) {
+  std::mt19937 rng(20261128);
+  const char alphabet[] = {'\r', '\n', ' ', '\t', 'a', 'b', ':', '.'};
+  for (int round = 0; round < 300; ++round) {
+    std::string in;
+    const std::size_t len = rng() % 400;
+    for (std::size_t i = 0; i < len; ++i) in += alphabet[rng() % sizeof alphabet];
+    const bool replace = rng() % 2 == 0;
+    const std::size_t limit = rng() % 3 == 0 ? 0 : 1 + rng() % 20;
+    content_cleanup one_by_one(replace, limit), chunked(replace, limit);
+    std::string a, b;
+    for (char ch : in) one_by_one.feed(std::string_view(&ch, 1), a);
+    for (std::size_t at = 0; at < in.size();) {
+      const std::size_t n = std::min<std::size_t>(in.size() - at, 1 + rng() % 40);
+      chunked.feed(std::string_view(in).substr(at, n), b);
+      at += n;
+    }
+    ASSERT_EQ(a, b) << "round " << round << " limit " << limit << " replace " << replace;
+  }
 }
 
 }  // namespace
