@@ -1,5 +1,7 @@
 #include "harness/runner/runner.hpp"
 
+#include "harness/runner/invariants.hpp"
+
 #include "fakes/client/dialogue.hpp"
 #include "fakes/client/mailx.hpp"
 #include "fakes/dns/dns.hpp"
@@ -1205,38 +1207,8 @@ class scenario_run {
       list_queue(*r, entries);
       std::set<std::string> queued;
       for (const auto& e : entries) queued.insert(e.queue_id);
-      for (const auto& id : r->accepted) {
-        std::map<std::string, int> sent;
-        bool removed = false, finished_some = false;
-        for (const auto& l : lines) {
-          const auto p = l.find(" " + id + ": ");
-          if (p == std::string::npos) continue;
-          const std::string rest = l.substr(p + id.size() + 3);
-          if (rest == "removed") removed = true;
-          if (rest.rfind("to=<", 0) == 0) {
-            const std::string rcpt = rest.substr(4, rest.find('>') - 4);
-            if (rest.find("status=sent") != std::string::npos) {
-              ++sent[rcpt];
-              finished_some = true;
-            }
-            if (rest.find("status=bounced") != std::string::npos ||
-                rest.find("status=expired") != std::string::npos) {
-              finished_some = true;
-            }
-          }
-        }
-        for (const auto& [rcpt, n] : sent) {
-          if (n > 1) {
-            fail(sc_.where, "checker: " + id + " delivered to <" + rcpt + "> at most once",
-                 std::to_string(n) + " deliveries");
-          }
-        }
-        if (!queued.count(id) && !(removed && finished_some)) {
-          fail(sc_.where,
-               "checker: accepted message " + id + " is delivered, bounced or still queued",
-               removed ? "removed without a delivery or bounce" : "gone from the queue");
-        }
-      }
+      for (auto& f : check_accepted_mail(lines, r->accepted, queued))
+        fail(sc_.where, std::move(f.expected), std::move(f.got));
     }
   }
 
