@@ -135,14 +135,18 @@ class reader {
     location l{file_, 1, 1};
     if (offset < 0) return l;
     const auto end = std::min<std::size_t>(static_cast<std::size_t>(offset), src_.size());
-    for (std::size_t i = 0; i < end; ++i) {
-      const auto c = static_cast<unsigned char>(src_[i]);
-      if (c == '\n') {
-        ++l.line;
-        l.column = 1;
-      } else if ((c & 0xc0) != 0x80) {
-        ++l.column;  // count characters, not UTF-8 continuation bytes
-      }
+    // Line by binary search over the line starts (found once per file), column by counting
+    // within the line: documents with thousands of elements stay linear overall.
+    if (line_starts_.empty()) {
+      line_starts_.push_back(0);
+      for (std::size_t i = 0; i < src_.size(); ++i)
+        if (src_[i] == '\n') line_starts_.push_back(i + 1);
+    }
+    const auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), end) - 1;
+    l.line = static_cast<std::size_t>(it - line_starts_.begin()) + 1;
+    for (std::size_t i = *it; i < end; ++i) {
+      // Count characters, not UTF-8 continuation bytes.
+      if ((static_cast<unsigned char>(src_[i]) & 0xc0) != 0x80) ++l.column;
     }
     return l;
   }
@@ -442,6 +446,7 @@ class reader {
   std::string file_;
   std::string base_dir_;
   std::vector<diagnostic>& errors_;
+  mutable std::vector<std::size_t> line_starts_;  // offsets where lines begin; built on first use
 };
 
 struct names {
