@@ -184,7 +184,8 @@ std::vector<master_service> parse_master_cf(std::string_view text, const std::st
 
 /// Cyrus SASL application config ("key: value" lines), e.g. smtpd.conf.
 struct sasl_app_config {
-  std::map<std::string, std::string, std::less<>> values;  // pwcheck_method, mech_list, ...
+  /// pwcheck_method, mech_list, ...; a key given twice keeps its first value, as in libsasl2.
+  std::map<std::string, std::string, std::less<>> values;
   std::string file;
 };
 std::optional<sasl_app_config> load_sasl_app_config(const std::filesystem::path& file,

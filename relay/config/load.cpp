@@ -290,7 +290,8 @@ std::optional<sasl_app_config> load_sasl_app_config(const std::filesystem::path&
     return std::nullopt;
   }
   // As Cyrus SASL's config reader: "key: value"; keys [A-Za-z0-9_-] (folded to lower case);
-  // # comments and blank lines; an empty value is an error.
+  // # comments and blank lines; an empty value is an error; a repeated key keeps its first
+  // value (libsasl2 looks options up first match first).
   sasl_app_config cfg;
   cfg.file = name;
   bool ok = true;
@@ -326,7 +327,7 @@ std::optional<sasl_app_config> load_sasl_app_config(const std::filesystem::path&
       ok = false;
       continue;
     }
-    cfg.values.insert_or_assign(key, std::string(value));
+    cfg.values.try_emplace(key, std::string(value));
   }
   if (!ok) return std::nullopt;
   return cfg;

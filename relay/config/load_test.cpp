@@ -202,6 +202,16 @@ TEST(SaslConfig, ReadsKeyValueLines) {
   EXPECT_EQ(cfg->file, (d.path() / "smtpd.conf").string());
 }
 
+TEST(SaslConfig, ARepeatedKeyKeepsItsFirstValueAsLibsasl2Does) {
+  temp_dir d;
+  d.write("smtpd.conf", "auxprop_plugin: sasldb sql\nAuxprop_Plugin: later\nmech_list:PLAIN\n");
+  std::vector<diagnostic> diags;
+  auto cfg = load_sasl_app_config(d.path() / "smtpd.conf", diags);
+  ASSERT_TRUE(cfg.has_value());
+  EXPECT_EQ(cfg->values.at("auxprop_plugin"), "sasldb sql");
+  EXPECT_EQ(cfg->values.at("mech_list"), "PLAIN");
+}
+
 TEST(SaslConfig, ErrorsNameFileAndLine) {
   temp_dir d;
   d.write("smtpd.conf", "pwcheck_method: auxprop\nmech_list PLAIN\nsasldb_path:\n");

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "relay/config/config.hpp"
 #include "relay/sasl/sasl_internal.hpp"
 
 namespace relaylab::sasl {
@@ -279,8 +280,12 @@ std::shared_ptr<server_library> server_library::init(const server_config& config
     global_log_lines.clear();
     global_auxprop_plugin.clear();
     if (config.keep_sasldb_open) {
-      if (const auto plugins = detail::conf_value(conf_file, "auxprop_plugin")) {
-        global_auxprop_plugin = detail::with_sasldb_reader(*plugins).value_or("");
+      // A file libsasl2 cannot read either fails sasl_server_init below, with its own reason.
+      std::vector<config::diagnostic> ignored;
+      const auto conf = config::load_sasl_app_config(conf_file, ignored);
+      if (conf) {
+        if (const auto it = conf->values.find("auxprop_plugin"); it != conf->values.end())
+          global_auxprop_plugin = detail::with_sasldb_reader(it->second).value_or("");
       }
     }
     int rc = sasl_server_init(global_callbacks, global_app_name.c_str());

@@ -27,9 +27,6 @@ void printable(std::string& s);
 std::string_view sasldb_reader_name();
 /// Registers the plugin with libsasl2; call after sasl_server_init. Returns a SASL_* code.
 int add_sasldb_reader();
-/// The value of `key` in a libsasl2 config file (first occurrence, key case-insensitive), or
-/// nullopt when absent or unreadable.
-std::optional<std::string> conf_value(const std::string& conf_file, std::string_view key);
 /// `auxprop_plugin` with each "sasldb" replaced by the reader's name; nullopt when it names no
 /// sasldb (then libsasl2's own value stands).
 std::optional<std::string> with_sasldb_reader(std::string_view auxprop_plugins);

@@ -27,7 +27,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -279,31 +278,6 @@ int plugin_init(const sasl_utils_t* /*utils*/, int max_version, int* out_version
 std::string_view sasldb_reader_name() { return plugin_name; }
 
 int add_sasldb_reader() { return sasl_auxprop_add_plugin(plugin_name, &plugin_init); }
-
-std::optional<std::string> conf_value(const std::string& conf_file, std::string_view key) {
-  std::ifstream in(conf_file);
-  std::string line;
-  // libsasl2's config reader: "key: value" lines, keys case-insensitive, '#' comments, the
-  // first occurrence wins. Bounded by the file (libsasl2 read it already).
-  for (int n = 0; n < 100000 && std::getline(in, line); ++n) {
-    std::size_t i = 0;
-    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
-    if (i == line.size() || line[i] == '#') continue;
-    std::string k;
-    while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) ||
-                               line[i] == '-' || line[i] == '_' || line[i] == '/')) {
-      k.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(line[i]))));
-      ++i;
-    }
-    if (i == line.size() || line[i] != ':') continue;
-    ++i;
-    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
-    std::size_t end = line.size();
-    while (end > i && std::isspace(static_cast<unsigned char>(line[end - 1]))) --end;
-    if (k == key) return line.substr(i, end - i);
-  }
-  return std::nullopt;
-}
 
 std::optional<std::string> with_sasldb_reader(std::string_view auxprop_plugins) {
   std::string out;

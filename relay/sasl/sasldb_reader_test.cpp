@@ -120,19 +120,6 @@ TEST(sasldb_reader_config, auxprop_plugin_lists_map_sasldb_to_the_reader) {
   EXPECT_EQ(detail::with_sasldb_reader(""), std::nullopt);
 }
 
-TEST(sasldb_reader_config, conf_values_are_read_as_libsasl2_reads_them) {
-  test::sasl_dir d("PLAIN");
-  {
-    std::ofstream f(d.dir + "/other.conf");
-    f << "# comment\n\n   Auxprop_Plugin:   sasldb sql  \nauxprop_plugin: later\n"
-      << "mech_list:PLAIN\n";
-  }
-  EXPECT_EQ(detail::conf_value(d.dir + "/other.conf", "auxprop_plugin"), "sasldb sql");
-  EXPECT_EQ(detail::conf_value(d.dir + "/other.conf", "mech_list"), "PLAIN");
-  EXPECT_EQ(detail::conf_value(d.dir + "/other.conf", "pwcheck_method"), std::nullopt);
-  EXPECT_EQ(detail::conf_value(d.dir + "/missing.conf", "mech_list"), std::nullopt);
-}
-
 TEST(sasldb_reader_config, one_process_cannot_switch_readers_while_a_library_lives) {
   auto lib = test::process_library();
   ASSERT_TRUE(lib);
