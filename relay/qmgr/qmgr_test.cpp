@@ -396,19 +396,27 @@ fake_agent::script_fn bad_bounces() {
   };
 }
 
+// Boots `h` gated, with the smtp agent bouncing bad@ addresses and two.example routed to a
+// "slow" agent that logs through the gate and holds each job for 60 s. The agent must outlive
+// the queue manager's use of it: keep it beside `h`.
+std::unique_ptr<fake_agent> boot_bouncing_with_slow_agent(host& h) {
+  h.gated = true;
+  h.routing.transport_maps.push_back(two_example_is_slow());
+  h.boot();
+  h.smtp->script = bad_bounces();
+  auto slow = std::make_unique<fake_agent>(*h.rt);
+  slow->hold = 60s;
+  slow->log = h.agent_log.get();
+  h.qm->add_transport("slow", *slow);
+  return slow;
+}
+
 // Sweep seed 512266: a recipient rejected with 550 was logged "status=bounced" when its job
 // ended, but nothing durable said so until the whole message finished; a crash in between
 // tried it again after the restart, so it was logged and notified twice.
 TEST(qmgr, crash_between_a_bounce_and_finish_neither_retries_nor_logs_it_again) {
   host h;
-  h.gated = true;
-  h.routing.transport_maps.push_back(two_example_is_slow());
-  h.boot();
-  h.smtp->script = bad_bounces();
-  fake_agent slow(*h.rt);
-  slow.hold = 60s;
-  slow.log = h.agent_log.get();
-  h.qm->add_transport("slow", slow);
+  const auto slow = boot_bouncing_with_slow_agent(h);
   const auto id = h.submit("sender@example.org", {"bad@one.example", "b@two.example"});
   h.rt->run_for(10s);  // bad@one.example has failed; b@two.example is still in flight
   EXPECT_EQ(h.smtp->attempts("bad@one.example"), 1u);
@@ -469,14 +477,7 @@ TEST(qmgr, sent_and_bounced_recipients_log_in_postfix_order) {
 TEST(qmgr, crash_anywhere_around_a_bounce_logs_it_once_and_notifies) {
   for (std::size_t k = 0; k < 120; ++k) {
     host h;
-    h.gated = true;
-    h.routing.transport_maps.push_back(two_example_is_slow());
-    h.boot();
-    h.smtp->script = bad_bounces();
-    fake_agent slow(*h.rt);
-    slow.hold = 60s;
-    slow.log = h.agent_log.get();
-    h.qm->add_transport("slow", slow);
+    const auto slow = boot_bouncing_with_slow_agent(h);
     const auto id = h.submit("sender@example.org", {"bad@one.example", "b@two.example"});
     h.rt->run_for(1000s, k);
     const auto first = h.sink->texts();
@@ -495,7 +496,7 @@ TEST(qmgr, crash_anywhere_around_a_bounce_logs_it_once_and_notifies) {
     const auto notified = notified_first + h.smtp->attempts("sender@example.org");
     EXPECT_GE(notified, 1u) << "k=" << k;
     EXPECT_LE(notified, 2u) << "k=" << k;
-    EXPECT_GE(slow.attempts("b@two.example") + slow2.attempts("b@two.example"), 1u) << "k=" << k;
+    EXPECT_GE(slow->attempts("b@two.example") + slow2.attempts("b@two.example"), 1u) << "k=" << k;
     EXPECT_EQ(h.spool->message_count(), 0u) << "k=" << k;
   }
 }
