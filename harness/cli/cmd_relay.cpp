@@ -166,6 +166,8 @@ int run_relay(const relay_args& a) {
   // Delivered mail's 'X' records wait up to 5 ms for new mail's group commit (one fdatasync
   // for both); only the status=sent line waits meanwhile.
   so.completion_delay_us = std::chrono::milliseconds(5);
+  // One statvfs per second serves the queue_minfree checks, less what we committed since.
+  so.free_space_sample_ms = std::chrono::milliseconds(1000);
   std::random_device rd;
   queue::spool spool(
       storage, [] { return std::chrono::system_clock::now(); },

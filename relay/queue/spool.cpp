@@ -116,7 +116,27 @@ std::error_code spool::open() {
 
 std::error_code spool::space_for(std::uint64_t bytes, std::error_code& cause) {
   space_info s;
-  if ((cause = storage_.free_space(s))) return errc::write_error;
+  if (options_.free_space_sample_ms.count() <= 0) {
+    if ((cause = storage_.free_space(s))) return errc::write_error;
+  } else {
+    std::lock_guard lock(space_mutex_);
+    const auto now = clock_();
+    if (!space_sample_ || now < space_sampled_at_ ||
+        now - space_sampled_at_ >= options_.free_space_sample_ms) {
+      space_info fresh;
+      if ((cause = storage_.free_space(fresh))) {
+        space_sample_.reset();
+        return errc::write_error;
+      }
+      space_sample_ = fresh;
+      space_sampled_at_ = now;
+      space_bytes_since_ = 0;
+    }
+    s = *space_sample_;
+    const std::uint64_t block = s.block_bytes == 0 ? 1 : s.block_bytes;
+    const std::uint64_t used = (space_bytes_since_ + block - 1) / block;
+    s.blocks_free = s.blocks_free > used ? s.blocks_free - used : 0;
+  }
   const std::uint64_t block = s.block_bytes == 0 ? 1 : s.block_bytes;
   const std::uint64_t minfree = options_.queue_minfree_bytes / block;
   const std::uint64_t need = bytes / block;
@@ -187,6 +207,10 @@ void spool::commit(incoming_message&& msg, commit_callback done) {
   p.recipients = m.env_.recipients.size();
   p.done = std::move(done);
   m.owner_ = nullptr;  // the ID stays reserved until the commit completes
+  if (options_.free_space_sample_ms.count() > 0) {
+    std::lock_guard lock(space_mutex_);
+    space_bytes_since_ += p.image.size();
+  }
   enqueue(std::move(p));
 }
 

@@ -95,6 +95,10 @@ enum class commit_mode : std::uint8_t {
 struct spool_options {
   /// Postfix queue_minfree: free bytes that must remain after accepting a message.
   std::uint64_t queue_minfree_bytes = 0;
+  /// How long one free-space reading (statvfs) serves the queue_minfree and size checks, less
+  /// the bytes this spool committed since. 0: read it for every check, as Postfix does. Other
+  /// writers on the file system are seen only at the next reading.
+  std::chrono::milliseconds free_space_sample_ms{0};
   /// Postfix message_size_limit (content bytes); 0 = unlimited.
   std::uint64_t message_size_limit_bytes = 10240000;
   /// Postfix smtpd_recipient_limit.
@@ -395,6 +399,11 @@ class spool {
   spool_options options_;
 
   mutable std::mutex mutex_;  // index_, reserved_, ids_
+  // The last free-space reading (spool_options::free_space_sample_ms).
+  std::mutex space_mutex_;
+  std::optional<space_info> space_sample_;
+  std::chrono::system_clock::time_point space_sampled_at_{};
+  std::uint64_t space_bytes_since_ = 0;
   queue_id_generator ids_;
   std::map<std::string, index_entry, std::less<>> index_;
   std::set<std::string, std::less<>> reserved_;  // begun or committing, not yet in index_

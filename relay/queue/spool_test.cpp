@@ -811,6 +811,35 @@ TEST_F(spool_test, check_space_follows_postfix_smtpd_check_size) {
   EXPECT_EQ(sp_->check_space(0), errc::write_error);
 }
 
+TEST_F(spool_test, a_free_space_sample_serves_until_it_expires_less_what_was_committed) {
+  spool_options o = immediate();
+  o.queue_minfree_bytes = 10 * 4096;
+  o.free_space_sample_ms = std::chrono::milliseconds(1000);
+  reopen(o);
+  st_.set_space({4096, 100});
+  EXPECT_FALSE(sp_->check_space(0));  // reads 100 free blocks
+  st_.set_space({4096, 5});           // another writer fills the disk
+  EXPECT_FALSE(sp_->check_space(0));  // not seen within the sample's lifetime
+  // Our own commits are subtracted at once: 40 blocks of content and the envelope leave 59.
+  const std::string big(40 * 4096, 'x');
+  auto m = make_message(*sp_, "s@x", {"r@x"}, big);
+  ASSERT_FALSE(commit_now(*sp_, std::move(m)).ec);
+  EXPECT_EQ(sp_->check_space(30 * 4096), errc::insufficient_space);  // half of the 59 left
+  EXPECT_FALSE(sp_->check_space(20 * 4096));
+  clock_.now += std::chrono::milliseconds(1000);  // the sample expired: the disk is read again
+  EXPECT_EQ(sp_->check_space(0), errc::insufficient_space);
+  st_.set_space({4096, 100});
+  EXPECT_EQ(sp_->check_space(0), errc::insufficient_space);  // the new sample serves
+  clock_.now -= std::chrono::seconds(5);                     // a clock stepped back reads it again
+  EXPECT_FALSE(sp_->check_space(0));
+  st_.faults().fail_at(0, std::make_error_code(std::errc::io_error),
+                       static_cast<unsigned>(storage_op::space));
+  clock_.now += std::chrono::seconds(10);
+  EXPECT_EQ(sp_->check_space(0), errc::write_error);  // a failed reading is not cached
+  st_.faults().disarm();
+  EXPECT_FALSE(sp_->check_space(0));
+}
+
 TEST_F(spool_test, commit_refuses_when_space_is_short) {
   spool_options o = immediate();
   o.queue_minfree_bytes = 10 * 4096;
