@@ -42,8 +42,10 @@ int open_retry(const char* path, int flags, mode_t mode = 0) {
   return fd;
 }
 
-// Writes every byte of `pieces`, resuming after short writes and EINTR.
-std::error_code write_all(int fd, std::span<const std::string_view> pieces) {
+// Writes every byte of `pieces`, resuming after short writes and EINTR: at the file position,
+// or from `*at` onwards (pwritev, advancing *at) when `at` is given.
+std::error_code write_all(int fd, std::span<const std::string_view> pieces,
+                          std::uint64_t* at = nullptr) {
   constexpr std::size_t iov_max = 64;
   std::size_t index = 0;
   std::size_t skip = 0;  // bytes of pieces[index] already written
@@ -58,11 +60,13 @@ std::error_code write_all(int fd, std::span<const std::string_view> pieces) {
       ++count;
     }
     if (count == 0) return {};
-    const ssize_t n = ::writev(fd, iov, count);
+    const ssize_t n = at != nullptr ? ::pwritev(fd, iov, count, static_cast<off_t>(*at))
+                                    : ::writev(fd, iov, count);
     if (n < 0) {
       if (errno == EINTR) continue;
       return last_error();
     }
+    if (at != nullptr) *at += static_cast<std::uint64_t>(n);
     auto left = static_cast<std::size_t>(n);
     while (index < pieces.size() && left >= pieces[index].size() - skip) {
       left -= pieces[index].size() - skip;
@@ -89,8 +93,21 @@ std::string fs_storage::path(std::string_view dir, std::string_view name) const 
   return p;
 }
 
+fs_storage::open_file::~open_file() {
+  if (fd >= 0) ::close(fd);
+}
+
+void fs_storage::forget(const std::string& p) {
+  std::lock_guard lock(open_mutex_);
+  if (open_ && open_path_ == p) {
+    open_.reset();
+    open_path_.clear();
+  }
+}
+
 std::error_code fs_storage::write_file(std::string_view dir, std::string_view name,
                                        std::span<const std::string_view> pieces, bool sync) {
+  forget(path(dir, name));
   fd_guard fd(open_retry(path(dir, name).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600));
   if (fd.get() < 0) return last_error();
   if (auto ec = faults_.check(storage_op::write)) return ec;
@@ -104,6 +121,7 @@ std::error_code fs_storage::write_file(std::string_view dir, std::string_view na
 
 std::error_code fs_storage::append_file(std::string_view dir, std::string_view name,
                                         std::string_view data, bool sync) {
+  forget(path(dir, name));
   fd_guard fd(open_retry(path(dir, name).c_str(), O_WRONLY | O_APPEND));
   if (fd.get() < 0) return last_error();
   if (auto ec = faults_.check(storage_op::write)) return ec;
@@ -119,25 +137,50 @@ std::error_code fs_storage::append_file(std::string_view dir, std::string_view n
 std::error_code fs_storage::write_at(std::string_view dir, std::string_view name,
                                      std::uint64_t offset, std::span<const std::string_view> pieces,
                                      bool sync) {
-  fd_guard fd(open_retry(path(dir, name).c_str(), O_WRONLY));
-  if (fd.get() < 0) return last_error();
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return last_error();
-  if (offset > static_cast<std::uint64_t>(st.st_size))
-    return std::make_error_code(std::errc::invalid_argument);
+  const std::string p = path(dir, name);
+  std::shared_ptr<open_file> f;
+  {
+    std::lock_guard lock(open_mutex_);
+    if (open_ && open_path_ == p) f = open_;
+  }
+  if (!f) {
+    auto fresh = std::make_shared<open_file>();
+    fresh->fd = open_retry(p.c_str(), O_WRONLY);
+    if (fresh->fd < 0) return last_error();
+    struct stat st {};
+    if (::fstat(fresh->fd, &st) != 0) return last_error();
+    fresh->size = static_cast<std::uint64_t>(st.st_size);
+    f = fresh;
+    std::lock_guard lock(open_mutex_);
+    open_ = std::move(fresh);
+    open_path_ = p;
+  }
+  if (offset > f->size.load()) return std::make_error_code(std::errc::invalid_argument);
   if (auto ec = faults_.check(storage_op::write)) return ec;
-  if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return last_error();
-  if (auto ec = write_all(fd.get(), pieces)) return ec;
+  std::uint64_t end = offset;
+  if (auto ec = write_all(f->fd, pieces, &end)) {
+    forget(p);  // the size is unknown after a partial write: the next call looks again
+    return ec;
+  }
+  for (std::uint64_t seen = f->size.load();
+       end > seen && !f->size.compare_exchange_weak(seen, end);) {
+  }
   if (sync) {
     if (auto ec = faults_.check(storage_op::fsync)) return ec;
-    if (::fdatasync(fd.get()) != 0) return last_error();
+    if (::fdatasync(f->fd) != 0) {
+      const auto ec = last_error();
+      forget(p);
+      return ec;
+    }
   }
-  return fd.close();
+  return {};
 }
 
 std::error_code fs_storage::rename(std::string_view from_dir, std::string_view from_name,
                                    std::string_view to_dir, std::string_view to_name) {
   if (auto ec = faults_.check(storage_op::rename)) return ec;
+  forget(path(from_dir, from_name));
+  forget(path(to_dir, to_name));
   if (::rename(path(from_dir, from_name).c_str(), path(to_dir, to_name).c_str()) != 0)
     return last_error();
   return {};
@@ -145,6 +188,7 @@ std::error_code fs_storage::rename(std::string_view from_dir, std::string_view f
 
 std::error_code fs_storage::unlink(std::string_view dir, std::string_view name) {
   if (auto ec = faults_.check(storage_op::unlink)) return ec;
+  forget(path(dir, name));
   if (::unlink(path(dir, name).c_str()) != 0) return last_error();
   return {};
 }

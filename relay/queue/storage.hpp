@@ -14,6 +14,7 @@
 // Thread safety: every operation may be called from any thread concurrently.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -125,7 +126,10 @@ class storage {
 };
 
 /// Queue files under a real directory. Uses O_CLOEXEC, 0600 files, fsync for new files and
-/// fdatasync for appends, statvfs for free_space.
+/// fdatasync for appends, statvfs for free_space. The file last given to write_at stays open
+/// (the journal segment being filled: no open/fstat/close per group commit); every other
+/// operation on that name through this storage closes it first. A file removed or replaced
+/// behind the storage's back is written through the old descriptor until then.
 class fs_storage final : public storage {
  public:
   explicit fs_storage(std::filesystem::path root);
@@ -151,8 +155,17 @@ class fs_storage final : public storage {
   std::error_code make_dir(std::string_view dir) override;
 
  private:
+  struct open_file {
+    int fd = -1;
+    std::atomic<std::uint64_t> size{0};  // the file's size as our writes left it
+    ~open_file();
+  };
   std::string path(std::string_view dir, std::string_view name) const;
+  void forget(const std::string& path);
   std::filesystem::path root_;
+  std::mutex open_mutex_;
+  std::string open_path_;
+  std::shared_ptr<open_file> open_;  // an in-flight write_at keeps its own reference
 };
 
 /// In-memory storage with a durability model. Each file is an inode with `current` and

@@ -81,6 +81,30 @@ TEST_P(storage_test, write_at_overwrites_and_extends) {
   EXPECT_EQ(st_->write_at("a", "missing", 0, tail, true), std::errc::no_such_file_or_directory);
 }
 
+// fs_storage keeps the last write_at file open; every other change to that name must be seen.
+TEST_P(storage_test, write_at_sees_changes_made_through_the_storage_in_between) {
+  const std::string_view ten[] = {"0123456789"};
+  const std::string_view two[] = {"ab"};
+  ASSERT_FALSE(st_->write_file("a", "f", ten, true));
+  ASSERT_FALSE(st_->write_at("a", "f", 10, two, true));
+  ASSERT_FALSE(st_->append_file("a", "f", "XY", true));  // the size grew behind write_at
+  ASSERT_FALSE(st_->write_at("a", "f", 14, two, true));
+  EXPECT_EQ(read_all("a", "f"), "0123456789abXYab");
+  ASSERT_FALSE(st_->write_file("a", "f", two, true));  // truncated and rewritten
+  EXPECT_EQ(st_->write_at("a", "f", 3, two, true), std::errc::invalid_argument);
+  ASSERT_FALSE(st_->write_at("a", "f", 2, two, true));
+  EXPECT_EQ(read_all("a", "f"), "abab");
+  ASSERT_FALSE(st_->write_file("a", "g", ten, true));
+  ASSERT_FALSE(st_->rename("a", "g", "a", "f"));  // replaced by another file
+  ASSERT_FALSE(st_->write_at("a", "f", 0, two, true));
+  EXPECT_EQ(read_all("a", "f"), "ab23456789");
+  ASSERT_FALSE(st_->rename("a", "f", "a", "h"));  // moved away
+  EXPECT_EQ(st_->write_at("a", "f", 0, two, true), std::errc::no_such_file_or_directory);
+  ASSERT_FALSE(st_->write_at("a", "h", 10, two, true));
+  ASSERT_FALSE(st_->unlink("a", "h"));
+  EXPECT_EQ(st_->write_at("a", "h", 0, two, true), std::errc::no_such_file_or_directory);
+}
+
 TEST_P(storage_test, rename_unlink_list) {
   const std::string_view pieces[] = {"1"};
   ASSERT_FALSE(st_->write_file("a", "x", pieces, true));
