@@ -8,6 +8,14 @@ namespace relaylab::smtpd {
 
 std::string format_mail_date(std::chrono::system_clock::time_point t, bool utc) {
   std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  // One formatting per second and thread: every message of that second reuses it.
+  struct last_date {
+    std::time_t secs = -1;
+    bool utc = false;
+    std::string text;
+  };
+  thread_local last_date last;
+  if (last.secs == secs && last.utc == utc) return last.text;
   std::tm tm{};
   if (utc) {
     gmtime_r(&secs, &tm);
@@ -23,7 +31,10 @@ std::string format_mail_date(std::chrono::system_clock::time_point t, bool utc) 
   char zone[64];
   std::snprintf(zone, sizeof zone, "%c%02ld%02ld (%s)", sign, offset / 3600, (offset % 3600) / 60,
                 utc ? "UTC" : tm.tm_zone);
-  return std::string(head) + zone;
+  last.secs = secs;
+  last.utc = utc;
+  last.text = std::string(head) + zone;
+  return last.text;
 }
 
 std::string format_received_header(const received_header_fields& f) {

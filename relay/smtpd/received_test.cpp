@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <ctime>
 #include <random>
 
 namespace relaylab::smtpd {
@@ -40,6 +42,27 @@ TEST(received, several_recipients_put_the_date_on_its_own_line_and_ipv6_is_tagge
             "Received: from host.example (host.example [IPv6:2001:db8::5])\r\n"
             "\tby relay.example.com (Postfix) with ESMTP id ABCDEF123;\r\n"
             "\tSat,  7 Nov 2020 03:00:00 +0000 (UTC)\r\n");
+}
+
+TEST(received, the_date_changes_with_the_second_and_the_zone_choice) {
+  // The date is formatted once per second: the next second, or UTC against local time, must
+  // not get the previous text.
+  EXPECT_EQ(format_mail_date(at(1604718000), true), "Sat,  7 Nov 2020 03:00:00 +0000 (UTC)");
+  EXPECT_EQ(format_mail_date(at(1604718000) + std::chrono::milliseconds(999), true),
+            "Sat,  7 Nov 2020 03:00:00 +0000 (UTC)");
+  EXPECT_EQ(format_mail_date(at(1604718001), true), "Sat,  7 Nov 2020 03:00:01 +0000 (UTC)");
+  const char* saved = std::getenv("TZ");
+  const std::string saved_tz = saved != nullptr ? saved : "";
+  ::setenv("TZ", "XYZ-9", 1);  // POSIX TZ: a zone named XYZ at +09:00
+  ::tzset();
+  EXPECT_EQ(format_mail_date(at(1604718001), false), "Sat,  7 Nov 2020 12:00:01 +0900 (XYZ)");
+  if (saved != nullptr) {
+    ::setenv("TZ", saved_tz.c_str(), 1);
+  } else {
+    ::unsetenv("TZ");
+  }
+  ::tzset();
+  EXPECT_EQ(format_mail_date(at(1604718001), true), "Sat,  7 Nov 2020 03:00:01 +0000 (UTC)");
 }
 
 TEST(header_scanner, finds_folded_message_id_across_chunks_and_stops_at_body) {
