@@ -14,7 +14,9 @@
 // the server name), keys are "user\0realm\0property", a missing file means "no such user",
 // an unopenable one logs "unable to open Berkeley db PATH: REASON" and fails temporarily, and
 // the result codes per property combine the same way. One difference: a value of 8 KiB or more
-// is refused with SASL_BUFOVER (Cyrus overruns its 8 KiB buffer for two of those sizes).
+// is refused with SASL_BUFOVER (Cyrus overruns its 8 KiB buffer for two of those sizes), and
+// the "not found in sasldb" error detail is set only when the lookup fails (Cyrus sets it for
+// every missing property; it is SASL_NOLOG, so only sasl_errdetail could tell).
 //
 // The only code in relaylab that includes <db.h>: the sasldb format is Cyrus SASL's, so its
 // reader lives in the SASL adapter.
@@ -66,11 +68,33 @@ class open_db {
  public:
   ~open_db() { close(); }
 
-  // Returns SASL_OK with `value` set, SASL_NOUSER, SASL_BUFOVER or SASL_FAIL (logged).
-  int get(const sasl_utils_t* utils, sasl_conn_t* conn, const std::string& path,
-          std::string_view key, char* value, std::size_t& value_len) {
-    std::lock_guard lock(mutex_);
-    if (const int rc = refresh(utils, conn, path); rc != SASL_OK) return rc;
+  // Holds the database for the lookups of one auxprop call: locked, and checked against the
+  // file once (one stat), however many properties are fetched.
+  class use {
+   public:
+    use(open_db& db, const sasl_utils_t* utils, sasl_conn_t* conn, const std::string& path)
+        : db_(db), path_(path), lock_(db.mutex_), opened_(db.refresh(utils, conn, path)) {}
+    // SASL_OK, or why the database cannot be read (SASL_NOUSER: no file).
+    int opened() const noexcept { return opened_; }
+    // Returns SASL_OK with `value` set, SASL_NOUSER, SASL_BUFOVER or SASL_FAIL (logged).
+    int get(const sasl_utils_t* utils, sasl_conn_t* conn, std::string_view key, char* value,
+            std::size_t& value_len) {
+      // A read error closes the handle: the next get opens the file again.
+      if (opened_ == SASL_OK && db_.db_ == nullptr) opened_ = db_.refresh(utils, conn, path_);
+      if (opened_ != SASL_OK) return opened_;
+      return db_.get(utils, conn, key, value, value_len);
+    }
+
+   private:
+    open_db& db_;
+    const std::string& path_;
+    std::lock_guard<std::mutex> lock_;
+    int opened_;
+  };
+
+ private:
+  int get(const sasl_utils_t* utils, sasl_conn_t* conn, std::string_view key, char* value,
+          std::size_t& value_len) {
     DBT k{};
     k.data = const_cast<char*>(key.data());
     k.size = static_cast<u_int32_t>(key.size());
@@ -93,7 +117,6 @@ class open_db {
     return SASL_OK;
   }
 
- private:
   int refresh(const sasl_utils_t* utils, sasl_conn_t* conn, const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -165,19 +188,30 @@ std::string sasldb_path(const sasl_utils_t* utils, sasl_conn_t* conn) {
   return default_sasldb_path;
 }
 
-int fetch(const sasl_utils_t* utils, sasl_conn_t* conn, const std::string& path,
-          std::string_view user, std::string_view realm, std::string_view property, char* value,
-          std::size_t& value_len) {
+// Cyrus sets "not found in sasldb" (SASL_NOLOG) for every missing property, formatting it each
+// time, although after a successful lookup nobody reads it. It is kept here and set once, only
+// when the lookup fails: the error detail a failure leaves is the same as Cyrus's.
+struct not_found {
+  bool pending = false;
+  std::string user, realm, property;
+};
+
+int fetch(open_db::use& db, const sasl_utils_t* utils, sasl_conn_t* conn, std::string_view user,
+          std::string_view realm, std::string_view property, char* value, std::size_t& value_len,
+          not_found& missing) {
   std::string key;
   key.reserve(user.size() + realm.size() + property.size() + 2);
   key.append(user).push_back('\0');
   key.append(realm).push_back('\0');
   key.append(property);
-  const int rc = database().get(utils, conn, path, key, value, value_len);
+  const int rc = db.get(utils, conn, key, value, value_len);
   if (rc == SASL_NOUSER) {
-    const std::string u(user), r(realm), p(property);
-    utils->seterror(conn, SASL_NOLOG, "user: %s@%s property: %s not found in sasldb", u.c_str(),
-                    r.c_str(), p.c_str());
+    missing.pending = true;
+    missing.user = user;
+    missing.realm = realm;
+    missing.property = property;
+  } else if (rc == SASL_FAIL) {
+    missing.pending = false;  // get() set a later error detail
   }
   return rc;
 }
@@ -207,6 +241,8 @@ int lookup(void* /*glob_context*/, sasl_server_params_t* sparams, unsigned flags
   const propval* to_fetch = utils->prop_get(sparams->propctx);
   if (to_fetch == nullptr) return SASL_NOMEM;
   const std::string path = sasldb_path(utils, conn);
+  open_db::use db(database(), utils, conn, path);
+  not_found missing;
   const bool authzid = (flags & SASL_AUXPROP_AUTHZID) != 0;
   const bool against_hash = (flags & SASL_AUXPROP_VERIFY_AGAINST_HASH) != 0;
   char value[value_bytes_max];
@@ -228,7 +264,7 @@ int lookup(void* /*glob_context*/, sasl_server_params_t* sparams, unsigned flags
     }
     if (cur->values != nullptr) utils->prop_erase(sparams->propctx, cur->name);
     if (password) saw_password = true;
-    const int rc = fetch(utils, conn, path, user, realm, name, value, value_len);
+    const int rc = fetch(db, utils, conn, user, realm, name, value, value_len, missing);
     // The first answer sets the result; after that only a real error overrides it.
     if (ret == SASL_CONTINUE || ret == SASL_NOUSER) {
       ret = rc;
@@ -247,7 +283,11 @@ int lookup(void* /*glob_context*/, sasl_server_params_t* sparams, unsigned flags
     if (ret == SASL_NOUSER) ret = SASL_OK;
   } else if (ret == SASL_NOUSER && !saw_password) {
     // No requested property exists: the user exists if it has a password.
-    ret = fetch(utils, conn, path, user, realm, SASL_AUX_PASSWORD_PROP, value, value_len);
+    ret = fetch(db, utils, conn, user, realm, SASL_AUX_PASSWORD_PROP, value, value_len, missing);
+  }
+  if (ret != SASL_OK && missing.pending) {
+    utils->seterror(conn, SASL_NOLOG, "user: %s@%s property: %s not found in sasldb",
+                    missing.user.c_str(), missing.realm.c_str(), missing.property.c_str());
   }
   return ret;
 }
