@@ -24,6 +24,22 @@ std::string strip_brackets(std::string_view h) {
 
 }  // namespace
 
+std::string address_text(const asio::ip::address& a) {
+  if (!a.is_v4()) return a.to_string();
+  // Asio's to_string goes through inet_ntop and sprintf; this runs once per connection.
+  const auto b = a.to_v4().to_bytes();
+  char out[16];
+  char* p = out;
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (i != 0) *p++ = '.';
+    const unsigned v = b[i];
+    if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+    if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+    *p++ = static_cast<char>('0' + v % 10);
+  }
+  return std::string(out, p);
+}
+
 std::vector<std::string> listen_hosts(std::string_view service_host,
                                       const std::vector<std::string>& inet_interfaces,
                                       const std::vector<std::string>& inet_protocols,
@@ -156,8 +172,9 @@ asio::awaitable<void> daemon::accept_loop(std::size_t index) {
       continue;
     }
     boost::system::error_code ec;
+    tcp::endpoint remote;  // filled in by accept() itself: no getpeername
     tcp::socket sock =
-        co_await l.acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        co_await l.acceptor.async_accept(remote, asio::redirect_error(asio::use_awaitable, ec));
     if (!*alive || stopping_) break;
     if (ec) {
       if (log_) log_->warning(origin_, "accept: " + ec.message());
@@ -168,13 +185,16 @@ asio::awaitable<void> daemon::accept_loop(std::size_t index) {
       continue;
     }
     accepted_connection info;
-    boost::system::error_code e1, e2;
-    const auto remote = sock.remote_endpoint(e1);
-    const auto local = sock.local_endpoint(e2);
-    if (e1 || e2) continue;  // the peer already went away
-    info.remote_addr = remote.address().to_string();
+    // A listener bound to one address accepts on that address: getsockname only for wildcards.
+    tcp::endpoint local = l.endpoint;
+    if (local.address().is_unspecified()) {
+      boost::system::error_code e2;
+      local = sock.local_endpoint(e2);
+      if (e2) continue;  // the peer already went away
+    }
+    info.remote_addr = address_text(remote.address());
     info.remote_port = std::to_string(remote.port());
-    info.local_addr = local.address().to_string();
+    info.local_addr = address_text(local.address());
     info.local_port = std::to_string(local.port());
     info.listener = index;
     auto ex = io_.get_executor();

@@ -31,6 +31,9 @@ struct listen_address {
   std::uint16_t port = 0;  // 0 = any free port (tests); see daemon::endpoints()
 };
 
+/// The text form of an address, as address::to_string() gives it (IPv4 without inet_ntop).
+std::string address_text(const boost::asio::ip::address& a);
+
 /// Addresses one master.cf inet service listens on, as Postfix derives them: its own host part
 /// if it has one ("127.0.0.1:2525", "[::1]:25"), else inet_interfaces ("all" → 0.0.0.0 and/or
 /// ::, "loopback-only" → 127.0.0.1 and/or ::1, or listed numeric addresses) filtered by

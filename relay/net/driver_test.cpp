@@ -276,6 +276,15 @@ TEST_F(driver_fixture, stop_request_closes_the_connection) {
 
 // ---- daemon ------------------------------------------------------------------------------
 
+TEST(address_text, matches_asio_to_string) {
+  for (const char* text : {"0.0.0.0", "1.2.3.4", "9.10.99.100", "127.0.0.1", "192.168.200.255",
+                           "255.255.255.255", "::1", "2001:db8::5", "::ffff:10.0.0.1"}) {
+    const auto a = boost::asio::ip::make_address(text);
+    EXPECT_EQ(address_text(a), a.to_string()) << text;
+    EXPECT_EQ(address_text(a), text);
+  }
+}
+
 TEST(listen_hosts, inet_interfaces_and_protocols) {
   std::string err;
   EXPECT_EQ(listen_hosts("", {"all"}, {"all"}, err), (std::vector<std::string>{"0.0.0.0", "::"}));
