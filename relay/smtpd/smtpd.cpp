@@ -94,7 +94,6 @@ class smtpd_connection final : public connection, private smtp::server_handler {
                   (status.cause ? " (" + status.cause.message() + ")" : std::string()));
       session_.finish_message({std::string(queue::smtp_reply(status.ec))}, now);
     } else {
-      deps_.log->info(settings_->cleanup_origin, queue_id + ": message-id=" + message_id_);
       // After BDAT ... LAST Postfix also says how many bytes it took.
       auto bdat = session_.bdat_bytes();
       session_.finish_message(
@@ -294,6 +293,9 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     cleanup_.finish(cleaned_);
     if (!cleaned_.empty()) (void)message_.append_content(cleaned_);
     headers_.finish(message_id_);
+    // Postfix's cleanup logs the Message-ID while it writes the queue file, so the line comes
+    // before the queue manager can see the message (and before a write error's warning).
+    deps_.log->info(settings_->cleanup_origin, message_.queue_id() + ": message-id=" + message_id_);
     auto slot = std::make_shared<commit_slot>();
     slot->queue_id = message_.queue_id();
     commit_ = slot;
