@@ -11,9 +11,13 @@
 //     receive_eof(ts), advance(ts), output() -> string_view, consume_output(n),
 //     deadline() -> optional<ts>, closing(); and `run_pending(ts)`. smtpd::connection fits.
 //
-// Loop: one reader coroutine (read → session.receive → wake the writer) and the driving loop
-// (run_pending after notify → advance at the deadline → copy output and write it → close when
-// the session is closing and everything is written). Output is copied into a driver-owned
+// Loop: one reader coroutine (read → session.receive → write the replies) and the driving loop
+// (run_pending after notify → advance at the deadline → write output → close when the session
+// is closing and everything is written). Whoever has output and finds nobody writing writes
+// it, so a command's reply leaves from the reader without waking the loop; the loop wakes for
+// notify, the session's deadline, closing and errors. Its timer is not re-armed per command:
+// when it fires early (the deadline moved later) it is armed again for the new deadline, and
+// the reader wakes it only if the deadline moved earlier. Output is copied into a driver-owned
 // buffer before each write, because session.output() may change while the write is in flight.
 //
 // Memory: at most read_buffer_bytes + write_chunk_bytes of driver buffers; the reader stops
@@ -135,8 +139,15 @@ struct driver_state {
   bool reader_done = false;
   bool eof = false;
   bool closing_down = false;
+  bool writing = false;  // a flush() is in a write; the other coroutine leaves output to it
+  bool write_failed = false;
   std::error_code read_error;
+  std::error_code write_error;
   std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_written = 0;
+  // When the main loop's wait ends (its deadline or idle wait); max while it is not waiting.
+  timestamp main_wakes_at = timestamp::max();
+  std::string write_buf;
 };
 
 template <class Timer>
@@ -145,15 +156,51 @@ void wake(driver_state& st, Timer& t) {
   t.cancel();
 }
 
+// Writes everything the session has produced, a chunk at a time. One writer at a time: a
+// coroutine that finds another one writing returns at once, and the writer's loop takes the
+// new output too. Output is copied before each write (session.output() may change meanwhile).
 template <class Timer, class AsyncStream, class Connection>
-boost::asio::awaitable<void> read_loop(AsyncStream& stream, Connection& conn, clock_fn now,
-                                       driver_options opt, driver_state& st, Timer& wake_main,
-                                       Timer& wake_reader) {
+boost::asio::awaitable<void> flush(AsyncStream& stream, Connection& conn, connection_signal* signal,
+                                   const clock_fn& now, const driver_options& opt, driver_state& st,
+                                   Timer& wake_reader) {
+  namespace asio = boost::asio;
+  auto& session = conn.session();
+  if (st.writing || st.write_failed) co_return;
+  st.writing = true;
+  while (!session.output().empty()) {
+    const auto out = session.output();
+    st.write_buf.assign(out.substr(0, opt.write_chunk_bytes));
+    session.consume_output(st.write_buf.size());
+    if (st.reader_paused && session.output().size() < opt.output_bytes_max) {
+      wake_reader.cancel();
+    }
+    boost::system::error_code ec;
+    const std::size_t n = co_await asio::async_write(stream, asio::buffer(st.write_buf),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+    st.bytes_written += n;
+    if (ec) {
+      st.write_failed = true;
+      st.write_error = ec;
+      break;
+    }
+    // Work that became ready while writing (notify) is handled before more output.
+    if (signal && signal->take_pending()) conn.run_pending(now());
+  }
+  st.writing = false;
+}
+
+// The reader: read → session.receive → write the replies itself. The main loop is woken only
+// when it has something to do: the session is closing, a write failed, or the session's
+// deadline moved before the main loop's wake-up time (its timer is not re-armed per command).
+template <class Timer, class AsyncStream, class Connection>
+boost::asio::awaitable<void> read_loop(AsyncStream& stream, Connection& conn,
+                                       connection_signal* signal, clock_fn now, driver_options opt,
+                                       driver_state& st, Timer& wake_main, Timer& wake_reader) {
   namespace asio = boost::asio;
   auto& session = conn.session();
   std::vector<char> buf(opt.read_buffer_bytes);
   for (std::uint64_t i = 0; i < opt.iterations_max && !st.closing_down; ++i) {
-    if (session.closing()) break;
+    if (session.closing() || st.write_failed) break;
     if (session.output().size() >= opt.output_bytes_max) {
       st.reader_paused = true;
       boost::system::error_code ec;
@@ -176,7 +223,12 @@ boost::asio::awaitable<void> read_loop(AsyncStream& stream, Connection& conn, cl
       session.receive_eof(now());
       break;
     }
-    wake(st, wake_main);
+    co_await flush<Timer>(stream, conn, signal, now, opt, st, wake_reader);
+    if (st.closing_down) break;
+    const auto d = session.deadline();
+    if (session.closing() || st.write_failed || (d && *d < st.main_wakes_at)) {
+      wake(st, wake_main);
+    }
   }
   st.reader_done = true;
   wake(st, wake_main);
@@ -208,43 +260,28 @@ boost::asio::awaitable<driver_result> run_connection(AsyncStream& stream, Connec
     });
   }
 
-  asio::co_spawn(ex, detail::read_loop<Timer>(stream, conn, now, opt, st, wake_main, wake_reader),
-                 asio::detached);
+  asio::co_spawn(
+      ex,
+      detail::read_loop<Timer>(stream, conn, signal.get(), now, opt, st, wake_main, wake_reader),
+      asio::detached);
 
-  std::string write_buf;
-  bool done = false;
   std::uint64_t i = 0;
-  for (; i < opt.iterations_max && !done; ++i) {
+  for (; i < opt.iterations_max; ++i) {
     st.main_dirty = false;
     if (signal && signal->take_pending()) conn.run_pending(now());
     if (const auto d = session.deadline(); d && now() >= *d) session.advance(now());
-    // Write everything the session has produced, a chunk at a time.
-    while (!session.output().empty()) {
-      const auto out = session.output();
-      write_buf.assign(out.substr(0, opt.write_chunk_bytes));
-      session.consume_output(write_buf.size());
-      if (st.reader_paused && session.output().size() < opt.output_bytes_max) {
-        wake_reader.cancel();
-      }
-      boost::system::error_code ec;
-      const std::size_t n = co_await asio::async_write(
-          stream, asio::buffer(write_buf), asio::redirect_error(asio::use_awaitable, ec));
-      result.bytes_written += n;
-      if (ec) {
-        result.end = driver_end::io_error;
-        result.error = ec;
-        done = true;
-        break;
-      }
-      // Work that became ready while writing (notify, deadline) is handled before more output.
-      if (signal && signal->take_pending()) conn.run_pending(now());
+    // Write what the session has produced (unless the reader is writing: it takes this too).
+    co_await detail::flush<Timer>(stream, conn, signal.get(), now, opt, st, wake_reader);
+    if (st.write_failed) {
+      result.end = driver_end::io_error;
+      result.error = st.write_error;
+      break;
     }
-    if (done) break;
-    if (session.closing()) {
+    if (session.closing() && !st.writing) {
       result.end = st.eof ? driver_end::peer_eof : driver_end::closed;
       break;
     }
-    if (st.eof || st.reader_done) {
+    if ((st.eof || st.reader_done) && !st.writing) {
       // The session did not ask to close after EOF or a read error; nothing more can arrive.
       result.end = st.read_error ? driver_end::io_error : driver_end::peer_eof;
       result.error = st.read_error;
@@ -255,14 +292,14 @@ boost::asio::awaitable<driver_result> run_connection(AsyncStream& stream, Connec
       break;
     }
     if (st.main_dirty) continue;
+    const auto t = now();
     auto wait = std::chrono::duration_cast<timestamp>(opt.idle_wait_ms);
-    if (const auto d = session.deadline()) {
-      const auto t = now();
-      wait = *d > t ? *d - t : timestamp::zero();
-    }
+    if (const auto d = session.deadline()) wait = *d > t ? *d - t : timestamp::zero();
+    st.main_wakes_at = t + wait;
     wake_main.expires_after(wait);
     boost::system::error_code ec;
     co_await wake_main.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    st.main_wakes_at = timestamp::max();
   }
   if (i >= opt.iterations_max) result.end = driver_end::iteration_limit;
   if (signal && signal->stop_requested() && result.end != driver_end::closed) {
@@ -288,6 +325,7 @@ boost::asio::awaitable<driver_result> run_connection(AsyncStream& stream, Connec
   }
   if (signal) signal->set_waker(nullptr);
   result.bytes_read = st.bytes_read;
+  result.bytes_written = st.bytes_written;
   co_return result;
 }
 
