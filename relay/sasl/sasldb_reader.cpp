@@ -69,27 +69,30 @@ class open_db {
   ~open_db() { close(); }
 
   // Holds the database for the lookups of one auxprop call: locked, and checked against the
-  // file once (one stat), however many properties are fetched.
+  // file (one stat) at its first get, however many properties are fetched.
   class use {
    public:
     use(open_db& db, const sasl_utils_t* utils, sasl_conn_t* conn, const std::string& path)
-        : db_(db), path_(path), lock_(db.mutex_), opened_(db.refresh(utils, conn, path)) {}
-    // SASL_OK, or why the database cannot be read (SASL_NOUSER: no file).
-    int opened() const noexcept { return opened_; }
+        : db_(db), utils_(utils), conn_(conn), path_(path), lock_(db.mutex_) {}
     // Returns SASL_OK with `value` set, SASL_NOUSER, SASL_BUFOVER or SASL_FAIL (logged).
-    int get(const sasl_utils_t* utils, sasl_conn_t* conn, std::string_view key, char* value,
-            std::size_t& value_len) {
+    int get(std::string_view key, char* value, std::size_t& value_len) {
       // A read error closes the handle: the next get opens the file again.
-      if (opened_ == SASL_OK && db_.db_ == nullptr) opened_ = db_.refresh(utils, conn, path_);
+      if (!checked_ || (opened_ == SASL_OK && db_.db_ == nullptr)) {
+        opened_ = db_.refresh(utils_, conn_, path_);
+        checked_ = true;
+      }
       if (opened_ != SASL_OK) return opened_;
-      return db_.get(utils, conn, key, value, value_len);
+      return db_.get(utils_, conn_, key, value, value_len);
     }
 
    private:
     open_db& db_;
+    const sasl_utils_t* utils_;
+    sasl_conn_t* conn_;
     const std::string& path_;
     std::lock_guard<std::mutex> lock_;
-    int opened_;
+    bool checked_ = false;
+    int opened_ = SASL_OK;
   };
 
  private:
@@ -196,15 +199,14 @@ struct not_found {
   std::string user, realm, property;
 };
 
-int fetch(open_db::use& db, const sasl_utils_t* utils, sasl_conn_t* conn, std::string_view user,
-          std::string_view realm, std::string_view property, char* value, std::size_t& value_len,
-          not_found& missing) {
+int fetch(open_db::use& db, std::string_view user, std::string_view realm,
+          std::string_view property, char* value, std::size_t& value_len, not_found& missing) {
   std::string key;
   key.reserve(user.size() + realm.size() + property.size() + 2);
   key.append(user).push_back('\0');
   key.append(realm).push_back('\0');
   key.append(property);
-  const int rc = db.get(utils, conn, key, value, value_len);
+  const int rc = db.get(key, value, value_len);
   if (rc == SASL_NOUSER) {
     missing.pending = true;
     missing.user = user;
@@ -264,7 +266,7 @@ int lookup(void* /*glob_context*/, sasl_server_params_t* sparams, unsigned flags
     }
     if (cur->values != nullptr) utils->prop_erase(sparams->propctx, cur->name);
     if (password) saw_password = true;
-    const int rc = fetch(db, utils, conn, user, realm, name, value, value_len, missing);
+    const int rc = fetch(db, user, realm, name, value, value_len, missing);
     // The first answer sets the result; after that only a real error overrides it.
     if (ret == SASL_CONTINUE || ret == SASL_NOUSER) {
       ret = rc;
@@ -283,7 +285,7 @@ int lookup(void* /*glob_context*/, sasl_server_params_t* sparams, unsigned flags
     if (ret == SASL_NOUSER) ret = SASL_OK;
   } else if (ret == SASL_NOUSER && !saw_password) {
     // No requested property exists: the user exists if it has a password.
-    ret = fetch(db, utils, conn, user, realm, SASL_AUX_PASSWORD_PROP, value, value_len, missing);
+    ret = fetch(db, user, realm, SASL_AUX_PASSWORD_PROP, value, value_len, missing);
   }
   if (ret != SASL_OK && missing.pending) {
     utils->seterror(conn, SASL_NOLOG, "user: %s@%s property: %s not found in sasldb",
