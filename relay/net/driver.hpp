@@ -133,6 +133,35 @@ void close_stream(S& s) {
   }
 }
 
+// Non-blocking mode for streams that have it (tcp::socket): one ioctl, which also serves the
+// socket's asynchronous operations, and write_now() can then try a write without blocking.
+template <class S>
+void make_non_blocking(S& s) {
+  if constexpr (requires(boost::system::error_code & ec) { s.non_blocking(true, ec); }) {
+    boost::system::error_code ec;
+    s.non_blocking(true, ec);
+  }
+}
+
+// Writes what the socket takes at once, without the scheduler round trip of an asynchronous
+// write (its completion is posted, and the coroutine resumes a turn later): a reply nearly
+// always fits in the socket buffer. Returns the bytes written; 0 for streams without a
+// non-blocking write_some, would-block and errors (the asynchronous write reports those).
+template <class S>
+std::size_t write_now(S& s, boost::asio::const_buffer b) {
+  if constexpr (requires(boost::system::error_code & ec) {
+                  s.non_blocking();
+                  s.write_some(b, ec);
+                }) {
+    if (!s.non_blocking()) return 0;
+    boost::system::error_code ec;
+    const std::size_t n = s.write_some(b, ec);
+    return ec ? 0 : n;
+  } else {
+    return 0;
+  }
+}
+
 struct driver_state {
   bool main_dirty = false;
   bool reader_paused = false;
@@ -248,6 +277,7 @@ boost::asio::awaitable<driver_result> run_connection(AsyncStream& stream, Connec
   Timer wake_reader(ex);
   detail::driver_state st;
   driver_result result;
+  detail::make_non_blocking(stream);
   if (signal) {
     signal->set_waker([&] {
       detail::wake(st, wake_main);
