@@ -17,8 +17,8 @@ using asio::ip::tcp;
 
 namespace {
 
-// Shared between an operation and its timeout timer: the timer may fire after the operation
-// completed (both handlers already queued), so it must know not to touch the socket then.
+// The connect timeout: shared between the connect and its timer, which may fire after the
+// connect completed (both handlers already queued), so it must know not to touch the socket.
 struct op_state {
   bool done = false;
   bool expired = false;
@@ -59,24 +59,62 @@ std::string error_text(const std::error_code& ec) {
   return n.message();
 }
 
-tcp_byte_stream::tcp_byte_stream(tcp::socket socket) : socket_(std::move(socket)) {}
+struct tcp_byte_stream::watchdog {
+  using clock = std::chrono::steady_clock;
+  explicit watchdog(tcp::socket& s) : timer(s.get_executor()), socket(&s) {}
+  asio::steady_timer timer;
+  tcp::socket* socket;                                     // null once the stream is closed
+  clock::time_point deadline = clock::time_point::max();   // of the operation in flight
+  clock::time_point armed_for = clock::time_point::max();  // max: the timer is not set
+  bool expired = false;
+
+  static void arm(const std::shared_ptr<watchdog>& w, clock::time_point at) {
+    w->armed_for = at;
+    w->timer.expires_at(at);  // cancels an earlier wait: its handler sees operation_aborted
+    w->timer.async_wait([w](const boost::system::error_code& e) {
+      if (e == asio::error::operation_aborted) return;  // re-armed or closed meanwhile
+      w->armed_for = clock::time_point::max();
+      if (w->socket == nullptr || w->deadline == clock::time_point::max()) return;
+      if (clock::now() >= w->deadline) {
+        w->expired = true;
+        boost::system::error_code ignored;
+        w->socket->cancel(ignored);
+      } else {
+        arm(w, w->deadline);  // set for an earlier operation: wait for this one's deadline
+      }
+    });
+  }
+};
+
+tcp_byte_stream::tcp_byte_stream(tcp::socket socket)
+    : socket_(std::move(socket)), watchdog_(std::make_shared<watchdog>(socket_)) {
+  // Writes are tried at once (write_all): the socket must not block.
+  boost::system::error_code ignored;
+  socket_.non_blocking(true, ignored);
+}
 
 tcp_byte_stream::~tcp_byte_stream() { close(); }
+
+void tcp_byte_stream::begin(duration timeout) {
+  auto& w = *watchdog_;
+  w.expired = false;
+  w.deadline = watchdog::clock::now() + timeout;
+  if (w.armed_for > w.deadline) watchdog::arm(watchdog_, w.deadline);
+}
+
+bool tcp_byte_stream::end() noexcept {
+  watchdog_->deadline = watchdog::clock::time_point::max();
+  return watchdog_->expired;
+}
 
 asio::awaitable<std::size_t> tcp_byte_stream::read_some(std::span<char> buffer, duration timeout,
                                                         std::error_code& ec) {
   ec.clear();
-  asio::steady_timer timer(socket_.get_executor());
-  auto st = arm(timer, timeout, [this] {
-    boost::system::error_code ignored;
-    socket_.cancel(ignored);
-  });
+  begin(timeout);
   boost::system::error_code bec;
   const std::size_t n = co_await socket_.async_read_some(
       asio::buffer(buffer.data(), buffer.size()), asio::redirect_error(asio::use_awaitable, bec));
-  st->done = true;
-  timer.cancel();
-  if (st->expired) {
+  if (end()) {
     ec = std::make_error_code(std::errc::timed_out);
   } else if (bec) {
     ec = normalize_error(bec);
@@ -87,17 +125,19 @@ asio::awaitable<std::size_t> tcp_byte_stream::read_some(std::span<char> buffer, 
 asio::awaitable<void> tcp_byte_stream::write_all(std::span<const char> data, duration timeout,
                                                  std::error_code& ec) {
   ec.clear();
-  asio::steady_timer timer(socket_.get_executor());
-  auto st = arm(timer, timeout, [this] {
-    boost::system::error_code ignored;
-    socket_.cancel(ignored);
-  });
+  // What the socket takes at once needs no asynchronous write (and no turn of the loop).
+  std::size_t done = 0;
+  if (socket_.non_blocking()) {
+    boost::system::error_code now_ec;
+    done = socket_.write_some(asio::buffer(data.data(), data.size()), now_ec);
+    if (now_ec) done = 0;  // the asynchronous write reports it
+  }
+  if (done == data.size()) co_return;
+  begin(timeout);
   boost::system::error_code bec;
-  co_await asio::async_write(socket_, asio::buffer(data.data(), data.size()),
+  co_await asio::async_write(socket_, asio::buffer(data.data() + done, data.size() - done),
                              asio::redirect_error(asio::use_awaitable, bec));
-  st->done = true;
-  timer.cancel();
-  if (st->expired) {
+  if (end()) {
     ec = std::make_error_code(std::errc::timed_out);
   } else if (bec) {
     ec = normalize_error(bec);
@@ -106,6 +146,10 @@ asio::awaitable<void> tcp_byte_stream::write_all(std::span<const char> data, dur
 
 void tcp_byte_stream::close() noexcept {
   boost::system::error_code ignored;
+  if (watchdog_) {
+    watchdog_->socket = nullptr;
+    watchdog_->timer.cancel();
+  }
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
 }

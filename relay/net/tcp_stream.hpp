@@ -36,7 +36,14 @@ class tcp_byte_stream final : public byte_stream {
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 
  private:
+  struct watchdog;
+  // Starts an operation's timeout; returns whether it expired when the operation ends.
+  void begin(duration timeout);
+  bool end() noexcept;
   boost::asio::ip::tcp::socket socket_;
+  // One timer for the stream's whole life, armed only when an operation's deadline comes
+  // before the time it is already set for: no timer set and cancelled per read and write.
+  std::shared_ptr<watchdog> watchdog_;
 };
 
 class tcp_connector final : public connector {

@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -72,6 +73,46 @@ TEST(tcp_stream, round_trip_on_loopback) {
     EXPECT_EQ(ec, std::errc::timed_out);
   });
   EXPECT_EQ(got, "EHLO x\r\n");
+}
+
+// One timer serves the stream: each operation's own timeout must still hold, whether it is
+// shorter or longer than the one before.
+TEST(tcp_stream, each_operation_gets_its_own_timeout) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto port = acceptor.local_endpoint().port();
+  tcp::socket peer(io);  // never reads: the last write cannot finish
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        peer = co_await acceptor.async_accept(asio::use_awaitable);
+        co_await asio::async_write(peer, asio::buffer(std::string("a")), asio::use_awaitable);
+        asio::steady_timer t(io, 300ms);
+        co_await t.async_wait(asio::use_awaitable);
+        co_await asio::async_write(peer, asio::buffer(std::string("b")), asio::use_awaitable);
+      },
+      asio::detached);
+  tcp_connector c(io.get_executor());
+  run(io, [&]() -> asio::awaitable<void> {
+    std::error_code ec;
+    auto s = co_await c.connect("127.0.0.1", port, 5s, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    if (!s) co_return;
+    char buf[8];
+    std::size_t n = co_await s->read_some(buf, 5s, ec);
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(std::string(buf, n), "a");
+    co_await s->read_some(buf, 50ms, ec);  // shorter than the one before
+    EXPECT_EQ(ec, std::errc::timed_out);
+    n = co_await s->read_some(buf, 5s, ec);  // longer: the 50 ms one must not end it
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(std::string(buf, n), "b");
+    co_await s->read_some(buf, 30ms, ec);
+    EXPECT_EQ(ec, std::errc::timed_out);
+    const std::string big(64u << 20, 'x');  // more than the socket buffers hold
+    co_await s->write_all(big, 100ms, ec);
+    EXPECT_EQ(ec, std::errc::timed_out);
+  });
 }
 
 TEST(tcp_stream, connection_refused_on_closed_port) {
