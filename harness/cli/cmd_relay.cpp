@@ -42,6 +42,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include <thread>
@@ -232,7 +233,14 @@ int run_relay(const relay_args& a) {
   qmgr.adopt(report);
   qmgr.start();
   auto qmgr_work = boost::asio::make_work_guard(qmgr_io);
-  std::thread qmgr_thread([&qmgr_io] { qmgr_io.run(); });
+  std::thread qmgr_thread([&qmgr_io] {
+    // Lines logged here are flushed at the end of this loop's turn, not by waking the smtpd
+    // thread's loop (see logger::set_thread_flush_poster).
+    log::logger::set_thread_flush_poster([ex = qmgr_io.get_executor()](std::function<void()> f) {
+      boost::asio::post(ex, std::move(f));
+    });
+    qmgr_io.run();
+  });
   struct qmgr_stopper {
     qmgr::manager& qm;
     decltype(qmgr_work)& work;

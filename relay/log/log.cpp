@@ -348,6 +348,14 @@ void logger::set_flush_hook(std::function<void()> request_flush) {
   for (auto& s : sinks_) s->set_batching(on);
 }
 
+namespace {
+thread_local std::function<void(std::function<void()>)> thread_flush_poster;
+}  // namespace
+
+void logger::set_thread_flush_poster(std::function<void(std::function<void()>)> post) {
+  thread_flush_poster = std::move(post);
+}
+
 void logger::write(const origin& from, severity level, std::string_view text) {
   record r;
   r.host = host_;
@@ -362,7 +370,11 @@ void logger::write(const origin& from, severity level, std::string_view text) {
   if (flush_hook_ && !flush_requested_) {
     // One request per batch: lines logged before the flush runs join this one.
     flush_requested_ = true;
-    flush_hook_();
+    if (thread_flush_poster) {
+      thread_flush_poster([this] { flush(); });
+    } else {
+      flush_hook_();
+    }
   }
 }
 

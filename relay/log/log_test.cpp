@@ -334,6 +334,35 @@ TEST_F(log_file, flush_hook_batches_lines_until_flush) {
   }
 }
 
+TEST_F(log_file, a_thread_with_a_flush_poster_flushes_its_batches_itself) {
+  const auto path = (dir_ / "maillog").string();
+  std::error_code ec;
+  logger lg({"relay", [] { return at(1, 2, 3); }});
+  lg.add_sink(open_file_sink(path, {.utc = true}, ec));
+  ASSERT_FALSE(ec);
+  const origin o{"postfix", "qmgr", 2};
+  int hook_requests = 0;
+  lg.set_flush_hook([&hook_requests] { ++hook_requests; });
+  std::vector<std::function<void()>> posted;  // the other thread's loop
+  std::thread other([&] {
+    logger::set_thread_flush_poster(
+        [&posted](std::function<void()> f) { posted.push_back(std::move(f)); });
+    lg.info(o, "one");
+    lg.info(o, "two");
+    logger::set_thread_flush_poster({});
+  });
+  other.join();
+  EXPECT_EQ(hook_requests, 0) << "the batch did not go through the hook";
+  ASSERT_EQ(posted.size(), 1u) << "one flush per batch, posted to the logging thread's loop";
+  EXPECT_TRUE(read_lines(path).empty());
+  posted.front()();
+  EXPECT_EQ(read_lines(path).size(), 2u);
+  lg.info(o, "three");  // this thread has no poster: the hook
+  EXPECT_EQ(hook_requests, 1);
+  lg.set_flush_hook({});
+  EXPECT_EQ(read_lines(path).size(), 3u);
+}
+
 TEST_F(log_file, batching_sink_writes_when_its_buffer_fills_and_on_destruction) {
   const auto path = (dir_ / "maillog").string();
   std::error_code ec;
