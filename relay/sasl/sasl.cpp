@@ -533,6 +533,11 @@ step_result server_session::check_password(std::string_view user, std::string_vi
 }
 
 void server_session::reset() {
+  // A handle no exchange has used is already fresh: no second sasl_server_new per connection.
+  if (impl_->conn != nullptr && !impl_->used && !impl_->in_progress) {
+    impl_->log.clear();
+    return;
+  }
   impl_->dispose();
   impl_->log.clear();
   impl_->open();  // a failure here shows up as a failed start() (it retries open)

@@ -165,6 +165,7 @@ class server_session {
   /// Starts over on a fresh libsasl2 connection (after failure or a "*" abort). Call it for every
   /// AUTH command before decoding its initial response, as Postfix makes a new SASL handle
   /// there: a bad-base64 failure then logs sasl_username=(unavailable), not an earlier user.
+  /// A handle that no start() or checkpass() has used yet is kept: it is already fresh.
   void reset();
 
   // --- Addition (bench/, to separate the password store's cost from the mechanism's) ---
