@@ -233,12 +233,15 @@ int run_relay(const relay_args& a) {
   qmgr.adopt(report);
   qmgr.start();
   auto qmgr_work = boost::asio::make_work_guard(qmgr_io);
-  std::thread qmgr_thread([&qmgr_io] {
+  // Log lines are written at most every 5 ms per event loop (one write for all the lines of
+  // that time) instead of once per loop turn; see docs/relay.md.
+  const auto log_flush_delay = std::chrono::milliseconds(5);
+  std::thread qmgr_thread([&qmgr_io, &logger, log_flush_delay] {
     // Lines logged here are flushed at the end of this loop's turn, not by waking the smtpd
     // thread's loop (see logger::set_thread_flush_poster).
-    log::logger::set_thread_flush_poster([ex = qmgr_io.get_executor()](std::function<void()> f) {
-      boost::asio::post(ex, std::move(f));
-    });
+    log::logger::set_thread_flush_poster(
+        [flush = net::log_flush_scheduler(qmgr_io.get_executor(), logger, log_flush_delay)](
+            std::function<void()>) { flush.request(); });
     qmgr_io.run();
   });
   struct qmgr_stopper {
@@ -259,6 +262,7 @@ int run_relay(const relay_args& a) {
   net::daemon_options dopt;
   dopt.connections_max = static_cast<std::size_t>(cfg.main.get_int("default_process_limit"));
   dopt.drain_timeout_ms = a.drain_ms;
+  dopt.log_flush_delay_ms = log_flush_delay;
   net::daemon daemon(io, dopt, &logger, master);
   std::vector<std::unique_ptr<smtpd::service>> services;
   for (const auto& svc : cfg.services) {

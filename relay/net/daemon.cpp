@@ -40,6 +40,42 @@ std::string address_text(const asio::ip::address& a) {
   return std::string(out, p);
 }
 
+struct log_flush_scheduler::state {
+  state(boost::asio::io_context::executor_type e, log::logger& l, std::chrono::milliseconds d,
+        std::shared_ptr<bool> a)
+      : ex(e), log(&l), delay(d), alive(std::move(a)), timer(e) {}
+  void flush() const {
+    if (!alive || *alive) log->flush();
+  }
+  boost::asio::io_context::executor_type ex;
+  log::logger* log;
+  std::chrono::milliseconds delay;
+  std::shared_ptr<bool> alive;
+  asio::steady_timer timer;
+  bool armed = false;
+};
+
+log_flush_scheduler::log_flush_scheduler(boost::asio::io_context::executor_type ex,
+                                         log::logger& log, std::chrono::milliseconds delay,
+                                         std::shared_ptr<bool> alive)
+    : state_(std::make_shared<state>(ex, log, delay, std::move(alive))) {}
+
+void log_flush_scheduler::request() const {
+  asio::post(state_->ex, [st = state_] {
+    if (st->delay.count() <= 0) {
+      st->flush();
+      return;
+    }
+    if (st->armed) return;
+    st->armed = true;
+    st->timer.expires_after(st->delay);
+    st->timer.async_wait([st](const boost::system::error_code&) {
+      st->armed = false;
+      st->flush();
+    });
+  });
+}
+
 std::vector<std::string> listen_hosts(std::string_view service_host,
                                       const std::vector<std::string>& inet_interfaces,
                                       const std::vector<std::string>& inet_protocols,
@@ -147,13 +183,12 @@ std::vector<tcp::endpoint> daemon::endpoints() const {
 void daemon::start() {
   if (log_ && !log_batching_ && !stopping_) {
     log_batching_ = true;
-    // Posted, the flush runs after the handlers already queued: everything they log joins the
-    // batch. Called under the logger's lock from any thread; asio::post is thread-safe.
-    log_->set_flush_hook([ex = io_.get_executor(), log = log_, alive = alive_] {
-      asio::post(ex, [log, alive] {
-        if (*alive) log->flush();
-      });
-    });
+    // Posted, the flush runs after the handlers already queued (or log_flush_delay_ms later):
+    // everything logged meanwhile joins the batch. Called under the logger's lock from any
+    // thread; asio::post is thread-safe.
+    log_->set_flush_hook(
+        [flush = log_flush_scheduler(io_.get_executor(), *log_, options_.log_flush_delay_ms,
+                                     alive_)] { flush.request(); });
   }
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     asio::co_spawn(io_, accept_loop(i), asio::detached);

@@ -69,6 +69,26 @@ struct daemon_options {
   /// After stop(): how long open connections may go on before they are closed.
   std::chrono::milliseconds drain_timeout_ms{10000};
   int listen_backlog = 100;
+  /// While it runs, log lines are flushed this long after the first line of a batch; 0: at
+  /// the end of the io_context turn that logged it (see log_flush_scheduler).
+  std::chrono::milliseconds log_flush_delay_ms{0};
+};
+
+/// Flushes a logger from an io_context: at the end of the current turn (delay 0), or `delay`
+/// after the first request of a batch, so that a busy loop writes its lines once per delay
+/// instead of once per turn. request() may be called from any thread (it posts); copies share
+/// one timer. The logger must outlive the io_context's handlers.
+class log_flush_scheduler {
+ public:
+  /// With `alive`, nothing is flushed once *alive is false (its owner, e.g. the daemon, is
+  /// gone and the logger may be too).
+  log_flush_scheduler(boost::asio::io_context::executor_type ex, log::logger& log,
+                      std::chrono::milliseconds delay, std::shared_ptr<bool> alive = nullptr);
+  void request() const;
+
+ private:
+  struct state;
+  std::shared_ptr<state> state_;
 };
 
 class daemon {

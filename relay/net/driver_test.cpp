@@ -310,6 +310,37 @@ TEST(listen_hosts, inet_interfaces_and_protocols) {
   EXPECT_TRUE(listen_hosts("::1", {"all"}, {"ipv4"}, err).empty());
 }
 
+// Counts the logger's flushes.
+struct counting_sink : log::sink {
+  void write(const log::record&) override { ++lines; }
+  void flush() override { ++flushes; }
+  int lines = 0;
+  int flushes = 0;
+};
+
+TEST(log_flush_scheduler, a_delay_gathers_the_requests_of_that_time_into_one_flush) {
+  for (const auto delay : {std::chrono::milliseconds(0), std::chrono::milliseconds(30)}) {
+    SCOPED_TRACE(delay.count());
+    asio::io_context io;
+    log::logger lg({"relay", [] { return std::chrono::system_clock::time_point{}; }});
+    auto owned = std::make_unique<counting_sink>();
+    counting_sink& sink = *owned;
+    lg.add_sink(std::move(owned));
+    lg.set_flush_hook([f = log_flush_scheduler(io.get_executor(), lg, delay)] { f.request(); });
+    const log::origin o{"postfix", "smtpd", 1};
+    lg.info(o, "one");
+    lg.info(o, "two");
+    io.poll();  // the posted request runs
+    EXPECT_EQ(sink.flushes, delay.count() == 0 ? 1 : 0);
+    lg.info(o, "three");  // joins the pending batch (with a delay) or starts the next one
+    io.restart();         // poll() ran out of work above
+    for (int i = 0; i < 100 && sink.flushes < 2 && delay.count() == 0; ++i) io.poll();
+    for (int i = 0; i < 100 && sink.flushes < 1; ++i) io.run_one_for(std::chrono::seconds(1));
+    EXPECT_EQ(sink.flushes, delay.count() == 0 ? 2 : 1);
+    EXPECT_EQ(sink.lines, 3);
+  }
+}
+
 TEST(daemon, serves_connections_and_stops_gracefully) {
   asio::io_context io;
   auto sink = std::make_unique<log::memory_sink>(true);
