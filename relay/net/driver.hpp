@@ -218,6 +218,30 @@ boost::asio::awaitable<void> flush(AsyncStream& stream, Connection& conn, connec
   st.writing = false;
 }
 
+// flush() without a coroutine frame: writes what the socket takes now. True when nothing is
+// left for this caller (all written, or another writer is active and takes it); false when the
+// rest needs flush() (the socket is full, the stream cannot write at once, or an error, which
+// flush()'s asynchronous write then reports).
+template <class Timer, class AsyncStream, class Connection>
+bool flush_now(AsyncStream& stream, Connection& conn, connection_signal* signal,
+               const clock_fn& now, const driver_options& opt, driver_state& st,
+               Timer& wake_reader) {
+  auto& session = conn.session();
+  if (st.writing || st.write_failed) return true;
+  while (!session.output().empty()) {
+    const auto chunk = session.output().substr(0, opt.write_chunk_bytes);
+    const std::size_t n = write_now(stream, boost::asio::buffer(chunk.data(), chunk.size()));
+    if (n == 0) return false;
+    st.bytes_written += n;
+    session.consume_output(n);
+    if (st.reader_paused && session.output().size() < opt.output_bytes_max) {
+      wake_reader.cancel();
+    }
+    if (signal && signal->take_pending()) conn.run_pending(now());
+  }
+  return true;
+}
+
 // The reader: read → session.receive → write the replies itself. The main loop is woken only
 // when it has something to do: the session is closing, a write failed, or the session's
 // deadline moved before the main loop's wake-up time (its timer is not re-armed per command).
@@ -252,7 +276,9 @@ boost::asio::awaitable<void> read_loop(AsyncStream& stream, Connection& conn,
       session.receive_eof(now());
       break;
     }
-    co_await flush<Timer>(stream, conn, signal, now, opt, st, wake_reader);
+    if (!flush_now<Timer>(stream, conn, signal, now, opt, st, wake_reader)) {
+      co_await flush<Timer>(stream, conn, signal, now, opt, st, wake_reader);
+    }
     if (st.closing_down) break;
     const auto d = session.deadline();
     if (session.closing() || st.write_failed || (d && *d < st.main_wakes_at)) {
@@ -301,7 +327,9 @@ boost::asio::awaitable<driver_result> run_connection(AsyncStream& stream, Connec
     if (signal && signal->take_pending()) conn.run_pending(now());
     if (const auto d = session.deadline(); d && now() >= *d) session.advance(now());
     // Write what the session has produced (unless the reader is writing: it takes this too).
-    co_await detail::flush<Timer>(stream, conn, signal.get(), now, opt, st, wake_reader);
+    if (!detail::flush_now<Timer>(stream, conn, signal.get(), now, opt, st, wake_reader)) {
+      co_await detail::flush<Timer>(stream, conn, signal.get(), now, opt, st, wake_reader);
+    }
     if (st.write_failed) {
       result.end = driver_end::io_error;
       result.error = st.write_error;
