@@ -501,7 +501,11 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
                                    ? options_.client.data_xfer_timeout
                                    : options_.client.mail_timeout;
           std::error_code wec;
-          co_await stream->write_all(std::span<const char>(out.data(), n), timeout, wec);
+          const std::size_t now_n = stream->write_now(std::span<const char>(out.data(), n));
+          if (now_n < n) {
+            co_await stream->write_all(std::span<const char>(out.data() + now_n, n - now_n),
+                                       timeout, wec);
+          }
           if (wec) {
             io_err = io_failure{wec == std::errc::timed_out, at};
             co_return;

@@ -35,6 +35,13 @@ class byte_stream {
   /// Writes everything or fails.
   virtual boost::asio::awaitable<void> write_all(std::span<const char> data, duration timeout,
                                                  std::error_code& ec) = 0;
+  /// Writes what the stream takes at once, without waiting (and without a coroutine): the
+  /// bytes written, 0 when it would wait, on an error (write_all reports it) or when the
+  /// stream has no such path (the default). The caller write_all()s the rest.
+  virtual std::size_t write_now(std::span<const char> data) noexcept {
+    (void)data;
+    return 0;
+  }
   virtual void close() noexcept = 0;
   /// "127.0.0.1" / "::1" of the local end (for logs and XCLIENT-like uses).
   virtual std::string local_address() const = 0;

@@ -126,12 +126,7 @@ asio::awaitable<void> tcp_byte_stream::write_all(std::span<const char> data, dur
                                                  std::error_code& ec) {
   ec.clear();
   // What the socket takes at once needs no asynchronous write (and no turn of the loop).
-  std::size_t done = 0;
-  if (socket_.non_blocking()) {
-    boost::system::error_code now_ec;
-    done = socket_.write_some(asio::buffer(data.data(), data.size()), now_ec);
-    if (now_ec) done = 0;  // the asynchronous write reports it
-  }
+  const std::size_t done = write_now(data);
   if (done == data.size()) co_return;
   begin(timeout);
   boost::system::error_code bec;
@@ -142,6 +137,13 @@ asio::awaitable<void> tcp_byte_stream::write_all(std::span<const char> data, dur
   } else if (bec) {
     ec = normalize_error(bec);
   }
+}
+
+std::size_t tcp_byte_stream::write_now(std::span<const char> data) noexcept {
+  if (data.empty() || !socket_.non_blocking()) return 0;
+  boost::system::error_code ec;
+  const std::size_t n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
+  return ec ? 0 : n;
 }
 
 void tcp_byte_stream::close() noexcept {

@@ -31,6 +31,8 @@ class tcp_byte_stream final : public byte_stream {
   /// Errors: timed_out, broken_pipe / connection_reset when the peer closed, others.
   boost::asio::awaitable<void> write_all(std::span<const char> data, duration timeout,
                                          std::error_code& ec) override;
+  /// A non-blocking send(2) (the socket is in non-blocking mode).
+  std::size_t write_now(std::span<const char> data) noexcept override;
   void close() noexcept override;
   std::string local_address() const override;
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
