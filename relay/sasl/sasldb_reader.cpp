@@ -1,5 +1,6 @@
 // relaylab's sasldb reader: a libsasl2 auxprop plugin over the same sasldb file as Cyrus's own
-// "sasldb" plugin, that keeps the Berkeley DB handle open between lookups.
+// "sasldb" plugin, that keeps the Berkeley DB handle open between lookups (and the answers it
+// gave, for as long as the handle).
 //
 // Why: libsasl2 2.1.28 as Debian builds it opens, reads and closes the database for every
 // property of every lookup (PLAIN asks for two properties, twice: ~35 system calls and about a
@@ -29,6 +30,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -96,8 +98,32 @@ class open_db {
   };
 
  private:
+  // Answers already read through this handle (values, and "not there"): they live exactly as
+  // long as the handle, which is reopened when the file's identity (device, inode, size,
+  // mtime, ctime) changes, so an edit through saslpasswd2 is seen at the next lookup.
+  static constexpr std::size_t cache_entries_max = 4096;
+
   int get(const sasl_utils_t* utils, sasl_conn_t* conn, std::string_view key, char* value,
           std::size_t& value_len) {
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      if (!it->second) return SASL_NOUSER;
+      value_len = it->second->size();
+      std::memcpy(value, it->second->data(), value_len);
+      value[value_len] = '\0';
+      return SASL_OK;
+    }
+    const int rc = read(utils, conn, key, value, value_len);
+    if (rc == SASL_OK || rc == SASL_NOUSER) {
+      if (cache_.size() >= cache_entries_max) cache_.clear();
+      std::optional<std::string> answer;
+      if (rc == SASL_OK) answer.emplace(value, value_len);
+      cache_.emplace(std::string(key), std::move(answer));
+    }
+    return rc;
+  }
+
+  int read(const sasl_utils_t* utils, sasl_conn_t* conn, std::string_view key, char* value,
+           std::size_t& value_len) {
     DBT k{};
     k.data = const_cast<char*>(key.data());
     k.size = static_cast<u_int32_t>(key.size());
@@ -163,9 +189,11 @@ class open_db {
     if (db_ != nullptr) db_->close(db_, 0);
     db_ = nullptr;
     path_.clear();
+    cache_.clear();
   }
 
   std::mutex mutex_;
+  std::map<std::string, std::optional<std::string>, std::less<>> cache_;
   DB* db_ = nullptr;
   std::string path_;
   file_identity identity_;

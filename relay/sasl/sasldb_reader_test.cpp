@@ -71,6 +71,20 @@ TEST(sasldb_reader, a_file_renamed_over_the_old_one_is_read_at_the_next_auth) {
   EXPECT_EQ(plain_auth("smtp-auth@example.com", "pass").state, status::success);
 }
 
+// The reader keeps the answers it read (a user's secret, and "no such user") only as long as
+// the file is unchanged: saslpasswd2 adding or changing a user in place counts at once.
+TEST(sasldb_reader, saslpasswd2_edits_in_place_count_at_the_next_auth) {
+  const auto& dir = test::process_dir();
+  EXPECT_EQ(plain_auth("frank@example.com", "frank-pw").state, status::failure);  // not there
+  EXPECT_EQ(plain_auth("frank@example.com", "frank-pw").state, status::failure);  // still not
+  ASSERT_EQ(test::saslpasswd2(dir.sasldb, "example.com", "frank", "frank-pw"), "");
+  EXPECT_EQ(plain_auth("frank@example.com", "frank-pw").state, status::success);
+  EXPECT_EQ(plain_auth("frank@example.com", "frank-pw").state, status::success);
+  ASSERT_EQ(test::saslpasswd2(dir.sasldb, "example.com", "frank", "second-pw"), "");
+  EXPECT_EQ(plain_auth("frank@example.com", "frank-pw").state, status::failure);
+  EXPECT_EQ(plain_auth("frank@example.com", "second-pw").state, status::success);
+}
+
 TEST(sasldb_reader, a_missing_file_means_no_such_user) {
   const auto& dir = test::process_dir();
   EXPECT_EQ(plain_auth("smtp-auth@example.com", "pass").state, status::success);
