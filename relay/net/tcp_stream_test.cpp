@@ -33,35 +33,52 @@ void run(asio::io_context& io, F body) {
   ASSERT_TRUE(finished) << "coroutine did not finish";
 }
 
+// A loopback listener whose first connection, `peer`, runs `script` (and stays open after it
+// unless the script closes it), and a connector for the client side.
+struct loopback {
+  asio::io_context io;
+  tcp::acceptor acceptor{io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  tcp::socket peer{io};
+  tcp_connector connector{io.get_executor()};
+
+  template <class Script>
+  void serve(Script script) {
+    asio::co_spawn(
+        io,
+        [this, script]() -> asio::awaitable<void> {
+          peer = co_await acceptor.async_accept(asio::use_awaitable);
+          co_await script(peer);
+        },
+        asio::detached);
+  }
+  // The client's stream (null, with a failure recorded, if the connect fails).
+  asio::awaitable<std::unique_ptr<byte_stream>> connect() {
+    std::error_code ec;
+    auto s = co_await connector.connect("127.0.0.1", acceptor.local_endpoint().port(), 5s, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    co_return s;
+  }
+};
+
 std::uint16_t closed_port(asio::io_context& io) {
   tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   return a.local_endpoint().port();  // closed again when `a` goes
 }
 
 TEST(tcp_stream, round_trip_on_loopback) {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  const auto port = acceptor.local_endpoint().port();
+  loopback lo;  // the peer stays open so that the client's last read times out
   std::string got;
-  tcp::socket peer(io);  // stays open so that the client's last read times out
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        peer = co_await acceptor.async_accept(asio::use_awaitable);
-        co_await asio::async_write(peer, asio::buffer(std::string("220 hi\r\n")),
-                                   asio::use_awaitable);
-        char buf[64];
-        const auto n = co_await peer.async_read_some(asio::buffer(buf), asio::use_awaitable);
-        got.assign(buf, n);
-      },
-      asio::detached);
-  tcp_connector c(io.get_executor());
-  run(io, [&]() -> asio::awaitable<void> {
-    std::error_code ec;
-    auto s = co_await c.connect("127.0.0.1", port, 5s, ec);
-    EXPECT_FALSE(ec) << ec.message();
+  lo.serve([&](tcp::socket& peer) -> asio::awaitable<void> {
+    co_await asio::async_write(peer, asio::buffer(std::string("220 hi\r\n")), asio::use_awaitable);
+    char buf[64];
+    const auto n = co_await peer.async_read_some(asio::buffer(buf), asio::use_awaitable);
+    got.assign(buf, n);
+  });
+  run(lo.io, [&]() -> asio::awaitable<void> {
+    auto s = co_await lo.connect();
     if (!s) co_return;
     EXPECT_EQ(s->local_address(), "127.0.0.1");
+    std::error_code ec;
     char buf[64];
     const auto n = co_await s->read_some(buf, 5s, ec);
     EXPECT_EQ(std::string(buf, n), "220 hi\r\n");
@@ -78,26 +95,17 @@ TEST(tcp_stream, round_trip_on_loopback) {
 // One timer serves the stream: each operation's own timeout must still hold, whether it is
 // shorter or longer than the one before.
 TEST(tcp_stream, each_operation_gets_its_own_timeout) {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  const auto port = acceptor.local_endpoint().port();
-  tcp::socket peer(io);  // never reads: the last write cannot finish
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        peer = co_await acceptor.async_accept(asio::use_awaitable);
-        co_await asio::async_write(peer, asio::buffer(std::string("a")), asio::use_awaitable);
-        asio::steady_timer t(io, 300ms);
-        co_await t.async_wait(asio::use_awaitable);
-        co_await asio::async_write(peer, asio::buffer(std::string("b")), asio::use_awaitable);
-      },
-      asio::detached);
-  tcp_connector c(io.get_executor());
-  run(io, [&]() -> asio::awaitable<void> {
-    std::error_code ec;
-    auto s = co_await c.connect("127.0.0.1", port, 5s, ec);
-    EXPECT_FALSE(ec) << ec.message();
+  loopback lo;  // the peer never reads: the last write cannot finish
+  lo.serve([&](tcp::socket& peer) -> asio::awaitable<void> {
+    co_await asio::async_write(peer, asio::buffer(std::string("a")), asio::use_awaitable);
+    asio::steady_timer t(lo.io, 300ms);
+    co_await t.async_wait(asio::use_awaitable);
+    co_await asio::async_write(peer, asio::buffer(std::string("b")), asio::use_awaitable);
+  });
+  run(lo.io, [&]() -> asio::awaitable<void> {
+    auto s = co_await lo.connect();
     if (!s) co_return;
+    std::error_code ec;
     char buf[8];
     std::size_t n = co_await s->read_some(buf, 5s, ec);
     EXPECT_FALSE(ec);
@@ -140,21 +148,15 @@ TEST(tcp_stream, non_numeric_address_is_rejected) {
 }
 
 TEST(tcp_stream, eof_and_write_to_closed_peer) {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  const auto port = acceptor.local_endpoint().port();
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        auto peer = co_await acceptor.async_accept(asio::use_awaitable);
-        peer.close();
-      },
-      asio::detached);
-  tcp_connector c(io.get_executor());
-  run(io, [&]() -> asio::awaitable<void> {
-    std::error_code ec;
-    auto s = co_await c.connect("127.0.0.1", port, 5s, ec);
+  loopback lo;
+  lo.serve([](tcp::socket& peer) -> asio::awaitable<void> {
+    peer.close();
+    co_return;
+  });
+  run(lo.io, [&]() -> asio::awaitable<void> {
+    auto s = co_await lo.connect();
     if (!s) co_return;
+    std::error_code ec;
     char buf[16];
     const auto n = co_await s->read_some(buf, 5s, ec);
     EXPECT_EQ(n, 0u);
