@@ -88,7 +88,7 @@ struct tcp_byte_stream::watchdog {
 
 tcp_byte_stream::tcp_byte_stream(tcp::socket socket)
     : socket_(std::move(socket)), watchdog_(std::make_shared<watchdog>(socket_)) {
-  // Writes are tried at once (write_all): the socket must not block.
+  // write_now() tries a write without waiting: the socket must not block.
   boost::system::error_code ignored;
   socket_.non_blocking(true, ignored);
 }
@@ -125,12 +125,9 @@ asio::awaitable<std::size_t> tcp_byte_stream::read_some(std::span<char> buffer, 
 asio::awaitable<void> tcp_byte_stream::write_all(std::span<const char> data, duration timeout,
                                                  std::error_code& ec) {
   ec.clear();
-  // What the socket takes at once needs no asynchronous write (and no turn of the loop).
-  const std::size_t done = write_now(data);
-  if (done == data.size()) co_return;
   begin(timeout);
   boost::system::error_code bec;
-  co_await asio::async_write(socket_, asio::buffer(data.data() + done, data.size() - done),
+  co_await asio::async_write(socket_, asio::buffer(data.data(), data.size()),
                              asio::redirect_error(asio::use_awaitable, bec));
   if (end()) {
     ec = std::make_error_code(std::errc::timed_out);
