@@ -238,10 +238,11 @@ int run_relay(const relay_args& a) {
   const auto log_flush_delay = std::chrono::milliseconds(5);
   std::thread qmgr_thread([&qmgr_io, &logger, log_flush_delay] {
     // Lines logged here are flushed at the end of this loop's turn, not by waking the smtpd
-    // thread's loop (see logger::set_thread_flush_poster).
-    log::logger::set_thread_flush_poster(
-        [flush = net::log_flush_scheduler(qmgr_io.get_executor(), logger, log_flush_delay)](
-            std::function<void()>) { flush.request(); });
+    // thread's loop (see logger::set_thread_flush_hook).
+    log::logger::set_thread_flush_hook(
+        [flush = net::log_flush_scheduler(qmgr_io.get_executor(), logger, log_flush_delay)] {
+          flush.request();
+        });
     qmgr_io.run();
   });
   struct qmgr_stopper {

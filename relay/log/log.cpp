@@ -349,11 +349,11 @@ void logger::set_flush_hook(std::function<void()> request_flush) {
 }
 
 namespace {
-thread_local std::function<void(std::function<void()>)> thread_flush_poster;
+thread_local std::function<void()> thread_flush_hook;
 }  // namespace
 
-void logger::set_thread_flush_poster(std::function<void(std::function<void()>)> post) {
-  thread_flush_poster = std::move(post);
+void logger::set_thread_flush_hook(std::function<void()> request_flush) {
+  thread_flush_hook = std::move(request_flush);
 }
 
 void logger::write(const origin& from, severity level, std::string_view text) {
@@ -370,8 +370,8 @@ void logger::write(const origin& from, severity level, std::string_view text) {
   if (flush_hook_ && !flush_requested_) {
     // One request per batch: lines logged before the flush runs join this one.
     flush_requested_ = true;
-    if (thread_flush_poster) {
-      thread_flush_poster([this] { flush(); });
+    if (thread_flush_hook) {
+      thread_flush_hook();
     } else {
       flush_hook_();
     }

@@ -173,11 +173,12 @@ class logger {
   /// log or flush itself. An empty function removes the hook and flushes; without a hook every
   /// sink behaves as configured (a flush_each_line sink writes each line at once).
   void set_flush_hook(std::function<void()> request_flush);
-  /// Per thread: while batching, a batch that starts on a thread with a poster is flushed by
-  /// that thread's own loop (the poster schedules the flush there, e.g. asio::post to its
-  /// io_context) instead of through the hook, so another thread's event loop is not woken
-  /// just to write log lines. Empty: the calling thread has none (the default).
-  static void set_thread_flush_poster(std::function<void(std::function<void()>)> post);
+  /// Per thread: while batching, a batch that starts on a thread with a hook of its own asks
+  /// that hook instead of the logger's, so the flush can run on that thread's own loop (e.g.
+  /// net::log_flush_scheduler on its io_context) and another thread's event loop is not woken
+  /// just to write log lines. Same contract as set_flush_hook's `request_flush`. Empty: the
+  /// calling thread has none (the default).
+  static void set_thread_flush_hook(std::function<void()> request_flush);
   /// The first sink error, if any (for the CLI to report at exit).
   std::error_code sink_error() const;
   const std::string& host() const noexcept { return host_; }

@@ -334,7 +334,7 @@ TEST_F(log_file, flush_hook_batches_lines_until_flush) {
   }
 }
 
-TEST_F(log_file, a_thread_with_a_flush_poster_flushes_its_batches_itself) {
+TEST_F(log_file, a_thread_with_its_own_flush_hook_flushes_its_batches_itself) {
   const auto path = (dir_ / "maillog").string();
   std::error_code ec;
   logger lg({"relay", [] { return at(1, 2, 3); }});
@@ -343,21 +343,20 @@ TEST_F(log_file, a_thread_with_a_flush_poster_flushes_its_batches_itself) {
   const origin o{"postfix", "qmgr", 2};
   int hook_requests = 0;
   lg.set_flush_hook([&hook_requests] { ++hook_requests; });
-  std::vector<std::function<void()>> posted;  // the other thread's loop
+  int thread_requests = 0;  // the other thread's loop would flush for each
   std::thread other([&] {
-    logger::set_thread_flush_poster(
-        [&posted](std::function<void()> f) { posted.push_back(std::move(f)); });
+    logger::set_thread_flush_hook([&thread_requests] { ++thread_requests; });
     lg.info(o, "one");
     lg.info(o, "two");
-    logger::set_thread_flush_poster({});
+    logger::set_thread_flush_hook({});
   });
   other.join();
   EXPECT_EQ(hook_requests, 0) << "the batch did not go through the hook";
-  ASSERT_EQ(posted.size(), 1u) << "one flush per batch, posted to the logging thread's loop";
+  ASSERT_EQ(thread_requests, 1) << "one request per batch, to the logging thread's own hook";
   EXPECT_TRUE(read_lines(path).empty());
-  posted.front()();
+  lg.flush();  // what that loop does
   EXPECT_EQ(read_lines(path).size(), 2u);
-  lg.info(o, "three");  // this thread has no poster: the hook
+  lg.info(o, "three");  // this thread has no hook of its own: the logger's
   EXPECT_EQ(hook_requests, 1);
   lg.set_flush_hook({});
   EXPECT_EQ(read_lines(path).size(), 3u);

@@ -107,7 +107,7 @@ class daemon {
   std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
   /// Starts the accept loops. With a logger, also makes it batch (logger::set_flush_hook): the
   /// lines logged during one turn of the io_context (or, with log_flush_delay_ms, within that
-  /// time of the batch's first line), by any thread without a flush poster of its own, leave in
+  /// time of the batch's first line), by any thread without a flush hook of its own, leave in
   /// one write(2) when the flush scheduled on the io_context runs. The logger must outlive the
   /// daemon; one daemon per logger batches (a second one would replace the first one's hook).
   void start();
