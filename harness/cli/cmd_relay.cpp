@@ -64,6 +64,7 @@ struct relay_args {
   std::string pid_file;
   int ready_fd = -1;
   std::chrono::milliseconds drain_ms{10000};
+  std::chrono::microseconds commit_delay{300};
 };
 
 net::timestamp steady_now() {
@@ -167,6 +168,9 @@ int run_relay(const relay_args& a) {
   // Delivered mail's 'X' records wait up to 5 ms for new mail's group commit (one fdatasync
   // for both); only the status=sent line waits meanwhile.
   so.completion_delay_us = std::chrono::milliseconds(5);
+  // New mail waits up to --commit-delay-us for the sessions still receiving a message to
+  // join its group commit (spool.hpp commit_delay_us).
+  so.commit_delay_us = a.commit_delay;
   // One statvfs per second serves the queue_minfree checks, less what we committed since.
   so.free_space_sample_ms = std::chrono::milliseconds(1000);
   std::random_device rd;
@@ -383,6 +387,12 @@ subcommand add_relay(CLI::App& root) {
                    "how new mail becomes durable: journal (one fdatasync per group commit, "
                    "default) or files (one queue file and fsync per message, as Postfix)")
       ->check(CLI::IsMember({"journal", "files"}));
+  c.app
+      ->add_option_function<long>(
+          "--commit-delay-us", [a](long us) { a->commit_delay = std::chrono::microseconds(us); },
+          "how long new mail waits for sessions still receiving a message to share its "
+          "fdatasync (default 300; 0: commit at once)")
+      ->check(CLI::Range(0L, 100000L));
   c.app->add_option("--pid-file", a->pid_file, "write the process id here");
   c.app
       ->add_option("--ready-fd", a->ready_fd,

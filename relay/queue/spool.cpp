@@ -57,7 +57,7 @@ incoming_message& incoming_message::operator=(incoming_message&& other) noexcept
 incoming_message::~incoming_message() { release(); }
 
 void incoming_message::release() noexcept {
-  if (owner_ != nullptr) owner_->release_id(env_.queue_id);
+  if (owner_ != nullptr) owner_->abandon(env_.queue_id);
   owner_ = nullptr;
 }
 
@@ -159,22 +159,33 @@ std::error_code spool::check_space(std::uint64_t expected_bytes) {
 std::error_code spool::begin(incoming_message& out) {
   constexpr int attempts_max = 64;
   out = incoming_message{};
-  std::lock_guard lock(mutex_);
-  for (int i = 0; i < attempts_max; ++i) {
-    std::string id = ids_.next();
-    if (index_.contains(id) || reserved_.contains(id)) continue;
-    reserved_.insert(id);
-    out.owner_ = this;
-    out.env_.queue_id = std::move(id);
-    out.env_.arrival = clock_();
-    return {};
+  {
+    std::lock_guard lock(mutex_);
+    for (int i = 0;; ++i) {
+      if (i == attempts_max) return errc::id_exhausted;
+      std::string id = ids_.next();
+      if (index_.contains(id) || reserved_.contains(id)) continue;
+      reserved_.insert(id);
+      out.owner_ = this;
+      out.env_.queue_id = std::move(id);
+      out.env_.arrival = clock_();
+      break;
+    }
   }
-  return errc::id_exhausted;
+  std::lock_guard lock(commit_mutex_);
+  ++receiving_;
+  return {};
 }
 
 void spool::release_id(const std::string& id) noexcept {
   std::lock_guard lock(mutex_);
   reserved_.erase(id);
+}
+
+void spool::abandon(const std::string& id) noexcept {
+  release_id(id);
+  std::lock_guard lock(commit_mutex_);
+  if (receiving_ > 0 && --receiving_ == 0 && lingering_) commit_cv_.notify_one();
 }
 
 void spool::commit(incoming_message&& msg, commit_callback done) {
@@ -232,6 +243,10 @@ void spool::complete(std::string_view queue_id, commit_callback done) {
 }
 
 void spool::enqueue(pending_commit p) {
+  if (!p.completion) {
+    std::lock_guard lock(commit_mutex_);
+    if (receiving_ > 0) --receiving_;
+  }
   if (options_.mode == commit_mode::immediate) {
     std::vector<pending_commit> batch;
     batch.push_back(std::move(p));
@@ -242,7 +257,9 @@ void spool::enqueue(pending_commit p) {
     std::lock_guard lock(commit_mutex_);
     if (pending_.size() < options_.pending_commits_max) {
       pending_.push_back(std::move(p));
-      commit_cv_.notify_one();
+      // A lingering committer waits for the last message being received (or its timeout).
+      if (!lingering_ || receiving_ == 0 || pending_.size() >= options_.commit_batch_max)
+        commit_cv_.notify_one();
       return;
     }
   }
@@ -629,6 +646,15 @@ void spool::background_loop() {
         // wait is real time on this thread (the simulation never runs it: it calls run_once).
         commit_cv_.wait_for(lock, options_.completion_delay_us,
                             [&] { return stopping_ || new_mail(); });
+      }
+      if (options_.commit_delay_us.count() > 0 && !stopping_ &&
+          receiving_ >= options_.commit_siblings && new_mail()) {
+        // Let the messages being received join this group (spool_options::commit_delay_us).
+        lingering_ = true;
+        commit_cv_.wait_for(lock, options_.commit_delay_us, [&] {
+          return stopping_ || receiving_ == 0 || pending_.size() >= options_.commit_batch_max;
+        });
+        lingering_ = false;
       }
     }
     run_once();

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <memory>
+#include <optional>
 #include <thread>
 
 namespace relaylab::queue {
@@ -175,6 +176,17 @@ class spool_test : public ::testing::Test {
     std::string id = m.queue_id();
     EXPECT_FALSE(commit_now(*sp_, std::move(m)).ec);
     return id;
+  }
+  /// A background journal committer whose commit delay (an hour) only the messages being
+  /// received, `siblings` of them at least, or a stop can end.
+  void start_with_hour_commit_delay(std::size_t siblings) {
+    spool_options o;
+    o.mode = commit_mode::queued;
+    o.journal = true;
+    o.commit_delay_us = std::chrono::hours(1);
+    o.commit_siblings = siblings;
+    reopen(o);
+    sp_->start_background();
   }
   manual_clock clock_;
   mem_storage st_;
@@ -615,6 +627,70 @@ TEST_F(spool_test, background_completions_wait_for_new_mail_to_share_its_fdatasy
   sp_->stop_background();
   EXPECT_TRUE(second_done);
   EXPECT_EQ(sp_->message_count(), 0u);
+}
+
+// Commits `m` on the background committer; the future is ready once `done` has run, and the
+// commit must have succeeded.
+std::future<void> commit_in_background(spool& s, incoming_message&& m) {
+  auto p = std::make_shared<std::promise<void>>();
+  auto f = p->get_future();
+  s.commit(std::move(m), [p](const commit_status& st) {
+    EXPECT_FALSE(st.ec);
+    p->set_value();
+  });
+  return f;
+}
+
+// commit_delay_us: a commit waits for the messages still being received to join its group.
+// The delay is an hour, so only those messages (committed or dropped) or a stop end the wait;
+// the 60 s bounds turn a wait that does not end into a failure instead of a hang, and the
+// 50 ms ones give the committer time to take the first commit (they pass vacuously if it has
+// not run yet).
+TEST_F(spool_test, commit_delay_groups_the_messages_being_received) {
+  start_with_hour_commit_delay(1);
+  auto first = make_message(*sp_, "s@x", {"r@x"}, body);
+  auto second = make_message(*sp_, "s@x", {"r@x"}, body);
+  st_.faults().reset_counts();
+  auto f1 = commit_in_background(*sp_, std::move(first));
+  // The committer holds the first: the second is still being received.
+  EXPECT_EQ(f1.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  auto f2 = commit_in_background(*sp_, std::move(second));
+  ASSERT_EQ(f1.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  ASSERT_EQ(f2.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_EQ(st_.faults().count(storage_op::fsync), 1u);  // one group for both
+  sp_->stop_background();
+  EXPECT_EQ(sp_->message_count(), 2u);
+}
+
+TEST_F(spool_test, commit_delay_ends_when_the_other_message_is_dropped) {
+  start_with_hour_commit_delay(1);
+  auto kept = make_message(*sp_, "s@x", {"r@x"}, body);
+  std::optional<incoming_message> dropped = make_message(*sp_, "s@x", {"r@x"}, body);
+  auto f = commit_in_background(*sp_, std::move(kept));
+  EXPECT_EQ(f.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);  // held
+  dropped.reset();  // RSET or a lost client: nothing left to wait for
+  EXPECT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  sp_->stop_background();
+  EXPECT_EQ(sp_->message_count(), 1u);
+}
+
+TEST_F(spool_test, commit_delay_needs_commit_siblings_messages_being_received) {
+  start_with_hour_commit_delay(2);
+  auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+  auto other = make_message(*sp_, "s@x", {"r@x"}, body);  // one sibling: fewer than 2
+  EXPECT_EQ(commit_in_background(*sp_, std::move(m)).wait_for(std::chrono::seconds(60)),
+            std::future_status::ready);
+  sp_->stop_background();
+}
+
+TEST_F(spool_test, stop_background_does_not_wait_out_a_commit_delay) {
+  start_with_hour_commit_delay(1);
+  auto m = make_message(*sp_, "s@x", {"r@x"}, body);
+  auto other = make_message(*sp_, "s@x", {"r@x"}, body);
+  auto f = commit_in_background(*sp_, std::move(m));
+  sp_->stop_background();  // the held commit is made durable before it returns
+  EXPECT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(sp_->message_count(), 1u);
 }
 
 TEST_F(spool_test, stop_background_completes_pending_commits) {
