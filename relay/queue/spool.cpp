@@ -184,8 +184,13 @@ void spool::release_id(const std::string& id) noexcept {
 
 void spool::abandon(const std::string& id) noexcept {
   release_id(id);
-  std::lock_guard lock(commit_mutex_);
-  if (receiving_ > 0 && --receiving_ == 0 && lingering_) commit_cv_.notify_one();
+  bool wake = false;
+  {
+    std::lock_guard lock(commit_mutex_);
+    if (receiving_ > 0) --receiving_;
+    wake = committer_wait_ == committer_wait::for_receivers && committer_should_wake();
+  }
+  if (wake) commit_cv_.notify_one();
 }
 
 void spool::commit(incoming_message&& msg, commit_callback done) {
@@ -243,28 +248,48 @@ void spool::complete(std::string_view queue_id, commit_callback done) {
 }
 
 void spool::enqueue(pending_commit p) {
-  if (!p.completion) {
-    std::lock_guard lock(commit_mutex_);
-    if (receiving_ > 0) --receiving_;
-  }
   if (options_.mode == commit_mode::immediate) {
+    if (!p.completion) {
+      std::lock_guard lock(commit_mutex_);
+      if (receiving_ > 0) --receiving_;
+    }
     std::vector<pending_commit> batch;
     batch.push_back(std::move(p));
     process_batch(batch);
     return;
   }
+  bool queued = false, wake = false;
   {
     std::lock_guard lock(commit_mutex_);
+    if (!p.completion && receiving_ > 0) --receiving_;
     if (pending_.size() < options_.pending_commits_max) {
+      if (!p.completion) ++pending_new_;
       pending_.push_back(std::move(p));
-      // A lingering committer waits for the last message being received (or its timeout).
-      if (!lingering_ || receiving_ == 0 || pending_.size() >= options_.commit_batch_max)
-        commit_cv_.notify_one();
-      return;
+      queued = true;
+      wake = committer_should_wake();
     }
   }
-  if (!p.completion) release_id(p.queue_id);
-  p.done({errc::write_error, std::make_error_code(std::errc::resource_unavailable_try_again)});
+  if (!queued) {
+    if (!p.completion) release_id(p.queue_id);
+    p.done({errc::write_error, std::make_error_code(std::errc::resource_unavailable_try_again)});
+    return;
+  }
+  // Notified after the unlock, so that the committer does not wake only to wait for the lock.
+  if (wake) commit_cv_.notify_one();
+}
+
+bool spool::committer_should_wake() const noexcept {
+  switch (committer_wait_) {
+    case committer_wait::busy:
+      return false;  // it looks at pending_ again before it waits
+    case committer_wait::for_work:
+      return true;
+    case committer_wait::for_new_mail:
+      return pending_new_ > 0;
+    case committer_wait::for_receivers:
+      return receiving_ == 0 || pending_.size() >= options_.commit_batch_max;
+  }
+  return true;
 }
 
 void spool::remember(const std::string& queue_id, index_entry e, std::string& image) {
@@ -594,6 +619,7 @@ std::size_t spool::run_once() {
     const std::size_t n = std::min(pending_.size(), options_.commit_batch_max);
     batch.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
+      if (!pending_.front().completion) --pending_new_;
       batch.push_back(std::move(pending_.front()));
       pending_.pop_front();
     }
@@ -634,28 +660,31 @@ void spool::stop_background() {
 void spool::background_loop() {
   for (;;) {
     {
+      // committer_wait_ says what ends each wait, so that enqueue() and abandon() notify only
+      // when it does (a completion, say, does not end the wait for new mail).
       std::unique_lock lock(commit_mutex_);
+      committer_wait_ = committer_wait::for_work;
       commit_cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty() && stopping_) return;
-      auto new_mail = [this] {
-        return std::any_of(pending_.begin(), pending_.end(),
-                           [](const pending_commit& p) { return !p.completion; });
-      };
-      if (options_.completion_delay_us.count() > 0 && !stopping_ && !new_mail()) {
+      if (pending_.empty() && stopping_) {
+        committer_wait_ = committer_wait::busy;
+        return;
+      }
+      if (options_.completion_delay_us.count() > 0 && !stopping_ && pending_new_ == 0) {
         // Only completions: give the next new message a moment to share the fdatasync. The
         // wait is real time on this thread (the simulation never runs it: it calls run_once).
+        committer_wait_ = committer_wait::for_new_mail;
         commit_cv_.wait_for(lock, options_.completion_delay_us,
-                            [&] { return stopping_ || new_mail(); });
+                            [&] { return stopping_ || pending_new_ > 0; });
       }
-      if (options_.commit_delay_us.count() > 0 && !stopping_ &&
-          receiving_ >= options_.commit_siblings && new_mail()) {
+      if (options_.commit_delay_us.count() > 0 && !stopping_ && pending_new_ > 0 &&
+          receiving_ >= options_.commit_siblings) {
         // Let the messages being received join this group (spool_options::commit_delay_us).
-        lingering_ = true;
+        committer_wait_ = committer_wait::for_receivers;
         commit_cv_.wait_for(lock, options_.commit_delay_us, [&] {
           return stopping_ || receiving_ == 0 || pending_.size() >= options_.commit_batch_max;
         });
-        lingering_ = false;
       }
+      committer_wait_ = committer_wait::busy;
     }
     run_once();
   }

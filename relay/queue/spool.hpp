@@ -377,6 +377,8 @@ class spool {
   /// A begun message dropped without commit: releases its ID, and it is no longer received.
   void abandon(const std::string& id) noexcept;
   void enqueue(pending_commit p);
+  /// Whether what the committer waits for has happened. Caller holds commit_mutex_.
+  bool committer_should_wake() const noexcept;
   void drop_image(index_entry& e) noexcept;  // caller holds mutex_
   /// Indexes a committed message, caching `image` within the budget. Caller holds mutex_.
   void remember(const std::string& queue_id, index_entry e, std::string& image);
@@ -430,8 +432,12 @@ class spool {
   mutable std::mutex commit_mutex_;
   std::condition_variable commit_cv_;
   std::deque<pending_commit> pending_;
-  std::size_t receiving_ = 0;  // begun and not yet committed or dropped (commit_delay_us)
-  bool lingering_ = false;     // the committer waits for receiving_ to reach 0 (or a timeout)
+  std::size_t pending_new_ = 0;  // new mail (not completions) in pending_
+  std::size_t receiving_ = 0;    // begun and not yet committed or dropped (commit_delay_us)
+  // What the background committer waits for; enqueue() and abandon() notify it only when that
+  // has happened. busy: it is not waiting (it looks at pending_ again before it does).
+  enum class committer_wait : std::uint8_t { busy, for_work, for_new_mail, for_receivers };
+  committer_wait committer_wait_ = committer_wait::busy;
   bool stopping_ = false;
   std::thread committer_;
 };
