@@ -35,9 +35,12 @@
 // once for the whole batch, and only then invokes the callbacks. A simulation or test
 // drives run_once()/flush() itself, on its own thread; the daemon calls start_background() and
 // the callbacks then run on the spool's committer thread (they must only hand the result to the
-// connection's executor, e.g. smtpd's `notify`). commit_batch_max = 1 gives the non-grouped
-// behaviour (one full fsync round per message) for comparison; commit_mode::immediate does the
-// round inside commit() and calls `done` before commit() returns.
+// connection's executor, e.g. smtpd's `notify`). The background committer may hold a group
+// back briefly so that more can join: completions wait for new mail (completion_delay_us), new
+// mail for the messages still being received (commit_delay_us). commit_batch_max = 1 gives the
+// non-grouped behaviour (one full fsync round per message) for comparison;
+// commit_mode::immediate does the round inside commit() and calls `done` before commit()
+// returns.
 //
 // Journal (spool_options::journal): a group commit appends its new queue files, whole, to one
 // segment file (journal.hpp) with one fdatasync, instead of one file + fsync + rename each.
