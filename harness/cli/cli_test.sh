@@ -31,6 +31,9 @@ case $case in
     expect 2 'config-dir'
     "$bin" relay --config-dir "$tmp/cfg" --ready-fd x >"$tmp/out" 2>"$tmp/err"; status=$?
     expect 2 'ready-fd'
+    "$bin" relay --config-dir "$tmp/cfg" --commit-delay-us 100001 >"$tmp/out" 2>"$tmp/err"
+    status=$?
+    expect 2 'commit-delay-us: Value 100001 not in range 0 to 100000'
     ;;
   relay_garbage_config)
     mkdir "$tmp/cfg"
