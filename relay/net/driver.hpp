@@ -30,6 +30,8 @@
 // the loop flushes the 220 reply, performs the handshake, then starts a new reader.
 #pragma once
 
+#include "relay/net/write_now.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -133,35 +135,6 @@ void close_stream(S& s) {
   }
 }
 
-// Non-blocking mode for streams that have it (tcp::socket): one ioctl, which also serves the
-// socket's asynchronous operations, and write_now() can then try a write without blocking.
-template <class S>
-void make_non_blocking(S& s) {
-  if constexpr (requires(boost::system::error_code & ec) { s.non_blocking(true, ec); }) {
-    boost::system::error_code ec;
-    s.non_blocking(true, ec);
-  }
-}
-
-// Writes what the socket takes at once, without the scheduler round trip of an asynchronous
-// write (its completion is posted, and the coroutine resumes a turn later): a reply nearly
-// always fits in the socket buffer. Returns the bytes written; 0 for streams without a
-// non-blocking write_some, would-block and errors (the asynchronous write reports those).
-template <class S>
-std::size_t write_now(S& s, boost::asio::const_buffer b) {
-  if constexpr (requires(boost::system::error_code & ec) {
-                  s.non_blocking();
-                  s.write_some(b, ec);
-                }) {
-    if (!s.non_blocking()) return 0;
-    boost::system::error_code ec;
-    const std::size_t n = s.write_some(b, ec);
-    return ec ? 0 : n;
-  } else {
-    return 0;
-  }
-}
-
 struct driver_state {
   bool main_dirty = false;
   bool reader_paused = false;
@@ -185,6 +158,15 @@ void wake(driver_state& st, Timer& t) {
   t.cancel();
 }
 
+// The writer has taken n bytes of the session's output: a reader paused for output room
+// resumes once the output is below the bound again.
+template <class Session, class Timer>
+void take_output(Session& session, std::size_t n, const driver_options& opt, const driver_state& st,
+                 Timer& wake_reader) {
+  session.consume_output(n);
+  if (st.reader_paused && session.output().size() < opt.output_bytes_max) wake_reader.cancel();
+}
+
 // Writes everything the session has produced, a chunk at a time. One writer at a time: a
 // coroutine that finds another one writing returns at once, and the writer's loop takes the
 // new output too. Output is copied before each write (session.output() may change meanwhile).
@@ -199,10 +181,7 @@ boost::asio::awaitable<void> flush(AsyncStream& stream, Connection& conn, connec
   while (!session.output().empty()) {
     const auto out = session.output();
     st.write_buf.assign(out.substr(0, opt.write_chunk_bytes));
-    session.consume_output(st.write_buf.size());
-    if (st.reader_paused && session.output().size() < opt.output_bytes_max) {
-      wake_reader.cancel();
-    }
+    take_output(session, st.write_buf.size(), opt, st, wake_reader);
     boost::system::error_code ec;
     const std::size_t n = co_await asio::async_write(stream, asio::buffer(st.write_buf),
                                                      asio::redirect_error(asio::use_awaitable, ec));
@@ -233,10 +212,7 @@ bool flush_now(AsyncStream& stream, Connection& conn, connection_signal* signal,
     const std::size_t n = write_now(stream, boost::asio::buffer(chunk.data(), chunk.size()));
     if (n == 0) return false;
     st.bytes_written += n;
-    session.consume_output(n);
-    if (st.reader_paused && session.output().size() < opt.output_bytes_max) {
-      wake_reader.cancel();
-    }
+    take_output(session, n, opt, st, wake_reader);
     if (signal && signal->take_pending()) conn.run_pending(now());
   }
   return true;

@@ -1,5 +1,7 @@
 #include "relay/net/tcp_stream.hpp"
 
+#include "relay/net/write_now.hpp"
+
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -89,8 +91,7 @@ struct tcp_byte_stream::watchdog {
 tcp_byte_stream::tcp_byte_stream(tcp::socket socket)
     : socket_(std::move(socket)), watchdog_(std::make_shared<watchdog>(socket_)) {
   // write_now() tries a write without waiting: the socket must not block.
-  boost::system::error_code ignored;
-  socket_.non_blocking(true, ignored);
+  detail::make_non_blocking(socket_);
 }
 
 tcp_byte_stream::~tcp_byte_stream() { close(); }
@@ -137,10 +138,7 @@ asio::awaitable<void> tcp_byte_stream::write_all(std::span<const char> data, dur
 }
 
 std::size_t tcp_byte_stream::write_now(std::span<const char> data) noexcept {
-  if (data.empty() || !socket_.non_blocking()) return 0;
-  boost::system::error_code ec;
-  const std::size_t n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
-  return ec ? 0 : n;
+  return detail::write_now(socket_, asio::buffer(data.data(), data.size()));
 }
 
 void tcp_byte_stream::close() noexcept {
