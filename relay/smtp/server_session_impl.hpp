@@ -1,0 +1,221 @@
+// The server session's state and command handlers, shared by its implementation files:
+// server_session.cpp (public API, output, input loop, dispatch, HELO/EHLO, RSET, error limits),
+// server_envelope.cpp (MAIL, RCPT), server_data.cpp (DATA, BDAT: framing and dot-unstuffing),
+// server_query.cpp (VRFY, ETRN), server_auth.cpp (AUTH) and server_xclient.cpp (XCLIENT).
+// Private to relay/smtp.
+#pragma once
+
+#include "relay/smtp/server_session.hpp"
+#include "relay/smtp/syntax.hpp"
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace relaylab::smtp {
+namespace detail {
+
+// Postfix's command table order, which is also the order of the disconnect statistics.
+enum cmd_id : int {
+  c_helo,
+  c_ehlo,
+  c_xclient,
+  c_xforward,
+  c_starttls,
+  c_auth,
+  c_mail,
+  c_rcpt,
+  c_data,
+  c_bdat,
+  c_rset,
+  c_noop,
+  c_vrfy,
+  c_etrn,
+  c_quit,
+  c_unknown,
+  c_count
+};
+constexpr std::array<const char*, c_count> cmd_names = {
+    "helo", "ehlo", "xclient", "xforward", "starttls", "auth", "mail", "rcpt",
+    "data", "bdat", "rset",    "noop",     "vrfy",     "etrn", "quit", "unknown"};
+constexpr std::array<const char*, c_count> cmd_upper = {
+    "HELO", "EHLO", "XCLIENT", "XFORWARD", "STARTTLS", "AUTH", "MAIL", "RCPT",
+    "DATA", "BDAT", "RSET",    "NOOP",     "VRFY",     "ETRN", "QUIT", "UNKNOWN"};
+
+constexpr std::string_view xclient_attrs =
+    "NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT";
+
+}  // namespace detail
+
+// Private header: the implementation files use the syntax helpers and command ids unqualified.
+using namespace detail;
+using namespace syntax;
+
+struct server_session::impl {
+  enum class mode { command, data, bdat, auth, commit, closed };
+
+  server_options opt;
+  server_handler& h;
+  client_identity cl;
+
+  std::string in;  // unparsed input starting at in_pos
+  std::size_t in_pos = 0;
+  std::string out;   // replies ready to send
+  std::string held;  // reply held back by error_sleep_time
+  std::optional<timestamp> held_until;
+  timestamp now{};
+  timestamp idle_since{};
+  bool started = false;
+  bool access_denied = false;  // greeting was a rejection; see command()
+  std::string
+      access_denied_namaddr;  // "name[addr]" as at connect time (Postfix uses the real client)
+  bool close_after_held = false;
+  mode m = mode::command;
+
+  // Session state.
+  int error_count = 0;
+  int junk_cmds = 0;
+  bool authenticated = false;
+  bool ehlo_pipelining = false;  // PIPELINING was offered in an EHLO reply
+  bool in_mail = false;
+  std::uint64_t msg_size = 0;  // SIZE= value; survives a rejected MAIL as in Postfix
+  std::size_t rcpt_count = 0;
+  std::size_t rcpt_overshoot = 0;
+  bool bdat_started = false;
+  bool bdat_rejected = false;  // data restrictions rejected this transaction's BDAT
+  bool bdat_last = false;
+  bool bdat_discard = false;  // skip the chunk, then send bdat_error
+  std::string bdat_error;
+  std::uint64_t bdat_left = 0;
+  std::uint64_t bdat_total = 0;
+  std::uint64_t chunk_size = 0;
+  std::uint64_t body_bytes = 0;
+  bool size_exceeded = false;
+  int cur_cmd = c_unknown;
+  std::string last_cmd = "CONNECT";
+  std::array<int, c_count> total{};
+  std::array<int, c_count> ok{};
+
+  // DATA scanner state.
+  bool at_line_start = true;
+  bool prev_crlf = true;    // the previous DATA line ended in CRLF (or it's the first)
+  bool pending_cr = false;  // last byte given to on_body was a '\r' of an unfinished line
+  std::string auth_mech;
+
+  impl(server_options o, server_handler& hh, client_identity c, timestamp t)
+      : opt(std::move(o)), h(hh), cl(std::move(c)), now(t), idle_since(t) {}
+
+  bool discarded(std::string_view kw) const {
+    for (const auto& d : opt.discard_ehlo_keywords)
+      if (iequals(d, kw)) return true;
+    return false;
+  }
+
+  // --- output -------------------------------------------------------------------------------
+  void send(std::string text);
+  static void strip_enhanced(std::string& text);
+  // Sends a handler or engine reply and reports whether it was a success (2xx/3xx).
+  bool send_result(const reply& r) {
+    send(r.text);
+    const int code = r.code();
+    return code >= 200 && code < 400;
+  }
+  void close(std::string_view reason);
+
+  // --- input --------------------------------------------------------------------------------
+  std::string_view pending() const { return std::string_view(in).substr(in_pos); }
+  void compact();
+  bool blocked() const {
+    return m == mode::closed || m == mode::commit || held_until.has_value() ||
+           out.size() >= opt.output_bytes_max;
+  }
+
+  void run();
+
+  // Reads one line as Postfix's smtp_get() with line_length_limit: the line ends at LF, a CR
+  // before the LF is dropped, bytes past the limit are skipped.
+  bool next_line();
+
+  // --- commands -----------------------------------------------------------------------------
+  void finish_command(int id, bool success);
+  void after_command(int id);
+  void check_hard_limit();
+  void close_now(std::string_view reason);
+
+  void command(const std::string& line, bool bare_lf, bool more_input);
+
+  bool forbidden(std::string_view word) const;
+
+  void reset_transaction();
+
+  std::string ehlo_reply() const;
+
+  std::string joined(const std::vector<std::string_view>& argv, std::size_t from) const {
+    std::string r;
+    for (std::size_t i = from; i < argv.size(); ++i) {
+      if (i > from) r += ' ';
+      r += argv[i];
+    }
+    return r;
+  }
+
+  bool helo(const std::vector<std::string_view>& argv, bool ehlo);
+
+  bool need_helo(bool enhanced);
+
+  // Splits "FROM:<addr> params" into the address token and the parameter tokens.
+  bool split_path(const std::vector<std::string_view>& argv, std::string_view keyword,
+                  std::string_view& addr, std::size_t& first_param) {
+    if (argv.size() < 2 || !istarts(argv[1], keyword)) return false;
+    if (argv[1].size() > keyword.size()) {
+      addr = argv[1].substr(keyword.size());
+      first_param = 2;
+    } else {
+      if (argv.size() < 3) return false;
+      addr = argv[2];
+      first_param = 3;
+    }
+    return true;
+  }
+
+  bool mail(const std::vector<std::string_view>& argv);
+
+  bool rcpt(const std::vector<std::string_view>& argv);
+
+  bool data(const std::vector<std::string_view>& argv);
+
+  bool bdat(const std::vector<std::string_view>& argv);
+
+  // Reads the bytes of a BDAT chunk; they are content as is (no dot-stuffing, no CRLF rules).
+  void scan_bdat();
+
+  void body(const char* p, std::size_t n);
+
+  // The DATA hot path: memchr for LF, hand whole runs of ordinary CRLF lines to on_body in one
+  // call, and copy nothing. Only dot lines and bare-LF lines break a run.
+  void scan_data();
+
+  void bare_lf_reject();
+
+  void end_of_data();
+
+  bool rset(const std::vector<std::string_view>& argv);
+
+  bool vrfy(const std::vector<std::string_view>& argv, const std::string&);
+
+  bool etrn(const std::vector<std::string_view>& argv);
+
+  // --- AUTH ---------------------------------------------------------------------------------
+  bool auth(const std::vector<std::string_view>& argv);
+
+  bool auth_result(const auth_step& s);
+
+  void auth_line(const std::string& line, bool);
+
+  // --- XCLIENT ------------------------------------------------------------------------------
+  bool xclient(const std::vector<std::string_view>& argv);
+};
+
+}  // namespace relaylab::smtp

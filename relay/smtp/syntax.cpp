@@ -1,0 +1,209 @@
+// SMTP command-line syntax (see syntax.hpp).
+#include "relay/smtp/syntax.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+#include "relay/smtp/base64.hpp"
+
+namespace relaylab::smtp::syntax {
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+char to_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (to_upper(a[i]) != to_upper(b[i])) return false;
+  return true;
+}
+bool istarts(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() && iequals(s.substr(0, p.size()), p);
+}
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+std::string upper(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = to_upper(c);
+  return r;
+}
+
+// Token rules of Postfix's smtpd_token(): whitespace separates, NUL ends a C string.
+std::vector<std::string_view> tokenize(std::string_view line) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    if (i >= line.size()) break;
+    const std::size_t b = i;
+    bool quoted = false;  // a quoted string may contain white space, as in "a b"@c
+    while (i < line.size() && (quoted || !is_space(line[i]))) {
+      if (line[i] == '\\' && i + 1 < line.size())
+        ++i;
+      else if (line[i] == '"')
+        quoted = !quoted;
+      ++i;
+    }
+    std::string_view t = line.substr(b, i - b);
+    if (auto z = t.find('\0'); z != std::string_view::npos) t = t.substr(0, z);
+    out.push_back(t);
+  }
+  return out;
+}
+
+// RFC 3461 xtext: printable ASCII except '+' and '=', with "+HH" escapes.
+std::optional<std::string> xtext_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '+') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      auto hex = [](char h) -> int {
+        if (h >= '0' && h <= '9') return h - '0';
+        if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+        return -1;
+      };
+      const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c < 33 || c > 126 || c == '=') {
+      return std::nullopt;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+bool valid_hostname(std::string_view s) {
+  if (s.empty() || s.size() > 255) return false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '.') {
+      if (label == 0 || s[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && !(c == '-' && label > 0) && c != '_') return false;
+    if (++label > 63) return false;
+  }
+  return s.back() != '-';
+}
+
+bool valid_ipv4(std::string_view s) {
+  int parts = 0;
+  std::size_t i = 0;
+  while (i <= s.size()) {
+    std::size_t j = i;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j == i || j - i > 3) return false;
+    if (std::stoi(std::string(s.substr(i, j - i))) > 255) return false;
+    ++parts;
+    if (j == s.size()) break;
+    if (s[j] != '.') return false;
+    i = j + 1;
+  }
+  return parts == 4;
+}
+
+bool valid_ipv6(std::string_view s) {
+  if (s.empty() || s.size() > 45) return false;
+  int groups = 0, doubles = 0;
+  std::size_t i = 0;
+  if (s.substr(0, 2) == "::") {
+    doubles = 1;
+    i = 2;
+  }
+  while (i < s.size()) {
+    std::size_t j = i;
+    while (j < s.size() && std::isxdigit(static_cast<unsigned char>(s[j]))) ++j;
+    if (j < s.size() && s[j] == '.') return valid_ipv4(s.substr(i)) && groups + 2 <= 8;
+    if (j == i || j - i > 4) return false;
+    ++groups;
+    if (j == s.size()) break;
+    if (s[j] != ':') return false;
+    if (j + 1 < s.size() && s[j + 1] == ':') {
+      if (++doubles > 1) return false;
+      i = j + 2;
+      if (i == s.size()) break;
+    } else {
+      i = j + 1;
+      if (i == s.size()) return false;
+    }
+  }
+  return doubles ? groups < 8 : groups == 8;
+}
+
+// Address syntax as Postfix's extract_addr() accepts it: quoted strings and backslash escapes
+// are fine, unquoted white space or control characters are not, nothing may follow '>'.
+std::optional<std::string> parse_address(std::string_view tok, bool allow_empty) {
+  if (tok.empty()) return std::nullopt;
+  std::string_view inner = tok;
+  if (tok.front() == '<') {
+    // Find the matching '>' outside quotes; it must end the token.
+    bool q = false;
+    std::size_t end = std::string_view::npos;
+    for (std::size_t i = 1; i < tok.size(); ++i) {
+      if (tok[i] == '\\') {
+        ++i;
+        continue;
+      }
+      if (tok[i] == '"')
+        q = !q;
+      else if (!q && tok[i] == '>') {
+        end = i;
+        break;
+      }
+    }
+    if (end == std::string_view::npos || end + 1 != tok.size()) return std::nullopt;
+    inner = tok.substr(1, end - 1);
+  }
+  bool q = false;
+  for (std::size_t i = 0; i < inner.size(); ++i) {
+    const auto c = static_cast<unsigned char>(inner[i]);
+    if (c == '\\') {
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      q = !q;
+      continue;
+    }
+    if (q) continue;
+    if (c <= ' ' || c == 127 || c == '<' || c == '>' || c == '(' || c == ')' || c == ';')
+      return std::nullopt;
+  }
+  if (q) return std::nullopt;
+  // A source route "@a,@b:user@domain" is accepted and dropped, as Postfix does.
+  if (!inner.empty() && inner.front() == '@') {
+    auto colon = inner.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    inner = inner.substr(colon + 1);
+  }
+  if (inner.empty() && !allow_empty) return std::nullopt;
+  return std::string(inner);
+}
+
+// Cyrus sasl_decode64 as Postfix uses it: full quanta are checked first ("bad protocol /
+// cancel"), a trailing partial quantum means "another step is needed in authentication".
+std::optional<std::string> sasl_decode(std::string_view s, std::string& error) {
+  const std::size_t full = s.size() / 4 * 4;
+  auto d = base64_decode(s.substr(0, full));
+  if (!d) {
+    error = "bad protocol / cancel";
+    return std::nullopt;
+  }
+  if (full != s.size()) {
+    error = "another step is needed in authentication";
+    return std::nullopt;
+  }
+  return d;
+}
+
+}  // namespace relaylab::smtp::syntax
