@@ -10,6 +10,12 @@
 // - smtpd_delay_reject: with yes (default), client/helo/sender restrictions run at RCPT (and
 //   ETRN) time, in Postfix's order; check_client/check_helo/check_mail then return nullopt.
 // - smtpd_relay_before_recipient_restrictions and the compatibility_level defaults are honoured.
+//
+// Inside (namespace detail, one concept per file): text, address (host/IP syntax), match_list
+// (mynetworks, domain lists), address_class (trivial-rewrite's resolve), catalogue (every
+// restriction name, list compilation and validation), compile (engine::create), reply (the
+// reject-reply rules), evaluator (stages and generic_checks) with client/helo/sender/recipient
+// checks, address_checks and access_maps.
 #pragma once
 
 #include "relay/config/config.hpp"
