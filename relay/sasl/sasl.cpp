@@ -331,6 +331,7 @@ struct server_session::impl {
   bool login_expect_password = false;
   bool login_user_empty = false;  // "" leaves SASL_USERNAME unset; "  " sets it to ""
   bool login_short_circuit = false;
+  std::optional<security_options> security;  // use_security(): replaces the library's
 
   ~impl() { dispose(); }
 
@@ -364,7 +365,7 @@ struct server_session::impl {
     props.min_ssf = 0;
     props.max_ssf = 0;  // no SASL security layer, as in Postfix
     props.maxbufsize = 0;
-    props.security_flags = detail::security_flags(c.security);
+    props.security_flags = detail::security_flags(security ? *security : c.security);
     rc = sasl_setprop(conn, SASL_SEC_PROPS, &props);
     if (rc != SASL_OK) dispose();
     return rc;
@@ -419,6 +420,17 @@ std::unique_ptr<server_session> server_session::create(std::shared_ptr<server_li
 }
 
 server_session::~server_session() = default;
+
+bool server_session::use_security(const security_options& options, std::string& error) {
+  impl_->security = options;
+  const int rc = impl_->open();
+  impl_->log.clear();
+  if (rc != SASL_OK) {
+    error = "SASL per-connection server initialization: " + errstring(rc);
+    return false;
+  }
+  return true;
+}
 
 std::vector<std::string> server_session::mechanisms() const {
   std::vector<std::string> out;

@@ -146,6 +146,9 @@ class server_session {
                                                 std::string_view remote_ip_port,
                                                 std::string& error);
   ~server_session();
+  /// Switches to other security options for the rest of the session, on a fresh libsasl2
+  /// handle: smtpd_sasl_tls_security_options once TLS is established. Errors as create().
+  bool use_security(const security_options& options, std::string& error);
   /// Mechanisms libsasl2 offers under the security options, in its order, e.g. {"PLAIN","LOGIN"}.
   std::vector<std::string> mechanisms() const;
   /// Starts an exchange on a fresh libsasl2 connection (Postfix too never reuses a SASL handle

@@ -1,0 +1,75 @@
+// server_stream: a byte stream that starts plain and can switch to TLS in place (STARTTLS), or
+// starts TLS at once (wrapper mode). relay/net's driver drives it like a socket:
+//   - async_read_some / async_write_some go to the socket or to the TLS layer;
+//   - async_start_tls(token) runs the server handshake (the driver calls it when the SMTP
+//     session asks for TLS, between reads, with every plaintext reply flushed);
+//   - non_blocking()/write_some() serve the driver's write-at-once path only while plain (the
+//     TLS layer must see every byte), so non_blocking() reports false once TLS is on.
+// Next: an Asio socket-like stream (tcp::socket) with lowest_layer().
+#pragma once
+
+#include "relay/tls/context.hpp"
+#include "relay/tls/tls.hpp"
+
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include <boost/asio/ssl/stream.hpp>
+
+namespace relaylab::tls {
+
+template <class Next>
+class server_stream {
+ public:
+  using executor_type = typename Next::executor_type;
+  using lowest_layer_type = typename Next::lowest_layer_type;
+
+  server_stream(Next& next, std::shared_ptr<server_context> ctx)
+      : next_(next), ctx_(std::move(ctx)) {}
+
+  executor_type get_executor() { return next_.get_executor(); }
+  lowest_layer_type& lowest_layer() { return next_.lowest_layer(); }
+
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& b, Token&& token) {
+    if (ssl_) return ssl_->async_read_some(b, std::forward<Token>(token));
+    return next_.async_read_some(b, std::forward<Token>(token));
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& b, Token&& token) {
+    if (ssl_) return ssl_->async_write_some(b, std::forward<Token>(token));
+    return next_.async_write_some(b, std::forward<Token>(token));
+  }
+
+  /// Starts the server handshake; completes with (error_code).
+  template <class Token>
+  auto async_start_tls(Token&& token) {
+    ssl_.emplace(next_, ctx_->asio());
+    return ssl_->async_handshake(boost::asio::ssl::stream_base::server, std::forward<Token>(token));
+  }
+
+  bool tls_active() const { return ssl_.has_value(); }
+  /// The established session (call after async_start_tls succeeded).
+  session_info tls_info() { return inspect(ssl_->native_handle()); }
+  const server_settings& tls_settings() const { return ctx_->settings(); }
+
+  // Write-at-once path, plain text only.
+  bool non_blocking() const { return !ssl_ && next_.non_blocking(); }
+  void non_blocking(bool on, boost::system::error_code& ec) { next_.non_blocking(on, ec); }
+  template <class Buffers>
+  std::size_t write_some(const Buffers& b, boost::system::error_code& ec) {
+    if (ssl_) {
+      ec = boost::asio::error::would_block;
+      return 0;
+    }
+    return next_.write_some(b, ec);
+  }
+
+ private:
+  Next& next_;
+  std::shared_ptr<server_context> ctx_;
+  std::optional<boost::asio::ssl::stream<Next&>> ssl_;
+};
+
+}  // namespace relaylab::tls
