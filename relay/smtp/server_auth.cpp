@@ -12,7 +12,7 @@ namespace relaylab::smtp {
 // --- AUTH ---------------------------------------------------------------------------------
 bool server_session::impl::auth(const std::vector<std::string_view>& argv) {
   if (need_helo(true)) return false;
-  if (!opt.sasl_auth_enable || discarded("AUTH")) {
+  if (!sasl_active() || discarded("AUTH")) {
     send("503 5.5.1 Error: authentication not enabled");
     return false;
   }

@@ -208,6 +208,15 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
     check_hard_limit();
     return;
   }
+  if (opt.tls_required && !tls_on && id != c_helo && id != c_ehlo && id != c_xclient &&
+      id != c_starttls && id != c_noop && id != c_quit) {
+    // smtpd_tls_security_level = encrypt: only the commands Postfix marks as allowed before
+    // TLS get through; the rest count as errors.
+    send("530 5.7.0 Must issue a STARTTLS command first");
+    ++error_count;
+    check_hard_limit();
+    return;
+  }
   cur_cmd = id;
   // reject_unauth_pipelining: the client sent more before it saw this command's reply.
   if (more_input && (cl.protocol != "ESMTP" || !ehlo_pipelining)) cl.unauth_pipelining = true;
@@ -229,7 +238,7 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
       }
       break;
     case c_starttls:
-      send("502 5.5.1 Error: command not implemented");
+      success = starttls(argv);
       break;
     case c_auth:
       success = auth(argv);
@@ -304,7 +313,8 @@ std::string server_session::impl::ehlo_reply() const {
                                      : std::string("SIZE"));
   if (!opt.disable_vrfy_command) add("VRFY", "VRFY");
   add("ETRN", "ETRN");
-  if (opt.sasl_auth_enable && !opt.sasl_mechanisms.empty() && !discarded("AUTH")) {
+  if (opt.tls_offered && !tls_on) add("STARTTLS", "STARTTLS");
+  if (sasl_active() && !opt.sasl_mechanisms.empty() && !discarded("AUTH")) {
     std::string mechs;
     for (const auto& s : opt.sasl_mechanisms) {
       if (!mechs.empty()) mechs += ' ';
@@ -384,25 +394,36 @@ void server_session::start(timestamp now) {
   s.started = true;
   s.now = now;
   s.idle_since = now;
-  if (auto v = s.h.on_connect(s.cl)) {
-    s.send(v->text);
+  if (s.opt.tls_wrappermode) {
+    // smtps: the handshake comes first; connect checks and the greeting follow it.
+    s.m = impl::mode::tls;
+    s.greeting_due = true;
+    return;
+  }
+  s.greet();
+}
+
+void server_session::impl::greet() {
+  if (auto v = h.on_connect(cl)) {
+    send(v->text);
     // 421/521 close at once; any other rejection keeps the session, and every later command
     // except QUIT gets "503 5.7.0 Error: access denied for name[addr]" (see command()).
     if (v->code() == 421 || v->code() == 521) {
-      s.close("rejected at connect");
+      close("rejected at connect");
     } else {
-      s.access_denied = true;
-      s.access_denied_namaddr = s.cl.name + "[" + s.cl.addr + "]";
+      access_denied = true;
+      access_denied_namaddr = cl.name + "[" + cl.addr + "]";
     }
     return;
   }
-  s.send("220 " + s.opt.banner);
+  send("220 " + opt.banner);
 }
 
 void server_session::receive(std::span<const char> bytes, timestamp now) {
   auto& s = *impl_;
   s.now = now;
-  if (s.m == impl::mode::closed) return;
+  // During the handshake no plaintext is SMTP: the transport must not feed it (it is dropped).
+  if (s.m == impl::mode::closed || s.m == impl::mode::tls) return;
   s.idle_since = now;
   s.in.append(bytes.data(), bytes.size());
   s.run();
@@ -426,7 +447,9 @@ void server_session::advance(timestamp now) {
     if (s.close_after_held) return;
     s.run();
   }
-  if (s.m == impl::mode::closed || s.m == impl::mode::commit || s.held_until) return;
+  if (s.m == impl::mode::closed || s.m == impl::mode::commit || s.m == impl::mode::tls ||
+      s.held_until)
+    return;
   if (now - s.idle_since >= std::chrono::duration_cast<timestamp>(s.opt.timeout)) {
     s.send("421 4.4.2 " + s.opt.myhostname + " Error: timeout exceeded");
     s.close_now("timeout");
@@ -462,7 +485,9 @@ void server_session::consume_output(std::size_t n) noexcept {
 std::optional<timestamp> server_session::deadline() const noexcept {
   const auto& s = *impl_;
   if (s.held_until) return s.held_until;
-  if (s.m == impl::mode::closed || s.m == impl::mode::commit || !s.started) return std::nullopt;
+  if (s.m == impl::mode::closed || s.m == impl::mode::commit || s.m == impl::mode::tls ||
+      !s.started)
+    return std::nullopt;
   return s.idle_since + std::chrono::duration_cast<timestamp>(s.opt.timeout);
 }
 

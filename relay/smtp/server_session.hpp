@@ -57,6 +57,11 @@ struct server_options {
   bool xclient_authorized = false;                   // client in smtpd_authorized_xclient_hosts
   std::vector<std::string> discard_ehlo_keywords;    // smtpd_discard_ehlo_keywords
   bool forbid_bare_newline = false;                  // smtpd_forbid_bare_newline
+  // STARTTLS (RFC 3207); relay/tls's server_settings decide these.
+  bool tls_offered = false;      // smtpd_tls_security_level may/encrypt: EHLO offers STARTTLS
+  bool tls_required = false;     // encrypt: "530 5.7.0 Must issue a STARTTLS command first"
+  bool tls_auth_only = false;    // smtpd_tls_auth_only: no AUTH offered or accepted before TLS
+  bool tls_wrappermode = false;  // smtpd_tls_wrappermode: TLS before the greeting
   // Additions by relay/smtp (defaults are Postfix 3.7.11's):
   /// smtpd_forbid_bare_newline=reject: a line ending in bare LF gets
   /// "<code> 5.5.2 <myhostname> Error: bare <LF> received" and the session closes.
@@ -196,6 +201,19 @@ class server_session {
   /// During on_message_end of a BDAT transaction: the message's byte count, which Postfix
   /// puts in its reply ("250 2.0.0 Ok: 8 bytes queued as ..."); nullopt for DATA.
   std::optional<std::uint64_t> bdat_bytes() const noexcept;
+  /// TLS: true while the session waits for the transport to run the TLS handshake (after the
+  /// "220 2.0.0 Ready to start TLS" reply, or from start() in wrapper mode). The owner flushes
+  /// output(), runs the handshake and calls tls_started() or tls_failed(); input is not taken
+  /// meanwhile (plaintext pipelined after STARTTLS was already discarded, CVE-2011-0411).
+  bool tls_wanted() const noexcept;
+  /// The handshake succeeded. `sasl_mechanisms` replaces the AUTH list when given (SASL
+  /// security options may differ under TLS). In wrapper mode this sends the greeting.
+  void tls_started(timestamp now,
+                   std::optional<std::vector<std::string>> sasl_mechanisms = std::nullopt);
+  /// The handshake failed: the session ends ("lost connection after STARTTLS").
+  void tls_failed(timestamp now);
+  /// TLS is on for this connection.
+  bool tls_active() const noexcept;
   /// XCLIENT authorization follows the client address: Postfix re-evaluates
   /// smtpd_authorized_xclient_hosts for the address XCLIENT set, so call this from on_xclient.
   void set_xclient_authorized(bool yes) noexcept;

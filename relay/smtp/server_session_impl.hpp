@@ -1,7 +1,8 @@
 // The server session's state and command handlers, shared by its implementation files:
 // server_session.cpp (public API, output, input loop, dispatch, HELO/EHLO, RSET, error limits),
 // server_envelope.cpp (MAIL, RCPT), server_data.cpp (DATA, BDAT: framing and dot-unstuffing),
-// server_query.cpp (VRFY, ETRN), server_auth.cpp (AUTH) and server_xclient.cpp (XCLIENT).
+// server_query.cpp (VRFY, ETRN), server_auth.cpp (AUTH), server_xclient.cpp (XCLIENT) and
+// server_starttls.cpp (STARTTLS).
 // Private to relay/smtp.
 #pragma once
 
@@ -54,7 +55,7 @@ using namespace detail;
 using namespace syntax;
 
 struct server_session::impl {
-  enum class mode { command, data, bdat, auth, commit, closed };
+  enum class mode { command, data, bdat, auth, commit, tls, closed };
 
   server_options opt;
   server_handler& h;
@@ -68,6 +69,8 @@ struct server_session::impl {
   timestamp now{};
   timestamp idle_since{};
   bool started = false;
+  bool tls_on = false;         // the TLS handshake completed
+  bool greeting_due = false;   // wrapper mode: greet once TLS is up
   bool access_denied = false;  // greeting was a rejection; see command()
   std::string
       access_denied_namaddr;  // "name[addr]" as at connect time (Postfix uses the real client)
@@ -128,7 +131,7 @@ struct server_session::impl {
   std::string_view pending() const { return std::string_view(in).substr(in_pos); }
   void compact();
   bool blocked() const {
-    return m == mode::closed || m == mode::commit || held_until.has_value() ||
+    return m == mode::closed || m == mode::commit || m == mode::tls || held_until.has_value() ||
            out.size() >= opt.output_bytes_max;
   }
 
@@ -164,6 +167,14 @@ struct server_session::impl {
   bool helo(const std::vector<std::string_view>& argv, bool ehlo);
 
   bool need_helo(bool enhanced);
+
+  // The greeting (or the connect-time rejection), after on_connect.
+  void greet();
+
+  // --- STARTTLS -----------------------------------------------------------------------------
+  bool starttls(const std::vector<std::string_view>& argv);
+  // AUTH is available now (enabled, and not held back until TLS by smtpd_tls_auth_only).
+  bool sasl_active() const { return opt.sasl_auth_enable && (!opt.tls_auth_only || tls_on); }
 
   // Splits "FROM:<addr> params" into the address token and the parameter tokens.
   bool split_path(const std::vector<std::string_view>& argv, std::string_view keyword,
