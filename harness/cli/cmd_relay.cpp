@@ -25,6 +25,7 @@
 #include "relay/queue/storage.hpp"
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtpd/smtpd.hpp"
+#include "relay/tls/settings.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -77,6 +78,25 @@ int run_relay(const relay_args& a) {
   auto cfg = config::load(a.config_dir, config::host_environment::from_system());
   for (const auto& d : cfg.diagnostics) std::cerr << d.to_string() << "\n";
   if (!cfg.ok()) return exit_usage;
+  {
+    // The delivery agent's TLS promises (smtp_tls_*), from main.cf and from the -o lines of
+    // master.cf's smtp/lmtp services: what it cannot keep stops start-up.
+    std::vector<config::diagnostic> tls_diags;
+    bool tls_ok = tls::check_client_parameters(cfg.main, tls_diags);
+    for (const auto& svc : cfg.all_services) {
+      if (svc.command != "smtp" && svc.command != "lmtp") continue;
+      std::vector<config::diagnostic> d;
+      const bool ok = tls::check_client_parameters(cfg.main.with_service_overrides(svc), d);
+      for (auto& x : d)
+        if (x.file == svc.file) {
+          tls_ok = tls_ok && x.level != config::diagnostic::severity::fatal;
+          tls_diags.push_back(std::move(x));
+        }
+      (void)ok;
+    }
+    for (const auto& d : tls_diags) std::cerr << d.to_string() << "\n";
+    if (!tls_ok) return exit_usage;
+  }
   if (!a.queue_dir.empty()) cfg.main.set("queue_directory", a.queue_dir);
   const std::string queue_dir = cfg.main.get("queue_directory");
   const std::string maillog =

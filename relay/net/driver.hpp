@@ -24,10 +24,13 @@
 // reading while session.output() holds output_bytes_max or more, so a client that pipelines
 // without reading replies is held back by TCP flow control, not by our memory.
 //
-// STARTTLS (later): instantiate with a stream that can switch from plain to TLS in place (e.g. a
-// variant of tcp::socket and ssl::stream<tcp::socket&>). The upgrade must happen between reads:
-// the reader stops after feeding the STARTTLS command (reads_paused hook, see driver_options),
-// the loop flushes the 220 reply, performs the handshake, then starts a new reader.
+// STARTTLS and wrapper mode: with a stream that can switch to TLS in place (tls::server_stream:
+// async_start_tls(token), tls_handshake_timeout(), tls_info(), tls_errors(ec)), the reader,
+// whenever session.tls_wanted() (after the 220 to STARTTLS, or from the start in wrapper mode),
+// waits until every plaintext reply is written, runs the handshake bounded by the timeout
+// (the stream is closed when it expires), and reports the outcome to the connection
+// (tls_established / tls_failed) before it reads again. Streams without TLS fail such a
+// session at once (conn.tls_failed or session.tls_failed).
 #pragma once
 
 #include "relay/net/write_now.hpp"
@@ -218,6 +221,80 @@ bool flush_now(AsyncStream& stream, Connection& conn, connection_signal* signal,
   return true;
 }
 
+// Writes every reply queued so far, also waiting for another writer to finish. False when a
+// write failed.
+template <class Timer, class AsyncStream, class Connection>
+boost::asio::awaitable<bool> drain_output(AsyncStream& stream, Connection& conn,
+                                          connection_signal* signal, const clock_fn& now,
+                                          const driver_options& opt, driver_state& st,
+                                          Timer& wake_reader) {
+  namespace asio = boost::asio;
+  auto& session = conn.session();
+  for (std::uint64_t i = 0; i < opt.iterations_max && !st.write_failed && !st.closing_down; ++i) {
+    if (st.writing) {
+      boost::system::error_code ec;
+      wake_reader.expires_after(std::chrono::milliseconds(1));
+      co_await wake_reader.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if (session.output().empty()) break;
+    co_await flush<Timer>(stream, conn, signal, now, opt, st, wake_reader);
+  }
+  co_return !st.write_failed && !st.closing_down;
+}
+
+// The TLS handshake the session asked for (see the header comment). False when the
+// connection cannot go on (write failure, handshake failure, or no TLS on this stream).
+template <class Timer, class AsyncStream, class Connection>
+boost::asio::awaitable<bool> start_tls(AsyncStream& stream, Connection& conn,
+                                       connection_signal* signal, const clock_fn& now,
+                                       const driver_options& opt, driver_state& st,
+                                       Timer& wake_reader) {
+  namespace asio = boost::asio;
+  auto& session = conn.session();
+  if (!co_await drain_output<Timer>(stream, conn, signal, now, opt, st, wake_reader))
+    co_return false;
+  if constexpr (requires(boost::system::error_code ec) {
+                  stream.async_start_tls(asio::redirect_error(asio::use_awaitable, ec));
+                  stream.tls_handshake_timeout();
+                  stream.tls_errors(ec);
+                  conn.tls_established(stream.tls_info(), now());
+                }) {
+    auto ex = co_await asio::this_coro::executor;
+    Timer guard(ex);
+    auto expired = std::make_shared<bool>(false);
+    auto finished = std::make_shared<bool>(false);
+    guard.expires_after(stream.tls_handshake_timeout());
+    guard.async_wait([&stream, expired, finished](boost::system::error_code ec) {
+      if (ec || *finished) return;
+      *expired = true;
+      close_stream(stream);
+    });
+    boost::system::error_code ec;
+    co_await stream.async_start_tls(asio::redirect_error(asio::use_awaitable, ec));
+    *finished = true;
+    guard.cancel();
+    if (st.closing_down) co_return false;
+    if (ec || *expired) {
+      const bool peer_closed =
+          !*expired && (ec == asio::error::eof || ec == asio::error::connection_reset ||
+                        ec == asio::error::broken_pipe);
+      conn.tls_failed(peer_closed, *expired ? std::vector<std::string>{} : stream.tls_errors(ec),
+                      now());
+      co_return false;
+    }
+    conn.tls_established(stream.tls_info(), now());
+    co_return true;
+  } else {
+    if constexpr (requires { conn.tls_failed(false, std::vector<std::string>{}, now()); }) {
+      conn.tls_failed(false, {"TLS is not available on this transport"}, now());
+    } else {
+      session.tls_failed(now());
+    }
+    co_return false;
+  }
+}
+
 // The reader: read → session.receive → write the replies itself. The main loop is woken only
 // when it has something to do: the session is closing, a write failed, or the session's
 // deadline moved before the main loop's wake-up time (its timer is not re-armed per command).
@@ -230,6 +307,15 @@ boost::asio::awaitable<void> read_loop(AsyncStream& stream, Connection& conn,
   std::vector<char> buf(opt.read_buffer_bytes);
   for (std::uint64_t i = 0; i < opt.iterations_max && !st.closing_down; ++i) {
     if (session.closing() || st.write_failed) break;
+    if constexpr (requires { session.tls_wanted(); }) {
+      if (session.tls_wanted()) {
+        if (!co_await start_tls<Timer>(stream, conn, signal, now, opt, st, wake_reader)) break;
+        // Replies produced by the handshake's outcome (the greeting in wrapper mode).
+        if (!flush_now<Timer>(stream, conn, signal, now, opt, st, wake_reader))
+          co_await flush<Timer>(stream, conn, signal, now, opt, st, wake_reader);
+        continue;
+      }
+    }
     if (session.output().size() >= opt.output_bytes_max) {
       st.reader_paused = true;
       boost::system::error_code ec;

@@ -8,6 +8,7 @@
 #include "relay/net/driver.hpp"
 #include "relay/net/peer_name_cache.hpp"
 #include "relay/smtpd/smtpd.hpp"
+#include "relay/tls/stream.hpp"
 
 #include <memory>
 #include <string>
@@ -46,8 +47,14 @@ inline connection_handler smtpd_handler(smtpd::service& svc, clock_fn now,
     local.port = info.local_port;
     auto conn = svc.open(remote, local, now(), info.signal->notifier());
     if (!conn) co_return;
-    co_await run_connection<boost::asio::steady_timer>(sock, *conn, info.signal, now,
-                                                       options.driver);
+    if (auto tls_context = conn->tls_context()) {
+      tls::server_stream<boost::asio::ip::tcp::socket> stream(sock, std::move(tls_context));
+      co_await run_connection<boost::asio::steady_timer>(stream, *conn, info.signal, now,
+                                                         options.driver);
+    } else {
+      co_await run_connection<boost::asio::steady_timer>(sock, *conn, info.signal, now,
+                                                         options.driver);
+    }
   };
 }
 

@@ -45,6 +45,16 @@ std::string format_received_header(const received_header_fields& f) {
   out += "Received: from ";
   out += f.helo.empty() ? f.client_name : f.helo;
   out += " (" + f.client_name + " [" + addr + "])\r\n";
+  if (!f.tls_note.empty()) {
+    out += '\t';
+    for (char c : f.tls_note) {
+      if (c == '\n')
+        out += "\r\n";
+      else
+        out += c;
+    }
+    out += "\r\n";
+  }
   out += "\tby " + f.myhostname + " (" + f.mail_name + ") with " + f.protocol + " id " + f.queue_id;
   std::string date = format_mail_date(f.time, f.utc);
   if (!f.recipient.empty()) {

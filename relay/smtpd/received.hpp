@@ -17,6 +17,9 @@ struct received_header_fields {
   std::string mail_name = "Postfix";
   std::string protocol = "ESMTP";  // SMTP, ESMTP, ESMTPA ...
   std::string queue_id;
+  /// smtpd_tls_received_header: lines after the "from" line, "\n\t"-separated without the
+  /// first tab, e.g. "(using TLSv1.3 with cipher ... bits)\n\t(No client certificate requested)".
+  std::string tls_note;
   std::string recipient;  // only with exactly one recipient (Postfix adds "for <...>")
   std::chrono::system_clock::time_point time;
   bool utc = false;  // date in UTC instead of the local zone (tests, simulation)

@@ -8,6 +8,8 @@
 #include "relay/queue/spool.hpp"
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtpd/received.hpp"
+#include "relay/tls/context.hpp"
+#include "relay/tls/settings.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -30,6 +32,10 @@ struct service_settings {
   bool sasl_enabled = false;
   bool replace_stray_cr_lf = true;    // cleanup_replace_stray_cr_lf
   std::size_t header_size_limit = 0;  // header_size_limit (bytes per header)
+  tls::server_settings tls;
+  std::shared_ptr<tls::server_context> tls_context;  // null without TLS
+  sasl::security_options sasl_tls_security;          // smtpd_sasl_tls_security_options
+  bool sasl_tls_security_differs = false;
 };
 
 std::string upper(std::string_view s) {
@@ -73,6 +79,35 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   }
 
   smtp::server_session& session() override { return session_; }
+
+  std::shared_ptr<tls::server_context> tls_context() const override {
+    return settings_->tls_context;
+  }
+
+  void tls_established(const tls::session_info& info, smtp::timestamp now) override {
+    tls_ = info;
+    if (settings_->tls.loglevel >= 1)
+      log_info(tls::server_established_line(
+          info, log::client_namaddr(state_.client_name, state_.client_addr)));
+    std::optional<std::vector<std::string>> mechanisms;
+    if (sasl_ && settings_->sasl_tls_security_differs) {
+      std::string error;
+      if (sasl_->use_security(settings_->sasl_tls_security, error))
+        mechanisms = sasl_->mechanisms();
+      else
+        log_warning("SASL per-connection setup: " + error);
+    }
+    session_.tls_started(now, std::move(mechanisms));
+  }
+
+  void tls_failed(bool peer_closed, const std::vector<std::string>& openssl_errors,
+                  smtp::timestamp now) override {
+    auto lines = tls::handshake_failure(log::client_namaddr(state_.client_name, state_.client_addr),
+                                        peer_closed, openssl_errors);
+    log_info(lines.info);
+    for (const auto& w : lines.warnings) log_warning(w);
+    session_.tls_failed(now);
+  }
 
   void run_pending(smtp::timestamp now) override {
     if (!commit_) return;
@@ -255,7 +290,10 @@ class smtpd_connection final : public connection, private smtp::server_handler {
       f.myhostname = settings_->options.myhostname;
       f.mail_name = settings_->mail_name;
       f.protocol = state_.protocol;
-      if (!state_.sasl_method.empty() && f.protocol == "ESMTP") f.protocol = "ESMTPA";
+      // Postfix: "with ESMTP", plus S under TLS and A after AUTH ("ESMTPSA").
+      if (tls_) f.protocol += "S";
+      if (!state_.sasl_method.empty() && state_.protocol == "ESMTP") f.protocol += "A";
+      if (tls_ && settings_->tls.received_header) f.tls_note = tls::received_note(*tls_);
       f.queue_id = message_.queue_id();
       if (state_.recipient_count == 1) f.recipient = first_recipient_;
       f.time = deps_.wall_clock();
@@ -448,6 +486,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   std::shared_ptr<commit_slot> commit_;
   std::string auth_mechanism_;
   bool auth_in_progress_ = false;
+  std::optional<tls::session_info> tls_;
   smtp::server_session session_;  // last: its constructor may call back into this handler
 };
 
@@ -499,6 +538,51 @@ smtp::server_options options_from(const config::parameters& p) {
   return o;
 }
 
+config::diagnostic service_fatal(const config::master_service& definition, std::string parameter,
+                                 std::string message) {
+  config::diagnostic d;
+  d.level = config::diagnostic::severity::fatal;
+  d.file = definition.file;
+  d.line = definition.line;
+  d.parameter = std::move(parameter);
+  d.message = "service " + definition.name + ": " + std::move(message);
+  return d;
+}
+
+// smtpd_tls_*: settings (refusing what relaylab does not implement), the OpenSSL context
+// (certificates load now, so a bad file stops start-up), and the engine's switches.
+bool configure_tls(service_settings& s, const config::master_service& definition,
+                   std::vector<config::diagnostic>& diags) {
+  auto tls_settings = tls::server_settings_from(s.params, diags);
+  if (!tls_settings) return false;
+  s.tls = *tls_settings;
+  if (s.tls.use_tls()) {
+    std::string error;
+    s.tls_context = tls::server_context::create(s.tls, error);
+    if (!s.tls_context) {
+      diags.push_back(service_fatal(definition, "smtpd_tls_cert_file", "TLS: " + error));
+      return false;
+    }
+  }
+  s.options.tls_offered = s.tls.use_tls() && !s.tls.wrappermode;
+  s.options.tls_required = s.tls.enforce_tls() && !s.tls.wrappermode;
+  // Postfix's smtpd: smtpd_tls_auth_only, or TLS enforced, keeps AUTH until after TLS.
+  s.options.tls_auth_only = s.tls.use_tls() && (s.tls.auth_only || s.tls.enforce_tls());
+  s.options.tls_wrappermode = s.tls.wrappermode;
+  std::string error;
+  auto before = sasl::security_options::parse(s.params.get("smtpd_sasl_security_options"), error);
+  auto after =
+      sasl::security_options::parse(s.params.get("smtpd_sasl_tls_security_options"), error);
+  if (!after) {
+    diags.push_back(service_fatal(definition, "smtpd_sasl_tls_security_options", std::move(error)));
+    return false;
+  }
+  s.sasl_tls_security = *after;
+  s.sasl_tls_security_differs = before && s.params.get("smtpd_sasl_tls_security_options") !=
+                                              s.params.get("smtpd_sasl_security_options");
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<service> service::create(const config::configuration& cfg,
@@ -520,6 +604,8 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
   settings->smtpd_origin.pid = deps.pid;
   settings->cleanup_origin = settings->smtpd_origin;
   settings->cleanup_origin.program = "cleanup";
+
+  if (!configure_tls(*settings, definition, diags)) return nullptr;
 
   std::size_t fatal_before = 0;
   for (auto& d : diags)

@@ -7,6 +7,7 @@
 
 #include "relay/config/config.hpp"
 #include "relay/smtp/server_session.hpp"
+#include "relay/tls/tls.hpp"
 
 #include <chrono>
 #include <functional>
@@ -22,6 +23,9 @@ class spool;
 }
 namespace relaylab::sasl {
 class server_library;
+}
+namespace relaylab::tls {
+class server_context;
 }
 
 namespace relaylab::smtpd {
@@ -52,6 +56,17 @@ class connection {
   /// Completes work finished outside receive()/advance() (e.g. a queue commit). Call on the
   /// connection's own executor after `notify` (given to service::open) fired.
   virtual void run_pending(smtp::timestamp now) = 0;
+  /// The service's TLS context when it offers STARTTLS or runs in wrapper mode, else null.
+  /// The transport wraps its stream in tls::server_stream only then, and runs the handshake
+  /// when session().tls_wanted() (see relay/net/driver.hpp).
+  virtual std::shared_ptr<tls::server_context> tls_context() const = 0;
+  /// The handshake succeeded: logs it (smtpd_tls_loglevel), switches SASL to
+  /// smtpd_sasl_tls_security_options and tells the session.
+  virtual void tls_established(const tls::session_info& info, smtp::timestamp now) = 0;
+  /// The handshake failed (`peer_closed`: the client went away; `openssl_errors` from
+  /// tls::take_openssl_errors): logs Postfix's lines and ends the session.
+  virtual void tls_failed(bool peer_closed, const std::vector<std::string>& openssl_errors,
+                          smtp::timestamp now) = 0;
 };
 
 class service {

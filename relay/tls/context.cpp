@@ -345,6 +345,12 @@ std::vector<std::string> take_openssl_errors() {
   return out;
 }
 
+std::string openssl_error_text(unsigned long code) {
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
 failure_lines handshake_failure(const std::string& namaddr, bool peer_closed,
                                 const std::vector<std::string>& openssl_errors) {
   failure_lines f;

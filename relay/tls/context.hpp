@@ -33,6 +33,8 @@ session_info inspect(const SSL* ssl);
 /// Drains OpenSSL's error queue into Postfix-style text: "error:0A00010B:SSL routines::wrong
 /// version number" lines (empty when the queue is empty).
 std::vector<std::string> take_openssl_errors();
+/// One packed OpenSSL error code as "error:0A00010B:SSL routines::wrong version number".
+std::string openssl_error_text(unsigned long code);
 
 /// What Postfix's smtpd logs when a server handshake fails: "SSL_accept error from
 /// NAME[ADDR]: -1" (or ": lost connection") followed by "TLS library problem: ..." warnings.

@@ -11,9 +11,12 @@
 #include "relay/tls/context.hpp"
 #include "relay/tls/tls.hpp"
 
+#include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/ssl/stream.hpp>
 
@@ -50,6 +53,18 @@ class server_stream {
   }
 
   bool tls_active() const { return ssl_.has_value(); }
+  std::chrono::milliseconds tls_handshake_timeout() const {
+    return ctx_->settings().handshake_timeout;
+  }
+  /// OpenSSL's reasons for a failed handshake, in Postfix's words (the one asio took from the
+  /// error queue for `ec` first).
+  std::vector<std::string> tls_errors(const boost::system::error_code& ec) {
+    std::vector<std::string> out;
+    if (ec.category() == boost::asio::error::get_ssl_category())
+      out.push_back(openssl_error_text(static_cast<unsigned long>(ec.value())));
+    for (auto& e : take_openssl_errors()) out.push_back(std::move(e));
+    return out;
+  }
   /// The established session (call after async_start_tls succeeded).
   session_info tls_info() { return inspect(ssl_->native_handle()); }
   const server_settings& tls_settings() const { return ctx_->settings(); }

@@ -15,10 +15,16 @@ A dialogue reads as a transcript. Header lines first, then client lines and opti
     R: DATA\r\n                  #   R: sends the bytes as written (no CRLF added)
     P*10000: NOOP                # repeat a line N times (N <= 100000)
     S*2: 250*                    # N replies matching the same glob
+    T:                           # the client starts TLS here (after the 220 to STARTTLS):
+                                 #   Python's ssl, trusting testdata/tls/ca.crt and checking
+                                 #   the name relay.example.com; the result is recorded as
+                                 #   "[TLS TLSv1.3]" or "[TLS failed: reason]"
 
 Escapes in C/P/R text: \\r \\n \\t \\0 \\xHH \\\\ and {{c*N}} (the text c repeated N times,
 N <= 1000000). `client: outside` makes the player send `XCLIENT ADDR=203.0.113.9 NAME=unknown`
-right after the greeting; its reply is recorded and compared like any other.
+right after the greeting; its reply is recorded and compared like any other. `listener: smtps`
+starts TLS before the greeting (wrapper mode). TLS bytes are never compared, only the replies
+and the negotiated protocol version.
 
 The player knows how many replies each write must produce: one per complete command line (LF
 ends a line, as Postfix reads it), none for message content after a 354 reply up to the "."
@@ -28,6 +34,7 @@ line. A missing reply is recorded as `[no reply within Ns]`; a closed connection
 
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +52,9 @@ READ_BYTES_MAX = 64 << 20
 DIALOGUE_TIMEOUT_S = 120.0
 
 HEADER_KEYS = {"title", "config", "listener", "client", "note"}
-LISTENERS = {"smtp", "submission"}
+LISTENERS = {"smtp", "submission", "smtps", "authonly"}
+TLS_CA = Path(__file__).resolve().parents[2] / "testdata" / "tls" / "ca.crt"
+TLS_SERVER_NAME = "relay.example.com"
 CLIENTS = {"inside", "outside"}
 
 
@@ -60,6 +69,7 @@ class step:
     shown: list  # the client lines as written in the file, for transcripts
     patterns: list = field(default_factory=list)
     line: int = 0
+    tls: bool = False  # a T: line: start TLS instead of sending
 
 
 @dataclass
@@ -115,7 +125,7 @@ def unescape(text, where=""):
     return bytes(out)
 
 
-_LINE = re.compile(r"^([CPRS])(?:\*(\d+))?:(?: (.*)|)$")
+_LINE = re.compile(r"^([CPRST])(?:\*(\d+))?:(?: (.*)|)$")
 
 
 def parse(path):
@@ -145,6 +155,12 @@ def parse(path):
             if not steps:
                 raise dialogue_error(f"{where}: S: before any client line")
             steps[-1].patterns += [text] * count
+            pending = None
+            continue
+        if kind == "T":
+            if count != 1 or text:
+                raise dialogue_error(f"{where}: T: takes no count and no text")
+            steps.append(step(data=b"", shown=["T:"], line=lineno, tls=True))
             pending = None
             continue
         if kind == "C" and count != 1:
@@ -234,6 +250,26 @@ def _code(reply):
     return reply[-1][:3] if reply and reply[-1][:3].isdigit() else ""
 
 
+def _tls_context():
+    ctx = ssl.create_default_context(cafile=str(TLS_CA))
+    ctx.check_hostname = True
+    return ctx
+
+
+def _start_tls(sock, rd, timeout_s):
+    """Wraps sock in TLS. Returns (socket, marker reply)."""
+    if rd.buf:
+        return sock, [f"[plaintext before TLS] {rd.buf.decode('latin-1')!r}"]
+    try:
+        sock.settimeout(timeout_s)
+        tls = _tls_context().wrap_socket(sock, server_hostname=TLS_SERVER_NAME)
+    except (ssl.SSLError, OSError) as exc:
+        rd.closed = True
+        return sock, [f"[TLS failed: {getattr(exc, 'reason', None) or exc}]"]
+    rd.sock = tls
+    return tls, [f"[TLS {tls.version()}]"]
+
+
 def play(dlg, host, port, reply_timeout_s=REPLY_TIMEOUT_S):
     """Plays dlg against host:port. Returns a list of (step_index, client_shown, [replies])
     where step 0 is the greeting (and XCLIENT for outside clients). Never raises on server
@@ -244,6 +280,9 @@ def play(dlg, host, port, reply_timeout_s=REPLY_TIMEOUT_S):
     sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
     try:
         rd = _reader(sock)
+        if dlg.listener == "smtps":
+            sock, marker = _start_tls(sock, rd, reply_timeout_s)
+            record.append((None, ["T:"], [marker]))
         record.append((None, [], [rd.reply(reply_timeout_s)]))
         writes = []
         if dlg.client == "outside":
@@ -257,6 +296,10 @@ def play(dlg, host, port, reply_timeout_s=REPLY_TIMEOUT_S):
             replies = []
             if rd.closed:
                 record.append((index, st.shown, [["[not sent: connection closed]"]]))
+                continue
+            if st.tls:
+                sock, marker = _start_tls(sock, rd, reply_timeout_s)
+                record.append((index, st.shown, [marker]))
                 continue
             try:
                 sock.sendall(st.data)
@@ -284,6 +327,8 @@ def play(dlg, host, port, reply_timeout_s=REPLY_TIMEOUT_S):
                     break
                 if text.strip().upper() == b"DATA" and _code(r) == "354":
                     in_data = True
+                if text.strip().upper() == b"STARTTLS" and _code(r) == "220":
+                    break  # what followed in this write is plaintext the server discards
                 if replies_total > REPLIES_PER_DIALOGUE_MAX:
                     raise dialogue_error(f"more than {REPLIES_PER_DIALOGUE_MAX} replies")
             record.append((index, st.shown, replies))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "testdata" / "configs"
+TLS_DIR = REPO / "testdata" / "tls"  # the test CA and server certificates
 PYTHON = "/usr/bin/python3"
 HERE = Path(__file__).resolve().parent
 
@@ -118,7 +119,8 @@ def listener_ports(master_cf_template):
     """The role -> placeholder map used by master.cf: which listeners this config has."""
     text = Path(master_cf_template).read_text()
     roles = {}
-    for role, key in (("smtp", "PORT_SMTP"), ("submission", "PORT_SUBMISSION")):
+    for role, key in (("smtp", "PORT_SMTP"), ("submission", "PORT_SUBMISSION"),
+                      ("smtps", "PORT_SMTPS"), ("authonly", "PORT_AUTHONLY")):
         if re.search(rf"^[^#\s]\S*@{key}@\s+inet\b", text, re.M):
             roles[role] = key
     return roles
@@ -291,7 +293,7 @@ class base_instance:
         _live_instances.append(self)
         try:
             taken = set()
-            values = {"DIR": self.dir, "CONFIG_DIR": self.config_dir}
+            values = {"DIR": self.dir, "CONFIG_DIR": self.config_dir, "TLS_DIR": TLS_DIR}
             for role, key in listener_ports(self.template / "master.cf").items():
                 values[key] = free_port(taken)
                 taken.add(values[key])
