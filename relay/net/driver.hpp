@@ -258,6 +258,7 @@ boost::asio::awaitable<bool> start_tls(AsyncStream& stream, Connection& conn,
                   stream.async_start_tls(asio::redirect_error(asio::use_awaitable, ec));
                   stream.tls_handshake_timeout();
                   stream.tls_errors(ec);
+                  stream.tls_peer_closed(ec);
                   conn.tls_established(stream.tls_info(), now());
                 }) {
     auto ex = co_await asio::this_coro::executor;
@@ -276,9 +277,7 @@ boost::asio::awaitable<bool> start_tls(AsyncStream& stream, Connection& conn,
     guard.cancel();
     if (st.closing_down) co_return false;
     if (ec || *expired) {
-      const bool peer_closed =
-          !*expired && (ec == asio::error::eof || ec == asio::error::connection_reset ||
-                        ec == asio::error::broken_pipe);
+      const bool peer_closed = !*expired && stream.tls_peer_closed(ec);
       conn.tls_failed(peer_closed, *expired ? std::vector<std::string>{} : stream.tls_errors(ec),
                       now());
       co_return false;

@@ -164,7 +164,38 @@ std::string curve_name(int nid) {
   return "unknown";
 }
 
+int error_slot_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+std::string format_error(unsigned long e, const char* file, int line, const char* data, int flags) {
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  // Postfix: "error:...:reason:FILE:LINE:" and the error's data, if any, then ":".
+  std::string r = std::string(buf) + ":" + (file ? file : "") + ":" + std::to_string(line) + ":";
+  if ((flags & ERR_TXT_STRING) && data && *data) r += std::string(data) + ":";
+  return r;
+}
+
+// Runs inside SSL_do_handshake: a failed handshake still has its errors queued here.
+void info_callback(const SSL* ssl, int where, int ret) {
+  if (!(where & SSL_CB_EXIT) || ret > 0) return;
+  auto* slot = static_cast<std::string*>(SSL_get_ex_data(ssl, error_slot_index()));
+  if (!slot || !slot->empty()) return;
+  const char* file = nullptr;
+  int line = 0;
+  const char* data = nullptr;
+  int flags = 0;
+  const unsigned long e = ERR_peek_error_all(&file, &line, nullptr, &data, &flags);
+  if (e != 0) *slot = format_error(e, file, line, data, flags);
+}
+
 }  // namespace
+
+void capture_first_error(SSL* ssl, std::string* slot) {
+  SSL_set_ex_data(ssl, error_slot_index(), slot);
+}
 
 server_context::server_context(const server_settings& s)
     : ctx_(boost::asio::ssl::context::tls_server), settings_(s) {}
@@ -241,6 +272,7 @@ std::shared_ptr<server_context> server_context::create(const server_settings& s,
     if (!load_pair(ctx, kp, error)) return nullptr;
   // No client certificates are asked for (smtpd_tls_ask_ccert is refused at start-up).
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_info_callback(ctx, info_callback);
   // Resumption: tickets (OpenSSL's default) and the server-side cache, both bounded by
   // smtpd_tls_session_cache_timeout.
   static const unsigned char sid_ctx[] = "relaylab-smtpd";
@@ -336,10 +368,7 @@ std::vector<std::string> take_openssl_errors() {
     int flags = 0;
     const unsigned long e = ERR_get_error_all(&file, &line, nullptr, &data, &flags);
     if (e == 0) break;
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    std::string l = std::string(buf) + ":" + (file ? file : "") + ":" + std::to_string(line) + ":" +
-                    ((flags & ERR_TXT_STRING) && data ? data : "") + ":";
+    std::string l = format_error(e, file, line, data, flags);
     out.push_back(std::move(l));
   }
   return out;

@@ -33,6 +33,10 @@ session_info inspect(const SSL* ssl);
 /// Drains OpenSSL's error queue into Postfix-style text: "error:0A00010B:SSL routines::wrong
 /// version number" lines (empty when the queue is empty).
 std::vector<std::string> take_openssl_errors();
+/// Where the first OpenSSL error of a failed handshake on `ssl` is written, with its source
+/// file and line as Postfix logs them (asio takes that error off the queue before the caller
+/// can read it). `slot` must outlive the handshake; nullptr detaches.
+void capture_first_error(SSL* ssl, std::string* slot);
 /// One packed OpenSSL error code as "error:0A00010B:SSL routines::wrong version number".
 std::string openssl_error_text(unsigned long code);
 

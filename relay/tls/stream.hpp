@@ -49,10 +49,17 @@ class server_stream {
   template <class Token>
   auto async_start_tls(Token&& token) {
     ssl_.emplace(next_, ctx_->asio());
+    first_error_.clear();
+    capture_first_error(ssl_->native_handle(), &first_error_);
     return ssl_->async_handshake(boost::asio::ssl::stream_base::server, std::forward<Token>(token));
   }
 
   bool tls_active() const { return ssl_.has_value(); }
+  /// The client went away during the handshake (Postfix: "lost connection").
+  static bool tls_peer_closed(const boost::system::error_code& ec) {
+    return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated ||
+           ec == boost::asio::error::connection_reset || ec == boost::asio::error::broken_pipe;
+  }
   std::chrono::milliseconds tls_handshake_timeout() const {
     return ctx_->settings().handshake_timeout;
   }
@@ -60,8 +67,10 @@ class server_stream {
   /// error queue for `ec` first).
   std::vector<std::string> tls_errors(const boost::system::error_code& ec) {
     std::vector<std::string> out;
-    if (ec.category() == boost::asio::error::get_ssl_category())
-      out.push_back(openssl_error_text(static_cast<unsigned long>(ec.value())));
+    if (ec.category() == boost::asio::error::get_ssl_category()) {
+      const std::string plain = openssl_error_text(static_cast<unsigned long>(ec.value()));
+      out.push_back(first_error_.rfind(plain, 0) == 0 ? first_error_ : plain);
+    }
     for (auto& e : take_openssl_errors()) out.push_back(std::move(e));
     return out;
   }
@@ -85,6 +94,7 @@ class server_stream {
   Next& next_;
   std::shared_ptr<server_context> ctx_;
   std::optional<boost::asio::ssl::stream<Next&>> ssl_;
+  std::string first_error_;  // see capture_first_error
 };
 
 }  // namespace relaylab::tls

@@ -151,11 +151,11 @@ TEST(TlsStream, HandshakeFailureLinesAreThoseOfPostfix) {
   auto f = handshake_failure("unknown[127.0.0.1]", true, {});
   EXPECT_EQ(f.info, "SSL_accept error from unknown[127.0.0.1]: lost connection");
   f = handshake_failure("unknown[127.0.0.1]", false,
-                        {"error:0A00010B:SSL routines::wrong version number:x.c:1::"});
+                        {"error:0A00010B:SSL routines::wrong version number:x.c:1:"});
   EXPECT_EQ(f.info, "SSL_accept error from unknown[127.0.0.1]: -1");
   ASSERT_EQ(f.warnings.size(), 1u);
   EXPECT_EQ(f.warnings[0],
-            "TLS library problem: error:0A00010B:SSL routines::wrong version number:x.c:1::");
+            "TLS library problem: error:0A00010B:SSL routines::wrong version number:x.c:1:");
 }
 
 }  // namespace
