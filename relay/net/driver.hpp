@@ -430,6 +430,40 @@ boost::asio::awaitable<driver_result> run_connection(AsyncStream& stream, Connec
     result.error = st.read_error;
   }
 
+  // A TLS session that ended normally says so (close_notify), as Postfix's smtpd does: clients
+  // such as openssl s_client treat a bare TCP close as truncation. Bounded by a short timer, and
+  // only once the reader has stopped (the shutdown reads the peer's answer itself).
+  if constexpr (requires(boost::system::error_code ec) {
+                  stream.tls_active();
+                  stream.async_tls_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+                }) {
+    const bool clean_end = result.end == driver_end::closed && !st.closing_down &&
+                           !st.write_failed && stream.tls_active();
+    if (clean_end && !st.reader_done) {
+      // The reader waits for input that will not come (the session closed after work that
+      // finished outside it, e.g. a queue commit): cancel its read, keep the connection.
+      boost::system::error_code ec;
+      stream.lowest_layer().cancel(ec);
+    }
+    for (int k = 0; clean_end && k < 50 && !st.reader_done; ++k) {
+      wake_main.expires_after(std::chrono::milliseconds(1));
+      boost::system::error_code ec;
+      co_await wake_main.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (clean_end && st.reader_done) {
+      auto finished = std::make_shared<bool>(false);
+      Timer guard(ex);
+      guard.expires_after(std::chrono::milliseconds(1000));
+      guard.async_wait([&stream, finished](boost::system::error_code ec) {
+        if (!ec && !*finished) detail::close_stream(stream);
+      });
+      boost::system::error_code ec;
+      co_await stream.async_tls_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+      *finished = true;
+      guard.cancel();
+    }
+  }
+
   // Tear down: close the stream (aborts a pending read), then wait for the reader to finish so
   // that nothing refers to this frame afterwards.
   if (!st.closing_down) {

@@ -55,6 +55,12 @@ class server_stream {
   }
 
   bool tls_active() const { return ssl_.has_value(); }
+  /// Sends close_notify and waits for the peer's (or its EOF); completes with (error_code).
+  /// Call only with no read or write in flight.
+  template <class Token>
+  auto async_tls_shutdown(Token&& token) {
+    return ssl_->async_shutdown(std::forward<Token>(token));
+  }
   /// The client went away during the handshake (Postfix: "lost connection").
   static bool tls_peer_closed(const boost::system::error_code& ec) {
     return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated ||

@@ -1,4 +1,6 @@
-"""Interop tests: real SMTP clients (swaks, s-nail, Python smtplib) against a relay target.
+"""Interop tests: real SMTP clients (swaks, s-nail, msmtp, Python smtplib, openssl s_client)
+against a relay target, in plain text and with TLS (STARTTLS and wrapper mode; every TLS
+client verifies the server certificate against testdata/tls/ca.crt).
 
     interop.py --target postfix CASE            Postfix (the oracle) from testdata/configs
     interop.py --target relaylab --relaylab BIN CASE
@@ -11,8 +13,10 @@ for a rejected one the sink stays empty. Run with /usr/bin/python3 as root.
 """
 
 import argparse
+import base64
 import os
 import smtplib
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -32,20 +36,25 @@ OUTSIDE = "ADDR=203.0.113.9 NAME=unknown"
 CLIENT_TIMEOUT_S = 60
 DELIVERY_TIMEOUT_S = 30
 REJECT_SETTLE_S = 2
+CA_FILE = str(ic.TLS_DIR / "ca.crt")
+TLS_LOG = "TLS connection established from"  # smtpd_tls_loglevel = 1 in testdata/configs/tls
 
 
-def swaks(port, mech, subject, xclient=None):
+def swaks(port, mech, subject, xclient=None, tls=None):
+    """tls: None, "--tls" (STARTTLS required) or "--tls-on-connect" (smtps)."""
     cmd = ["swaks", "--server", f"127.0.0.1:{port}", "--ehlo", "client.example.net",
            "--auth", mech, "--auth-user", USER, "--auth-password", PASSWORD,
            "--from", SENDER, "--to", RCPT, "--header", f"Subject: {subject}",
            "--body", "interop test body", "--timeout", "20"]
     if xclient:
         cmd += ["--xclient", xclient]
+    if tls:
+        cmd += [tls, "--tls-verify", "--tls-ca-path", CA_FILE, "--tls-sni", "relay.example.com"]
     r = subprocess.run(cmd, capture_output=True, timeout=CLIENT_TIMEOUT_S)
     return r.returncode, r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
 
 
-def snail(port, subject, password=PASSWORD):
+def snail(port, subject, password=PASSWORD, starttls=False):
     """The tutorial's mailx command with its ~/.mailrc, in s-nail 14.9.24's spelling: legacy
     variables work only WITHOUT v15-compat; root reads $MAILRC, not $HOME/.mailrc; sendwait
     makes the exit status report the SMTP result; nosave keeps dead.letter out of $HOME."""
@@ -55,8 +64,12 @@ def snail(port, subject, password=PASSWORD):
                       f"set smtp-auth-user={USER}\n"
                       f"set smtp-auth-password={password}\n")
         env = dict(os.environ, MAILRC=str(rc), HOME=home)
-        cmd = ["s-nail", "-v", "-s", subject, "-S", f"smtp=smtp://127.0.0.1:{port}",
+        cmd = ["s-nail", "-v", "-s", subject, "-S", f"smtp=smtp://localhost:{port}",
                "-S", "sendwait", "-S", "nosave", "-r", SENDER, RCPT]
+        if starttls:
+            # The tutorial's ~/.mailrc plus smtp-use-starttls, verifying the test CA.
+            cmd[1:1] = ["-S", "smtp-use-starttls", "-S", f"ssl-ca-file={CA_FILE}",
+                        "-S", "ssl-ca-no-defaults", "-S", "ssl-verify=strict"]
         r = subprocess.run(cmd, input=b"smtp-handson\n", capture_output=True, env=env,
                            timeout=CLIENT_TIMEOUT_S)
     return r.returncode, r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
@@ -86,6 +99,79 @@ def python_smtplib(port, subject, xclient=None):
         return 1, "\n".join(log)
 
 
+def python_smtplib_tls(port, subject, implicit=False):
+    """smtplib's starttls() (or SMTP_SSL for wrapper mode) with a verifying context."""
+    log = []
+    ctx = ssl.create_default_context(cafile=CA_FILE)
+    try:
+        if implicit:
+            s = smtplib.SMTP_SSL("127.0.0.1", port, local_hostname="client.example.net",
+                                 timeout=20, context=ctx)
+        else:
+            s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.example.net",
+                             timeout=20)
+        with s:
+            s.ehlo()
+            if not implicit:
+                log.append(f"before TLS: auth={s.esmtp_features.get('auth')}")
+                code, text = s.starttls(context=ctx)
+                log.append(f"starttls -> {code} {text.decode()}")
+                s.ehlo()
+            log.append(f"TLS {s.sock.version()}")
+            code, text = s.login(USER, PASSWORD)
+            log.append(f"login -> {code} {text.decode()}")
+            refused = s.sendmail(SENDER, [RCPT],
+                                 f"From: {SENDER}\r\nTo: {RCPT}\r\nSubject: {subject}\r\n\r\n"
+                                 "interop test body\r\n")
+            log.append(f"refused: {refused}")
+        return (1 if refused else 0), "\n".join(log)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.append(f"{type(exc).__name__}: {exc}")
+        return 1, "\n".join(log)
+
+
+def msmtp(port, subject):
+    """msmtp with tls on, tls_starttls on and the test CA as its trust file."""
+    with tempfile.TemporaryDirectory(prefix="relaylab-msmtp.") as home:
+        conf = Path(home) / "msmtprc"
+        conf.write_text("defaults\n"
+                        "account relay\n"
+                        "host 127.0.0.1\n"
+                        f"port {port}\n"
+                        "domain client.example.net\n"
+                        "tls on\n"
+                        "tls_starttls on\n"
+                        f"tls_trust_file {CA_FILE}\n"
+                        "auth plain\n"
+                        f"user {USER}\n"
+                        f"password {PASSWORD}\n"
+                        f"from {SENDER}\n"
+                        "account default : relay\n")
+        conf.chmod(0o600)
+        msg = f"From: {SENDER}\nTo: {RCPT}\nSubject: {subject}\n\ninterop test body\n"
+        r = subprocess.run(["msmtp", "-C", str(conf), "-d", RCPT], input=msg.encode(),
+                           capture_output=True, timeout=CLIENT_TIMEOUT_S,
+                           env=dict(os.environ, HOME=home))
+    return r.returncode, r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+
+
+def openssl_s_client(port, subject):
+    """openssl s_client -starttls smtp, verifying the certificate and its name, then one
+    pipelined session (Postfix and relaylab both read commands in order)."""
+    auth = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+    script = (f"EHLO client.example.net\nAUTH PLAIN {auth}\nMAIL FROM:<{SENDER}>\n"
+              f"RCPT TO:<{RCPT}>\nDATA\nSubject: {subject}\n\ninterop test body\n.\nQUIT\n")
+    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-starttls", "smtp",
+           "-CAfile", CA_FILE, "-verify_return_error", "-verify_hostname", "localhost",
+           "-servername", "relay.example.com", "-crlf", "-quiet", "-ign_eof"]
+    r = subprocess.run(cmd, input=script.encode(), capture_output=True,
+                       timeout=CLIENT_TIMEOUT_S)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    # s_client exits 0 when the connection ends normally; the replies say what happened.
+    ok = r.returncode == 0 and "235 2.7.0" in out and "250 2.0.0 Ok: queued as" in out
+    return (0 if ok else 1), out
+
+
 # name: (config, listener, client function, expect accepted, maillog sasl_method)
 CASES = {
     "swaks_plain_outside_fix_b": ("fix-b", "submission",
@@ -107,6 +193,28 @@ CASES = {
                                     "PLAIN"),
     "smtplib_login_inside_auth_multi": ("auth-multi", "smtp", python_smtplib, True,
                                         "CRAM-MD5"),
+    # TLS: Debian's stock submission (encrypt + smtpd_tls_auth_only) and smtps.
+    "swaks_starttls_submission_tls": ("tls", "submission",
+                                      lambda p, s: swaks(p, "PLAIN", s, tls="--tls"), True,
+                                      "PLAIN"),
+    "swaks_tls_on_connect_smtps_tls": ("tls", "smtps",
+                                       lambda p, s: swaks(p, "PLAIN", s,
+                                                          tls="--tls-on-connect"), True,
+                                       "PLAIN"),
+    "swaks_no_starttls_submission_tls_refused": ("tls", "submission",
+                                                 lambda p, s: swaks(p, "PLAIN", s), False,
+                                                 None),
+    "snail_starttls_submission_tls": ("tls", "submission",
+                                      lambda p, s: snail(p, s, starttls=True), True, "PLAIN"),
+    "snail_no_starttls_submission_tls_refused": ("tls", "submission", snail, False, None),
+    "msmtp_starttls_submission_tls": ("tls", "submission", msmtp, True, "PLAIN"),
+    "smtplib_starttls_submission_tls": ("tls", "submission", python_smtplib_tls, True,
+                                        "PLAIN"),
+    "smtplib_ssl_smtps_tls": ("tls", "smtps",
+                              lambda p, s: python_smtplib_tls(p, s, implicit=True), True,
+                              "PLAIN"),
+    "openssl_s_client_starttls_submission_tls": ("tls", "submission", openssl_s_client, True,
+                                                 "PLAIN"),
 }
 
 
@@ -143,9 +251,11 @@ def run_case(name, target, binary):
                         f"FROM:<{SENDER}>"):
                     problems.append(f"wrong envelope at the sink: {m['mail_from']} "
                                     f"{m['rcpt_to']}")
-            missing, log = wait_maillog(inst, [f"sasl_method={method}, sasl_username={USER}",
-                                               f"to=<{RCPT}>", "status=sent"],
-                                        DELIVERY_TIMEOUT_S)
+            needles = [f"sasl_method={method}, sasl_username={USER}", f"to=<{RCPT}>",
+                       "status=sent"]
+            if config == "tls":
+                needles.append(TLS_LOG)
+            missing, log = wait_maillog(inst, needles, DELIVERY_TIMEOUT_S)
             if missing:
                 problems.append(f"maillog lacks {missing}:\n{log[-3000:]}")
         else:
