@@ -35,6 +35,36 @@ case $case in
     status=$?
     expect 2 'commit-delay-us: Value 100001 not in range 0 to 100000'
     ;;
+  relay_tls_refused)
+    # TLS promises relaylab cannot keep stop start-up with file:line (fail closed).
+    mkdir "$tmp/cfg"
+    run() {
+      "$bin" relay --config-dir "$tmp/cfg" --queue-dir "$tmp/q" >"$tmp/out" 2>"$tmp/err"
+      status=$?
+    }
+    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\n' >"$tmp/cfg/main.cf"
+    printf 'smtp inet n - n - - smtpd\nsubmission inet n - n - - smtpd\n  -o smtpd_tls_security_level=encrypt\n' >"$tmp/cfg/master.cf"
+    run
+    expect 2 "$tmp/cfg/master.cf:2: fatal: smtpd_tls_security_level asks for TLS but no server certificate"
+    printf 'smtp inet n - n - - smtpd\n' >"$tmp/cfg/master.cf"
+    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtpd_tls_security_level = dane\n' >"$tmp/cfg/main.cf"
+    run
+    expect 2 "$tmp/cfg/main.cf:4: fatal: invalid TLS security level"
+    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtpd_tls_ask_ccert = yes\n' >"$tmp/cfg/main.cf"
+    run
+    expect 2 "$tmp/cfg/main.cf:4: fatal: smtpd_tls_ask_ccert = yes is not implemented"
+    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtp_tls_security_level = encrypt\n' >"$tmp/cfg/main.cf"
+    run
+    expect 2 "$tmp/cfg/main.cf:4: fatal: smtp_tls_security_level = encrypt is not implemented"
+    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\n' >"$tmp/cfg/main.cf"
+    printf 'smtp inet n - n - - smtpd\nsmtp unix - - n - - smtp\n  -o smtp_tls_wrappermode=yes\n' >"$tmp/cfg/master.cf"
+    run
+    expect 2 "$tmp/cfg/master.cf:2: fatal: smtp_tls_wrappermode = yes is not implemented"
+    printf 'smtp inet n - n - - smtpd\n' >"$tmp/cfg/master.cf"
+    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtpd_tls_security_level = may\nsmtpd_tls_cert_file = %s/missing.pem\n' "$tmp" >"$tmp/cfg/main.cf"
+    run
+    expect 2 "fatal: .*TLS: cannot load certificate chain from $tmp/missing.pem"
+    ;;
   relay_garbage_config)
     mkdir "$tmp/cfg"
     printf 'myhostname = relay.example.com\nsmtpd_timeout = 300s\n' >"$tmp/cfg/main.cf"
