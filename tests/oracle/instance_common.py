@@ -236,7 +236,10 @@ class base_instance:
 
     kind = "base"
 
-    def __init__(self, config, keep=False):
+    def __init__(self, config, keep=False, relayhost_port=None):
+        """relayhost_port: deliver to that loopback port (another instance) instead of a sink
+        of this instance's own."""
+        self.relayhost_port = relayhost_port
         self.template = config_template(config)
         self.config_name = self.template.name
         self.keep = keep or bool(os.environ.get("RELAYLAB_KEEP_INSTANCE"))
@@ -298,10 +301,11 @@ class base_instance:
                 values[key] = free_port(taken)
                 taken.add(values[key])
                 self.ports[role] = values[key]
-            values["PORT_SINK"] = free_port(taken)
+            values["PORT_SINK"] = self.relayhost_port or free_port(taken)
             render_config(self.template, self.config_dir, values)
-            self.sink = self.sink_factory(self.dir / "sink", values["PORT_SINK"])
-            self.sink.start()
+            if not self.relayhost_port:
+                self.sink = self.sink_factory(self.dir / "sink", values["PORT_SINK"])
+                self.sink.start()
             self._prepare()
             self._launch()
             self._start_watchdog()
