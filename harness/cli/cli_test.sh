@@ -53,13 +53,13 @@ case $case in
     printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtpd_tls_ask_ccert = yes\n' >"$tmp/cfg/main.cf"
     run
     expect 2 "$tmp/cfg/main.cf:4: fatal: smtpd_tls_ask_ccert = yes is not implemented"
-    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtp_tls_security_level = encrypt\n' >"$tmp/cfg/main.cf"
+    printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtp_tls_security_level = dane\n' >"$tmp/cfg/main.cf"
     run
-    expect 2 "$tmp/cfg/main.cf:4: fatal: smtp_tls_security_level = encrypt is not implemented"
+    expect 2 "$tmp/cfg/main.cf:4: fatal: smtp_tls_security_level = dane is not implemented"
     printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\n' >"$tmp/cfg/main.cf"
     printf 'smtp inet n - n - - smtpd\nsmtp unix - - n - - smtp\n  -o smtp_tls_wrappermode=yes\n' >"$tmp/cfg/master.cf"
     run
-    expect 2 "$tmp/cfg/master.cf:2: fatal: smtp_tls_wrappermode = yes is not implemented"
+    expect 2 "$tmp/cfg/master.cf:2: fatal: service smtp: -o smtp_tls_wrappermode=yes is not implemented"
     printf 'smtp inet n - n - - smtpd\n' >"$tmp/cfg/master.cf"
     printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtpd_tls_security_level = may\nsmtpd_tls_cert_file = %s/missing.pem\n' "$tmp" >"$tmp/cfg/main.cf"
     run

@@ -25,7 +25,7 @@
 #include "relay/queue/storage.hpp"
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtpd/smtpd.hpp"
-#include "relay/tls/settings.hpp"
+#include "relay/tls/client.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -78,21 +78,31 @@ int run_relay(const relay_args& a) {
   auto cfg = config::load(a.config_dir, config::host_environment::from_system());
   for (const auto& d : cfg.diagnostics) std::cerr << d.to_string() << "\n";
   if (!cfg.ok()) return exit_usage;
+  // The delivery agent's TLS (smtp_tls_*, from main.cf): what it cannot keep stops start-up.
+  // It has one set of settings, so a smtp/lmtp service whose -o lines change them is refused.
+  std::optional<tls::client_settings> client_tls;
   {
-    // The delivery agent's TLS promises (smtp_tls_*), from main.cf and from the -o lines of
-    // master.cf's smtp/lmtp services: what it cannot keep stops start-up.
     std::vector<config::diagnostic> tls_diags;
-    bool tls_ok = tls::check_client_parameters(cfg.main, tls_diags);
+    client_tls = tls::client_settings_from(cfg.main, tls_diags);
+    bool tls_ok = client_tls.has_value();
     for (const auto& svc : cfg.all_services) {
       if (svc.command != "smtp" && svc.command != "lmtp") continue;
-      std::vector<config::diagnostic> d;
-      const bool ok = tls::check_client_parameters(cfg.main.with_service_overrides(svc), d);
-      for (auto& x : d)
-        if (x.file == svc.file) {
-          tls_ok = tls_ok && x.level != config::diagnostic::severity::fatal;
-          tls_diags.push_back(std::move(x));
-        }
-      (void)ok;
+      for (const auto& [name, value] : svc.overrides) {
+        const bool tls_param = name.rfind("smtp_tls_", 0) == 0 || name.rfind("lmtp_tls_", 0) == 0 ||
+                               name == "smtp_use_tls" || name == "smtp_enforce_tls" ||
+                               name == "smtp_starttls_timeout";
+        if (!tls_param || value == cfg.main.get(name)) continue;
+        config::diagnostic d;
+        d.level = config::diagnostic::severity::fatal;
+        d.file = svc.file;
+        d.line = svc.line;
+        d.parameter = name;
+        d.message = "service " + svc.name + ": -o " + name + "=" + value +
+                    " is not implemented by relaylab: its delivery agent uses main.cf's TLS "
+                    "settings for every transport";
+        tls_diags.push_back(std::move(d));
+        tls_ok = false;
+      }
     }
     for (const auto& d : tls_diags) std::cerr << d.to_string() << "\n";
     if (!tls_ok) return exit_usage;
@@ -223,6 +233,16 @@ int run_relay(const relay_args& a) {
     return exit_usage;
   }
   auto ao = delivery::smtp_agent_options_from_config(cfg.main, pid);
+  if (client_tls->wants_tls()) {
+    std::string error;
+    ao.tls = tls::client_context::create(*client_tls, error);
+    if (!ao.tls) {
+      std::cerr << "relaylab relay: fatal: smtp_tls: " << error << "\n";
+      return exit_usage;
+    }
+    ao.client.starttls = client_tls->requires_tls() ? smtp::client_options::tls_use::required
+                                                    : smtp::client_options::tls_use::may;
+  }
   auto agent_random = std::make_shared<std::mt19937_64>(rd());
   // The agents log through a gate: their "status=sent" lines reach the maillog only after
   // the queue manager made the done marks durable (see relay/qmgr/log_gate.hpp).

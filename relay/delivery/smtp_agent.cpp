@@ -576,6 +576,14 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
                          "conversation with " + namaddr + " timed out while " +
                              std::string(smtp::while_text(e.stage)),
                          namaddrport};
+        case client_error::kind::tls:
+          if (e.reply)
+            return failure{"4.7.5",
+                           "TLS is required, but host " + namaddr +
+                               " refused to start TLS: " + e.reply->one_line(),
+                           namaddrport};
+          return failure{"4.7.4", "TLS is required, but was not offered by host " + namaddr,
+                         namaddrport};
         case client_error::kind::lost_connection:
           break;
       }
@@ -586,8 +594,72 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
     };
     auto ended = [&] { return io_err || cs.state() == client_state::failed; };
 
-    co_await pump([&] { return cs.state() == client_state::ready; });
-    if (auth_setup_error && !ended()) {
+    // After "220" to STARTTLS: the handshake over the same stream, then the trust the level
+    // asks for; nullopt when the session can go on over TLS.
+    auto start_tls = [&]() -> asio::awaitable<std::optional<failure>> {
+      const tls::client_settings& ts = options_.tls->settings();
+      auto names_for = [&](const std::vector<std::string>& words) {
+        std::vector<std::string> out;
+        for (const auto& w : words) {
+          if (w == "hostname")
+            out.push_back(c.host);
+          else if (w == "nexthop")
+            out.push_back(j.hop.host);
+          else if (w == "dot-nexthop")
+            out.push_back("." + j.hop.host);
+          else
+            out.push_back(w);
+        }
+        return out;
+      };
+      std::vector<std::string> names;
+      if (ts.level == tls::client_level::verify) names = names_for(ts.verify_match);
+      if (ts.level == tls::client_level::secure) names = names_for(ts.secure_match);
+      std::string sni;
+      if (ts.servername == "hostname")
+        sni = c.host;
+      else if (ts.servername == "nexthop")
+        sni = j.hop.host;
+      else
+        sni = ts.servername;
+      auto secured = std::make_unique<tls::client_stream>(std::move(stream), options_.tls);
+      std::error_code ec;
+      co_await secured->handshake(sni, names, ts.handshake_timeout, ec);
+      if (ec) {
+        logger_.info(options_.origin,
+                     "SSL_connect error to " + namaddrport + ": " +
+                         (secured->errors().empty() ? std::string("lost connection") : "-1"));
+        for (const auto& e : secured->errors())
+          logger_.warning(options_.origin, "TLS library problem: " + e);
+        stream = std::move(secured);
+        co_return failure{"4.7.5", "Cannot start TLS: handshake failure", namaddrport};
+      }
+      const tls::trust t = secured->peer_trust();
+      if (ts.checks_names() && t != tls::trust::verified) {
+        logger_.info(options_.origin, "server certificate verification failed for " + namaddrport +
+                                          ": " + secured->verify_error());
+        stream = std::move(secured);
+        co_return failure{"4.7.5", "Server certificate not verified", namaddrport};
+      }
+      if (ts.loglevel >= 1)
+        logger_.info(options_.origin,
+                     tls::client_established_line(t, namaddrport, secured->info()));
+      stream = std::move(secured);
+      co_return std::nullopt;
+    };
+    co_await pump(
+        [&] { return cs.state() == client_state::ready || cs.state() == client_state::tls; });
+    std::optional<failure> tls_failure;
+    if (cs.state() == client_state::tls && !io_err) {
+      tls_failure = co_await start_tls();
+      if (!tls_failure) {
+        cs.tls_started(stamp(runtime_.now()));
+        co_await pump([&] { return cs.state() == client_state::ready; });
+      }
+    }
+    if (tls_failure) {
+      st.fail_all(*tls_failure, final_server, runtime_.now());
+    } else if (auth_setup_error && !ended()) {
       st.fail_all(failure{"4.7.0",
                           "SASL authentication failed; cannot authenticate to server " + namaddr +
                               ": " + *auth_setup_error,

@@ -32,6 +32,7 @@
 #include "relay/net/stream.hpp"
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtp/client_session.hpp"
+#include "relay/tls/client.hpp"
 
 namespace relaylab::delivery {
 
@@ -62,6 +63,9 @@ struct smtp_agent_options {
   std::chrono::milliseconds reuse_time_limit{300000};  // smtp_connection_reuse_time_limit
   std::size_t cache_sessions_max = 100;                // idle sessions kept in all
   log::origin origin{"postfix", "smtp", 0};
+  /// smtp_tls_*: STARTTLS towards the server (client.starttls says may or required); null
+  /// for smtp_tls_security_level = none.
+  std::shared_ptr<tls::client_context> tls;
 };
 
 /// Returns a value in [0, bound); used to shuffle equal-preference MX hosts.

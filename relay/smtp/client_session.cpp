@@ -141,6 +141,8 @@ std::string_view while_text(client_stage s) noexcept {
       return "performing the HELO handshake";
     case client_stage::auth:
       return "performing the SASL authentication";
+    case client_stage::starttls:
+      return "sending STARTTLS command";
     case client_stage::mail:
       return "sending MAIL FROM";
     case client_stage::rcpt:
@@ -170,6 +172,8 @@ std::string_view in_reply_to_text(client_stage s) noexcept {
       return "HELO command";
     case client_stage::auth:
       return "AUTH command";
+    case client_stage::starttls:
+      return "STARTTLS command";
     case client_stage::mail:
       return "MAIL FROM command";
     case client_stage::rcpt:
@@ -229,6 +233,7 @@ struct client_session::impl {
   std::optional<client_result> done;
   bool at_line_start = true;
   bool prev_cr = false;
+  bool tls_on = false;
 
   std::chrono::milliseconds timeout_for(client_stage k) const {
     switch (k) {
@@ -236,6 +241,7 @@ struct client_session::impl {
       case client_stage::ehlo:
       case client_stage::helo:
       case client_stage::auth:
+      case client_stage::starttls:
         return options.helo_timeout;
       case client_stage::mail:
         return options.mail_timeout;
@@ -313,6 +319,22 @@ struct client_session::impl {
   void begin_ready() { state = client_state::ready; }
 
   void after_hello(client_timestamp now) {
+    if (!tls_on && options.starttls != client_options::tls_use::none) {
+      if (features.starttls) {
+        queue(client_stage::starttls, "STARTTLS");
+        state = client_state::hello;
+        flush(now);
+        return;
+      }
+      if (options.starttls == client_options::tls_use::required) {
+        fail(client_error::kind::tls, client_stage::ehlo, std::nullopt, "not offered");
+        return;
+      }
+    }
+    continue_after_tls_choice(now);
+  }
+
+  void continue_after_tls_choice(client_timestamp now) {
     if (auth != nullptr && features.auth) {
       client_auth_step s = auth->start(features.auth_mechanisms);
       if (!s.ok) {
@@ -439,6 +461,18 @@ struct client_session::impl {
         }
         features = ehlo_features{};
         after_hello(now);
+        break;
+      case client_stage::starttls:
+        if (r.code == 220) {
+          state = client_state::tls;
+          deadline.reset();
+          return;
+        }
+        if (options.starttls == client_options::tls_use::required) {
+          fail(client_error::kind::tls, a.kind, std::move(r), "refused");
+          return;
+        }
+        continue_after_tls_choice(now);  // may: go on in plain text
         break;
       case client_stage::auth:
         if (r.code == 334) {
@@ -588,6 +622,10 @@ void client_session::receive(std::span<const char> bytes, client_timestamp now) 
   std::size_t i = 0;
   while (i < bytes.size()) {
     if (s.state == client_state::failed || s.state == client_state::closed) return;
+    if (s.state == client_state::tls) {
+      s.line.clear();  // plaintext after the 220 to STARTTLS is never read as a reply
+      return;
+    }
     const char* start = bytes.data() + i;
     const void* nl = std::memchr(start, '\n', bytes.size() - i);
     const std::size_t n =
@@ -603,6 +641,18 @@ void client_session::receive(std::span<const char> bytes, client_timestamp now) 
     }
   }
 }
+
+void client_session::tls_started(client_timestamp now) {
+  impl& s = *impl_;
+  if (s.state != client_state::tls) return;
+  s.tls_on = true;
+  s.features = ehlo_features{};
+  s.queue(client_stage::ehlo, "EHLO " + s.options.helo_name);
+  s.state = client_state::hello;
+  s.flush(now);
+}
+
+bool client_session::tls_active() const noexcept { return impl_->tls_on; }
 
 void client_session::receive_eof(client_timestamp /*now*/) {
   impl& s = *impl_;

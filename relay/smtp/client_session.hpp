@@ -64,6 +64,10 @@ struct client_options {
   std::size_t reply_bytes_max = 2048;       // text kept per reply (Postfix: line_length_limit)
   std::size_t reply_lines_max = 1000;
   std::size_t auth_rounds_max = 16;  // 334 challenges per AUTH
+  /// STARTTLS after EHLO: never, when offered (may), or required (the session fails with
+  /// client_error::kind::tls when the server does not offer it or refuses it).
+  enum class tls_use { none, may, required };
+  tls_use starttls = tls_use::none;
 };
 
 /// What the server offered in its EHLO reply.
@@ -118,6 +122,7 @@ enum class client_stage {
   ehlo,      // performing the EHLO handshake
   helo,      // performing the HELO handshake
   auth,      // performing SASL authentication
+  starttls,  // sending STARTTLS / in reply to STARTTLS
   mail,      // sending MAIL FROM / in reply to MAIL FROM command
   rcpt,      // sending RCPT TO / in reply to RCPT TO command
   data,      // sending DATA command / in reply to DATA command
@@ -140,6 +145,7 @@ enum class client_state {
   greeting,     // waiting for the greeting
   hello,        // EHLO/HELO outstanding
   auth,         // AUTH exchange in progress
+  tls,          // 220 to STARTTLS: the owner runs the handshake, then tls_started()
   ready,        // may start a transaction or quit
   transaction,  // MAIL/RCPT/DATA outstanding
   body,         // wants_body(): feed body()/end_body()
@@ -156,6 +162,7 @@ struct client_error {
     protocol,         // malformed or unexpected reply, too many lines, bad 334 base64
     timeout,          // a deadline passed (advance())
     lost_connection,  // receive_eof() before the session was done
+    tls,              // STARTTLS required but not offered (no reply) or refused (reply set)
   };
   kind what = kind::protocol;
   client_stage stage = client_stage::greeting;
@@ -200,7 +207,12 @@ class client_session {
   /// Optional; must outlive the session. AUTH runs after EHLO when set and AUTH is offered.
   void set_authenticator(client_authenticator* a) noexcept;
 
-  /// Server bytes; always consumes all of them.
+  /// The handshake after "220" to STARTTLS succeeded: EHLO is sent again (RFC 3207 4.2).
+  void tls_started(client_timestamp now);
+  /// True once TLS is on.
+  bool tls_active() const noexcept;
+  /// Server bytes; always consumes all of them. Bytes after the 220 reply to STARTTLS are
+  /// discarded (plaintext injected before the handshake, as CVE-2011-0411 on the client side).
   void receive(std::span<const char> bytes, client_timestamp now);
   /// The server closed (or the connection failed): lost_connection unless QUIT was sent.
   void receive_eof(client_timestamp now);

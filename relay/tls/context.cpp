@@ -282,7 +282,7 @@ std::shared_ptr<server_context> server_context::create(const server_settings& s,
   return c;
 }
 
-session_info inspect(const SSL* ssl) {
+session_info inspect(const SSL* ssl, bool peer) {
   session_info s;
   s.protocol = SSL_get_version(ssl);
   if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) {
@@ -292,7 +292,9 @@ session_info inspect(const SSL* ssl) {
   s.reused = SSL_session_reused(ssl) == 1;
   // Key exchange (the server's ephemeral key).
   EVP_PKEY* tmp = nullptr;
-  if (SSL_get_tmp_key(const_cast<SSL*>(ssl), &tmp) == 1 && tmp) {
+  SSL* mut = const_cast<SSL*>(ssl);
+  const int got_tmp = peer ? SSL_get_peer_tmp_key(mut, &tmp) : SSL_get_tmp_key(mut, &tmp);
+  if (got_tmp == 1 && tmp) {
     switch (EVP_PKEY_get_base_id(tmp)) {
       case EVP_PKEY_X25519:
         s.kex = "X25519";
@@ -319,8 +321,12 @@ session_info inspect(const SSL* ssl) {
   }
   // The server's signature: type from the handshake, size or curve from our own key.
   int sig_nid = NID_undef;
-  if (SSL_get_signature_type_nid(ssl, &sig_nid) == 1) {
-    EVP_PKEY* own = SSL_get_privatekey(ssl);
+  const int got_sig = peer ? SSL_get_peer_signature_type_nid(ssl, &sig_nid)
+                           : SSL_get_signature_type_nid(ssl, &sig_nid);
+  if (got_sig == 1) {
+    const X509* peer_cert = peer ? SSL_get0_peer_certificate(ssl) : nullptr;
+    EVP_PKEY* own =
+        peer ? (peer_cert ? X509_get0_pubkey(peer_cert) : nullptr) : SSL_get_privatekey(ssl);
     switch (sig_nid) {
       case EVP_PKEY_RSA_PSS:
         s.signature = "RSA-PSS";
@@ -352,8 +358,9 @@ session_info inspect(const SSL* ssl) {
       }
     }
     int md = NID_undef;
-    if (SSL_get_signature_nid(const_cast<SSL*>(ssl), &md) == 1 && md != NID_undef &&
-        sig_nid != EVP_PKEY_ED25519 && sig_nid != EVP_PKEY_ED448)
+    const int got_md =
+        peer ? SSL_get_peer_signature_nid(mut, &md) : SSL_get_signature_nid(mut, &md);
+    if (got_md == 1 && md != NID_undef && sig_nid != EVP_PKEY_ED25519 && sig_nid != EVP_PKEY_ED448)
       s.digest = OBJ_nid2sn(md);
   }
   return s;

@@ -27,8 +27,9 @@ class server_context {
   server_settings settings_;
 };
 
-/// Facts about an established session (protocol, cipher, key exchange, signature).
-session_info inspect(const SSL* ssl);
+/// Facts about an established session (protocol, cipher, key exchange, signature): the
+/// local end's signature (server), or with `peer` the server's as a client saw it.
+session_info inspect(const SSL* ssl, bool peer = false);
 
 /// Drains OpenSSL's error queue into Postfix-style text: "error:0A00010B:SSL routines::wrong
 /// version number" lines (empty when the queue is empty).

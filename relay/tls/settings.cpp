@@ -291,45 +291,4 @@ std::optional<server_settings> server_settings_from(const config::parameters& p,
   return s;
 }
 
-bool check_client_parameters(const config::parameters& p, std::vector<config::diagnostic>& diags) {
-  bool ok = true;
-  auto refuse = [&](const char* name, std::string why) {
-    fatal(p, name, std::move(why), diags);
-    ok = false;
-  };
-  const std::string level = lower(trim(p.get("smtp_tls_security_level")));
-  if (level.empty()) {
-    if (p.get_bool("smtp_enforce_tls"))
-      refuse("smtp_enforce_tls",
-             "smtp_enforce_tls = yes is not implemented by relaylab: its delivery agent does not "
-             "speak TLS, so it cannot enforce it");
-    else if (p.get_bool("smtp_use_tls"))
-      warn(p, "smtp_use_tls",
-           "smtp_use_tls = yes: relaylab's delivery agent does not speak TLS; it delivers in "
-           "plain text, which opportunistic TLS permits",
-           diags);
-  } else if (level == "may") {
-    warn(p, "smtp_tls_security_level",
-         "smtp_tls_security_level = may: relaylab's delivery agent does not speak TLS; it "
-         "delivers in plain text, which opportunistic TLS permits",
-         diags);
-  } else if (level != "none") {
-    refuse("smtp_tls_security_level",
-           "smtp_tls_security_level = " + level +
-               " is not implemented by relaylab: its delivery agent does not speak TLS (only "
-               "none and may can be honoured)");
-  }
-  if (p.get_bool("smtp_tls_wrappermode"))
-    refuse("smtp_tls_wrappermode",
-           "smtp_tls_wrappermode = yes is not implemented by relaylab (no TLS in the delivery "
-           "agent)");
-  for (const char* name : {"smtp_tls_policy_maps", "smtp_tls_per_site"}) {
-    if (!trim(p.get(name)).empty())
-      refuse(name, std::string(name) +
-                       " is not implemented by relaylab: its delivery agent does not speak TLS, "
-                       "so no per-destination TLS policy can be honoured");
-  }
-  return ok;
-}
-
 }  // namespace relaylab::tls

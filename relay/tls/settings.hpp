@@ -16,12 +16,6 @@ namespace relaylab::tls {
 std::optional<server_settings> server_settings_from(const config::parameters& p,
                                                     std::vector<config::diagnostic>& diags);
 
-/// The delivery agent's smtp_tls_* settings. relaylab's delivery agent does not speak TLS yet:
-/// levels that require it (encrypt, verify, secure, dane, fingerprint), smtp_enforce_tls,
-/// smtp_tls_wrappermode and TLS policy tables are fatal; "may" (which permits plain text) is a
-/// warning. Returns false when a fatal diagnostic was added.
-bool check_client_parameters(const config::parameters& p, std::vector<config::diagnostic>& diags);
-
 /// Postfix's cipher list for a grade ("high", "medium", "low", "export", "null") with the
 /// exclusions appended, from the tls_*_cipherlist parameters. Empty `error` on success.
 std::string cipher_list(const config::parameters& p, const std::string& grade,

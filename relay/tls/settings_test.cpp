@@ -1,6 +1,7 @@
 // smtpd_tls_* parameters → server_settings, and the refusals (fail closed, with file:line).
 #include "relay/tls/settings.hpp"
 
+#include "relay/tls/client.hpp"
 #include "relay/tls/context.hpp"
 #include "relay/tls/pki.hpp"
 #include "relay/tls/test_files.hpp"
@@ -140,25 +141,38 @@ TEST(TlsSettings, MandatoryAppliesAtEncrypt) {
   EXPECT_NE(s->cipher_list.find(":!aNULL:!RC4"), std::string::npos);
 }
 
-TEST(TlsSettings, ClientSideRefusesWhatDeliveryCannotKeep) {
-  for (const char* level : {"encrypt", "verify", "secure", "dane", "dane-only", "fingerprint"}) {
+TEST(TlsSettings, ClientSideLevels) {
+  struct {
+    const char* level;
+    client_level expected;
+  } ok_cases[] = {{"none", client_level::none},
+                  {"may", client_level::may},
+                  {"encrypt", client_level::encrypt},
+                  {"verify", client_level::verify},
+                  {"secure", client_level::secure}};
+  for (const auto& c : ok_cases) {
     std::vector<config::diagnostic> d;
-    EXPECT_FALSE(check_client_parameters(params({{"smtp_tls_security_level", level}}), d));
-    EXPECT_NE(fatals(d).find("main.cf:1: fatal: smtp_tls_security_level = "), std::string::npos);
+    auto s = client_settings_from(params({{"smtp_tls_security_level", c.level}}), d);
+    ASSERT_TRUE(s) << c.level << fatals(d);
+    EXPECT_EQ(s->level, c.expected);
+  }
+  for (const char* level : {"dane", "dane-only", "fingerprint", "bogus"}) {
+    std::vector<config::diagnostic> d;
+    EXPECT_FALSE(client_settings_from(params({{"smtp_tls_security_level", level}}), d));
+    EXPECT_NE(fatals(d).find("main.cf:1: fatal: "), std::string::npos) << level;
   }
   std::vector<config::diagnostic> d;
-  EXPECT_TRUE(check_client_parameters(params({{"smtp_tls_security_level", "may"}}), d));
-  ASSERT_EQ(d.size(), 1u);
-  EXPECT_EQ(d[0].level, config::diagnostic::severity::warning);
-  d.clear();
-  EXPECT_FALSE(check_client_parameters(params({{"smtp_enforce_tls", "yes"}}), d));
-  d.clear();
-  EXPECT_FALSE(check_client_parameters(params({{"smtp_tls_wrappermode", "yes"}}), d));
-  d.clear();
-  EXPECT_FALSE(check_client_parameters(params({{"smtp_tls_policy_maps", "hash:/x"}}), d));
-  d.clear();
-  EXPECT_TRUE(check_client_parameters(config::parameters{}, d));
-  EXPECT_TRUE(d.empty());
+  auto s = client_settings_from(params({{"smtp_enforce_tls", "yes"}}), d);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->level, client_level::verify);  // smtp_tls_enforce_peername defaults to yes
+  for (const char* name : {"smtp_tls_wrappermode", "smtp_tls_policy_maps", "smtp_tls_cert_file"}) {
+    d.clear();
+    EXPECT_FALSE(client_settings_from(
+        params({{name, std::string(name) == "smtp_tls_wrappermode" ? "yes" : "/x"}}), d))
+        << name;
+    EXPECT_NE(fatals(d).find(std::string("main.cf:1: fatal: ") + name), std::string::npos)
+        << fatals(d);
+  }
 }
 
 TEST(TlsContext, LoadsCertificatesAndRejectsMismatches) {

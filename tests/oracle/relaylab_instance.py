@@ -22,8 +22,8 @@ import instance_common as ic  # noqa: E402
 class relaylab_instance(ic.base_instance):
     kind = "relaylab"
 
-    def __init__(self, config, binary=None, keep=False):
-        super().__init__(config, keep=keep)
+    def __init__(self, config, binary=None, keep=False, relayhost_port=None):
+        super().__init__(config, keep=keep, relayhost_port=relayhost_port)
         self.binary = binary or os.environ.get("RELAYLAB_BIN")
         if not self.binary:
             raise ic.instance_error("relaylab binary not given (argument or $RELAYLAB_BIN)")
