@@ -76,6 +76,20 @@ case $case in
     "$bin" relay --config-dir "$tmp/cfg" --queue-dir "$tmp/q" >"$tmp/out" 2>"$tmp/err"; status=$?
     expect 2 "$tmp/cfg/main.cf:1: .*smtpd_timeout"
     ;;
+  relay_refused_parameter)
+    # A parameter relaylab does not implement and that would change a promise stops the relay.
+    mkdir "$tmp/cfg"
+    printf 'myhostname = relay.example.com\nsmtpd_milters = inet:127.0.0.1:8891\n' \
+      >"$tmp/cfg/main.cf"
+    printf 'smtp inet n - n - - smtpd\n' >"$tmp/cfg/master.cf"
+    "$bin" relay --config-dir "$tmp/cfg" --queue-dir "$tmp/q" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 "^$tmp/cfg/main.cf:2: fatal: smtpd_milters = .* is not implemented by relaylab"
+    printf 'myhostname = relay.example.com\n' >"$tmp/cfg/main.cf"
+    printf 'smtp inet n - n - - smtpd\nsubmission inet n - n - - smtpd\n  -o body_checks=pcre:/x\n' \
+      >"$tmp/cfg/master.cf"
+    "$bin" relay --config-dir "$tmp/cfg" --queue-dir "$tmp/q" >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 "^$tmp/cfg/master.cf:2: fatal: body_checks = pcre:/x is not implemented by relaylab"
+    ;;
   *)
     echo "unknown case $case"; exit 1 ;;
 esac

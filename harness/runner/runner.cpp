@@ -94,6 +94,12 @@ void check_relay_config(const topology::relay_spec& spec, const topology::overri
       if (d.file == master_cf_name) diags.push_back(std::move(d));
     }
   }
+  auto support = config::check_support(main);
+  diags.insert(diags.end(), support.begin(), support.end());
+  for (const auto& svc : services) {
+    auto d = config::check_service_support(main, svc);
+    diags.insert(diags.end(), d.begin(), d.end());
+  }
   for (const auto& d : diags) {
     const topology::text_source* from = nullptr;
     if (d.file == main_cf_name) {

@@ -175,6 +175,55 @@ std::vector<diagnostic> check_parameter_names(const parameters& main,
                                               const std::string& main_cf_file,
                                               const std::string& master_cf_file);
 
+/// What relaylab does with a Postfix parameter ("Configuration is a promise", DESIGN.md).
+enum class support_class {
+  implemented,  // read, and behaves as Postfix does
+  warned,       // not implemented, changes nothing promised: a non-default value warns
+  refused,      // not implemented, would weaken a promise: a non-default value is fatal
+};
+std::string_view to_string(support_class c);
+
+struct support_entry {
+  std::string_view name;
+  support_class level;
+  std::string_view reason;  // why warned or refused; for implemented, a note or ""
+};
+
+/// Every built-in parameter of Postfix 3.7.11 with its class, sorted by name (support.inc).
+const std::vector<support_entry>& support_table();
+/// Rules for the parameters Postfix derives from master.cf service names
+/// (<service>_destination_concurrency_limit, ...): `name` holds the suffix ("_time_limit").
+/// `level` applies to every service except those in `implemented_for`.
+struct service_support_rule {
+  std::string_view suffix;
+  support_class level;
+  std::string_view reason;
+  std::vector<std::string_view> implemented_for;  // services whose value relaylab reads
+};
+const std::vector<service_support_rule>& service_support_rules();
+
+/// Class of `name`: a built-in from support_table(), or a service-derived name that `p` knows
+/// (see parameters::add_service_parameters) by its suffix; nullopt for names Postfix does not
+/// know (check_parameter_names warns about those).
+std::optional<support_entry> classify(std::string_view name, const parameters& p);
+
+/// True when the value of `name` in `p` is its built-in default: the same list of words, raw
+/// or expanded (so "yes"/"Yes", "a, b"/"a b" and "$myhostname"/its value all count).
+bool has_default_value(const parameters& p, std::string_view name);
+
+/// Start-up check of every parameter set in `p` (main.cf, or -o when `p` is a service view):
+/// a warned parameter with a non-default value gives a warning, a refused one a fatal
+/// diagnostic, each with the file:line where it was set. Names set without an origin (by the
+/// program itself) and unknown names are skipped.
+std::vector<diagnostic> check_support(const parameters& p);
+
+/// check_support() for the -o overrides of one master.cf service, at master.cf's file:line.
+/// relaylab honours -o overrides only on inet smtpd services: on any other service an
+/// override of an implemented parameter that changes its value is not read, so it is judged
+/// by how the parameter is used (logging names warn, anything else is fatal).
+std::vector<diagnostic> check_service_support(const parameters& main,
+                                              const master_service& service);
+
 /// Parses main.cf text (continuation lines start with whitespace; # comments).
 void parse_main_cf(std::string_view text, const std::string& file, parameters& into,
                    std::vector<diagnostic>& diags);

@@ -274,6 +274,13 @@ configuration load(const std::filesystem::path& config_dir, host_environment env
       if (d.file == master_file) c.diagnostics.push_back(std::move(d));
     }
   }
+  // Fail closed: what relaylab does not implement warns or stops, never passes silently.
+  auto support = check_support(c.main);
+  c.diagnostics.insert(c.diagnostics.end(), support.begin(), support.end());
+  for (const auto& s : c.all_services) {
+    auto d = check_service_support(c.main, s);
+    c.diagnostics.insert(c.diagnostics.end(), d.begin(), d.end());
+  }
   for (const auto& s : c.all_services) {
     if (s.type == "inet" && s.command == "smtpd") c.services.push_back(s);
   }

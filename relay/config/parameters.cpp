@@ -55,7 +55,7 @@ constexpr std::array<std::string_view, 10> raw_parameters = {"command_execution_
                                                              "smtpd_reject_footer"};
 
 // Suffixes that postconf appends to master.cf service names (postconf_service.c).
-constexpr std::array<std::pair<std::string_view, std::string_view>, 16> service_suffixes = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 17> service_suffixes = {{
     {"_time_limit", "command_time_limit"},  // pipe and spawn only
     {"_recipient_limit", "default_recipient_limit"},
     {"_extra_recipient_limit", "default_extra_recipient_limit"},
@@ -75,6 +75,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 16> service_
     {"_destination_concurrency_failed_cohort_limit",
      "default_destination_concurrency_failed_cohort_limit"},
     {"_destination_rate_delay", "default_destination_rate_delay"},
+    {"_transport_rate_delay", "default_transport_rate_delay"},
 }};
 
 bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
