@@ -6,6 +6,8 @@
 //   as Postfix does. Unknown names in main.cf are kept (and warned about), never fatal.
 // - `with_overrides` gives the view of one master.cf service (its -o name=value settings).
 // - Errors are returned as diagnostics naming file:line and the parameter.
+// - Every Postfix parameter is implemented, warned or refused (support.inc); load() applies
+//   check_support() so that nothing relaylab does not implement passes silently.
 #pragma once
 
 #include <chrono>
