@@ -15,6 +15,12 @@ namespace {
 constexpr std::string_view scheduling_reason =
     "queue manager scheduling tuning (concurrency feedback, delivery slots, recipient batching)";
 
+// relay/tls checks the delivery agent's TLS promises in the -o lines of smtp and lmtp services.
+bool read_per_delivery_service(const master_service& s, std::string_view name) {
+  if (s.command != "smtp" && s.command != "lmtp") return false;
+  return name.rfind("smtp_tls_", 0) == 0 || name == "smtp_use_tls" || name == "smtp_enforce_tls";
+}
+
 // Names that only choose how log lines are labelled: an -o override that relaylab does not
 // read changes nothing else.
 constexpr std::string_view logging_only[] = {"syslog_name"};
@@ -187,7 +193,10 @@ std::vector<diagnostic> check_service_support(const parameters& main,
       if (!has_default_value(view, name)) out.push_back(judge(view, name, *e, where));
       continue;
     }
-    if (honoured || same_words(view.get(name), main.get(name))) continue;
+    if (honoured || read_per_delivery_service(service, name) ||
+        same_words(view.get(name), main.get(name))) {
+      continue;
+    }
     const bool logging =
         std::find(std::begin(logging_only), std::end(logging_only), name) != std::end(logging_only);
     diagnostic d;

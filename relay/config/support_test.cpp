@@ -192,13 +192,14 @@ TEST(Support, OverridesOnServicesRelaylabDoesNotConfigureAreNotSilent) {
   d.write("master.cf",
           "smtp inet n - y - - smtpd\n"
           "relay unix - - y - - smtp\n  -o smtp_helo_name=other.example\n"
-          "  -o syslog_name=postfix/relay\n");
+          "  -o syslog_name=postfix/relay\n  -o smtp_tls_security_level=may\n");
   auto c = load(d.path(), test_host());
   EXPECT_FALSE(c.ok());
   auto helo = of(c, "smtp_helo_name");
   ASSERT_EQ(helo.size(), 1u) << joined(c);
   EXPECT_EQ(helo[0]->level, diagnostic::severity::fatal);
   EXPECT_EQ(helo[0]->line, 2);
+  EXPECT_TRUE(of(c, "smtp_tls_security_level").empty()) << joined(c);  // relay/tls reads it
   auto name = of(c, "syslog_name");
   ASSERT_EQ(name.size(), 1u) << joined(c);
   EXPECT_EQ(name[0]->level, diagnostic::severity::warning);
