@@ -299,6 +299,12 @@ void socket::close(bec& ec) {
   if (!e.dead && !e.error) c_->transmit(side_, std::string(), true);
 }
 
+void socket::cancel(bec& ec) {
+  ec = {};
+  c_->complete_read(side_, asio::error::operation_aborted, 0);
+  c_->complete_write(side_, asio::error::operation_aborted, 0);
+}
+
 void socket::start_read(std::vector<asio::mutable_buffer> bufs, duration timeout,
                         std::unique_ptr<detail::pending_op> op) {
   auto& e = c_->ends[side_];

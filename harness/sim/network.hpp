@@ -163,6 +163,9 @@ struct connection_state;
 class socket {
  public:
   using executor_type = boost::asio::any_io_executor;
+  /// A sim socket is its own lowest layer (so it can sit under asio::ssl::stream and
+  /// tls::server_stream as a tcp::socket does).
+  using lowest_layer_type = socket;
   socket(std::shared_ptr<connection_state> c, int side);
   ~socket();
   socket(const socket&) = delete;
@@ -216,6 +219,18 @@ class socket {
     close(ec);
   }
   bool is_open() const noexcept;
+  socket& lowest_layer() noexcept { return *this; }
+  /// Completes this end's pending read and write with operation_aborted; the connection
+  /// stays open.
+  void cancel(boost::system::error_code& ec);
+  // No write-at-once path (relay/net/write_now.hpp): every write goes through the network.
+  bool non_blocking() const noexcept { return false; }
+  void non_blocking(bool, boost::system::error_code& ec) noexcept { ec = {}; }
+  template <class ConstBufferSequence>
+  std::size_t write_some(const ConstBufferSequence&, boost::system::error_code& ec) noexcept {
+    ec = boost::asio::error::would_block;
+    return 0;
+  }
 
   const std::string& local_address() const noexcept;
   std::uint16_t local_port() const noexcept;

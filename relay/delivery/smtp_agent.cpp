@@ -623,6 +623,7 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
       else
         sni = ts.servername;
       auto secured = std::make_unique<tls::client_stream>(std::move(stream), options_.tls);
+      secured->set_verify_time(runtime_.now());
       std::error_code ec;
       co_await secured->handshake(sni, names, ts.handshake_timeout, ec);
       if (ec) {

@@ -8,6 +8,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -168,6 +169,20 @@ std::shared_ptr<client_context> client_context::create(const client_settings& s,
       return nullptr;
     }
   }
+  if (!s.ca_pem.empty()) {
+    BIO* bio = BIO_new_mem_buf(s.ca_pem.data(), static_cast<int>(s.ca_pem.size()));
+    int added = 0;
+    while (X509* x = bio ? PEM_read_bio_X509(bio, nullptr, nullptr, nullptr) : nullptr) {
+      if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1) ++added;
+      X509_free(x);
+    }
+    BIO_free(bio);
+    ERR_clear_error();  // the end of the PEM text
+    if (added == 0) {
+      error = "no CA certificate in the in-memory CA list";
+      return nullptr;
+    }
+  }
   // The result is judged after the handshake (Untrusted/Trusted/Verified), as Postfix does.
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
@@ -187,6 +202,11 @@ client_stream::client_stream(std::unique_ptr<net::byte_stream> inner,
 }
 
 client_stream::~client_stream() { SSL_free(ssl_); }
+
+void client_stream::set_verify_time(std::chrono::system_clock::time_point t) {
+  X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl_),
+                             static_cast<time_t>(std::chrono::system_clock::to_time_t(t)));
+}
 
 session_info client_stream::info() const { return inspect(ssl_, true); }
 

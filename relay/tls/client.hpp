@@ -29,6 +29,7 @@ struct client_settings {
   client_level level = client_level::none;
   std::string ca_file;  // smtp_tls_CAfile
   std::string ca_path;  // smtp_tls_CApath
+  std::string ca_pem;   // trusted CAs as PEM text (the harness's per-run CA; no parameter)
   protocol_set protocols;
   std::string cipher_list;
   int loglevel = 0;  // smtp_tls_loglevel
@@ -81,6 +82,9 @@ class client_stream final : public net::byte_stream {
   /// errors() says why.
   boost::asio::awaitable<void> handshake(std::string sni, std::vector<std::string> names,
                                          net::duration timeout, std::error_code& ec);
+  /// Certificates are checked for validity at `t` (the injected clock; virtual in the
+  /// simulation) instead of the system clock. Call before handshake().
+  void set_verify_time(std::chrono::system_clock::time_point t);
   trust peer_trust() const noexcept { return trust_; }
   /// OpenSSL's verification error ("unable to get local issuer certificate"), "" if none.
   const std::string& verify_error() const noexcept { return verify_error_; }

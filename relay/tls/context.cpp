@@ -130,6 +130,37 @@ bool load_chain_file(SSL_CTX* ctx, const std::string& file, std::string& error) 
   return ok;
 }
 
+bool load_pair_pem(SSL_CTX* ctx, const key_pair_pem& kp, std::string& error) {
+  std::unique_ptr<BIO, bio_free> chain(
+      BIO_new_mem_buf(kp.chain_pem.data(), static_cast<int>(kp.chain_pem.size())));
+  X509* leaf = chain ? PEM_read_bio_X509(chain.get(), nullptr, nullptr, nullptr) : nullptr;
+  if (!leaf || SSL_CTX_use_certificate(ctx, leaf) != 1) {
+    if (leaf) X509_free(leaf);
+    error = "cannot load the in-memory certificate: " + reason();
+    return false;
+  }
+  X509_free(leaf);
+  SSL_CTX_clear_chain_certs(ctx);
+  while (X509* x = PEM_read_bio_X509(chain.get(), nullptr, nullptr, nullptr)) {
+    if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+      X509_free(x);
+      error = "cannot add an in-memory chain certificate: " + reason();
+      return false;
+    }
+  }
+  ERR_clear_error();  // the end of the PEM text
+  std::unique_ptr<BIO, bio_free> keyb(
+      BIO_new_mem_buf(kp.key_pem.data(), static_cast<int>(kp.key_pem.size())));
+  EVP_PKEY* key = keyb ? PEM_read_bio_PrivateKey(keyb.get(), nullptr, nullptr, nullptr) : nullptr;
+  const bool ok = key && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+  if (key) EVP_PKEY_free(key);
+  if (!ok) {
+    error = "cannot load the in-memory private key: " + reason();
+    return false;
+  }
+  return true;
+}
+
 bool load_pair(SSL_CTX* ctx, const key_pair_files& kp, std::string& error) {
   if (SSL_CTX_use_certificate_chain_file(ctx, kp.cert_file.c_str()) != 1) {
     error = "cannot load certificate chain from " + kp.cert_file + ": " + reason();
@@ -270,6 +301,8 @@ std::shared_ptr<server_context> server_context::create(const server_settings& s,
     if (!load_chain_file(ctx, f, error)) return nullptr;
   for (const auto& kp : s.key_pairs)
     if (!load_pair(ctx, kp, error)) return nullptr;
+  for (const auto& kp : s.pem_pairs)
+    if (!load_pair_pem(ctx, kp, error)) return nullptr;
   // No client certificates are asked for (smtpd_tls_ask_ccert is refused at start-up).
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   SSL_CTX_set_info_callback(ctx, info_callback);

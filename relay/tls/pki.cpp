@@ -20,8 +20,18 @@ namespace {
 }
 
 EVP_PKEY* make_key(key_kind kind) {
-  EVP_PKEY* k = kind == key_kind::ecdsa_p256 ? EVP_EC_gen("P-256")
-                                             : EVP_RSA_gen(static_cast<unsigned int>(2048));
+  EVP_PKEY* k = nullptr;
+  switch (kind) {
+    case key_kind::ecdsa_p256:
+      k = EVP_EC_gen("P-256");
+      break;
+    case key_kind::rsa_2048:
+      k = EVP_RSA_gen(static_cast<unsigned int>(2048));
+      break;
+    case key_kind::ed25519:
+      k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+      break;
+  }
   if (!k) fail("key generation");
   return k;
 }
@@ -61,16 +71,20 @@ bool numeric(const std::string& n) {
                         n.find_first_not_of("0123456789.") == std::string::npos);
 }
 
-std::atomic<long> next_serial{1};
+struct validity {
+  std::chrono::system_clock::time_point now;
+  std::chrono::seconds not_before;
+  std::chrono::seconds not_after;
+};
 
 X509* make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key,
-                std::chrono::seconds not_before, std::chrono::seconds not_after, bool ca,
-                const std::vector<std::string>& names) {
+                const validity& v, long serial, bool ca, const std::vector<std::string>& names) {
   X509* x = X509_new();
   X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), next_serial++);
-  X509_gmtime_adj(X509_getm_notBefore(x), static_cast<long>(not_before.count()));
-  X509_gmtime_adj(X509_getm_notAfter(x), static_cast<long>(not_after.count()));
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+  time_t base = std::chrono::system_clock::to_time_t(v.now);
+  X509_time_adj_ex(X509_getm_notBefore(x), 0, static_cast<long>(v.not_before.count()), &base);
+  X509_time_adj_ex(X509_getm_notAfter(x), 0, static_cast<long>(v.not_after.count()), &base);
   X509_set_pubkey(x, key);
   X509_NAME* name = X509_get_subject_name(x);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -91,7 +105,10 @@ X509* make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* is
     if (!san.empty()) add_ext(x, iss, NID_subject_alt_name, san);
   }
   add_ext(x, iss, NID_subject_key_identifier, "hash");
-  if (X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) == 0) fail("sign");
+  EVP_PKEY* signer = issuer_key ? issuer_key : key;
+  // Ed25519 signs without a separate digest.
+  const EVP_MD* md = EVP_PKEY_get_base_id(signer) == EVP_PKEY_ED25519 ? nullptr : EVP_sha256();
+  if (X509_sign(x, signer, md) == 0) fail("sign");
   return x;
 }
 
@@ -101,17 +118,22 @@ struct authority::impl {
   EVP_PKEY* key = nullptr;
   X509* cert = nullptr;
   std::string pem;
+  std::chrono::system_clock::time_point now;
+  mutable std::atomic<long> serial{1};
   ~impl() {
     X509_free(cert);
     EVP_PKEY_free(key);
   }
 };
 
-authority::authority(const std::string& common_name, key_kind kind)
+authority::authority(const std::string& common_name, key_kind kind,
+                     std::chrono::system_clock::time_point now)
     : impl_(std::make_unique<impl>()) {
+  impl_->now = now;
   impl_->key = make_key(kind);
-  impl_->cert = make_cert(common_name, impl_->key, nullptr, nullptr, std::chrono::hours(-24),
-                          std::chrono::hours(24 * 365), true, {});
+  impl_->cert = make_cert(common_name, impl_->key, nullptr, nullptr,
+                          {now, std::chrono::hours(-24), std::chrono::hours(24 * 365)},
+                          impl_->serial++, true, {});
   impl_->pem = pem_cert(impl_->cert);
 }
 
@@ -123,8 +145,8 @@ issued authority::issue(const std::vector<std::string>& names, key_kind kind,
                         std::chrono::seconds not_before, std::chrono::seconds not_after) const {
   if (names.empty()) throw std::invalid_argument("pki: issue needs at least one name");
   EVP_PKEY* k = make_key(kind);
-  X509* x =
-      make_cert(names.front(), k, impl_->cert, impl_->key, not_before, not_after, false, names);
+  X509* x = make_cert(names.front(), k, impl_->cert, impl_->key,
+                      {impl_->now, not_before, not_after}, impl_->serial++, false, names);
   issued out{pem_cert(x), pem_key(k), {}};
   out.chain_pem = out.cert_pem + impl_->pem;
   X509_free(x);
@@ -132,10 +154,11 @@ issued authority::issue(const std::vector<std::string>& names, key_kind kind,
   return out;
 }
 
-issued authority::self_signed(const std::string& name, key_kind kind) {
+issued authority::self_signed(const std::string& name, key_kind kind,
+                              std::chrono::system_clock::time_point now) {
   EVP_PKEY* k = make_key(kind);
-  X509* x = make_cert(name, k, nullptr, nullptr, std::chrono::hours(-1),
-                      std::chrono::hours(24 * 30), false, {name});
+  X509* x = make_cert(name, k, nullptr, nullptr,
+                      {now, std::chrono::hours(-1), std::chrono::hours(24 * 30)}, 1, false, {name});
   issued out{pem_cert(x), pem_key(k), {}};
   out.chain_pem = out.cert_pem;
   X509_free(x);

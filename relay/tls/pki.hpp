@@ -10,7 +10,9 @@
 
 namespace relaylab::tls {
 
-enum class key_kind { ecdsa_p256, rsa_2048 };
+/// Ed25519 keys, signatures and certificates have fixed sizes, so a handshake with them has the
+/// same length every time: what the simulation uses, where bytes take virtual time.
+enum class key_kind { ecdsa_p256, rsa_2048, ed25519 };
 
 struct issued {
   std::string cert_pem;   // the leaf certificate
@@ -20,8 +22,12 @@ struct issued {
 
 class authority {
  public:
-  /// A self-signed CA named `common_name`. Throws std::runtime_error when OpenSSL fails.
-  explicit authority(const std::string& common_name, key_kind kind = key_kind::ecdsa_p256);
+  /// A self-signed CA named `common_name`, valid from a day before `now` for a year. Validity
+  /// of the certificates it issues counts from `now` too (the simulation passes its virtual
+  /// clock). Serial numbers count from 1 per authority. Throws std::runtime_error when OpenSSL
+  /// fails.
+  explicit authority(const std::string& common_name, key_kind kind = key_kind::ecdsa_p256,
+                     std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
   ~authority();
   authority(const authority&) = delete;
   authority& operator=(const authority&) = delete;
@@ -30,13 +36,16 @@ class authority {
   const std::string& ca_pem() const;
 
   /// A server certificate for `names` (first is the subject CN; all go in subjectAltName as
-  /// DNS names, or IP addresses when numeric), valid from now+not_before to now+not_after.
+  /// DNS names, or IP addresses when numeric), valid from now+not_before to now+not_after
+  /// (a negative not_after gives an expired certificate).
   issued issue(const std::vector<std::string>& names, key_kind kind = key_kind::ecdsa_p256,
                std::chrono::seconds not_before = std::chrono::seconds(-3600),
                std::chrono::seconds not_after = std::chrono::hours(24 * 30)) const;
 
   /// A self-signed server certificate (no CA), for "does not verify" cases.
-  static issued self_signed(const std::string& name, key_kind kind = key_kind::ecdsa_p256);
+  static issued self_signed(
+      const std::string& name, key_kind kind = key_kind::ecdsa_p256,
+      std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
  private:
   struct impl;

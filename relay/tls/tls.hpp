@@ -36,6 +36,12 @@ struct key_pair_files {
   std::string key_file;
 };
 
+/// The same, as PEM text (the harness's in-memory certificates; no main.cf parameter).
+struct key_pair_pem {
+  std::string chain_pem;  // leaf first, then intermediates
+  std::string key_pem;
+};
+
 struct server_settings {
   server_level level = server_level::none;
   bool wrappermode = false;  // smtpd_tls_wrappermode: TLS before the greeting (smtps, 465)
@@ -44,6 +50,8 @@ struct server_settings {
   std::vector<std::string> chain_files;
   /// smtpd_tls_cert_file/key_file and smtpd_tls_eccert_file/eckey_file.
   std::vector<key_pair_files> key_pairs;
+  /// Pairs given as text, loaded after the files (harness/sim's per-run certificates).
+  std::vector<key_pair_pem> pem_pairs;
   protocol_set protocols;                // smtpd_tls_protocols or _mandatory_ at encrypt
   std::string cipher_list;               // OpenSSL cipher string from the cipher grade and excludes
   std::string groups;                    // tls_eecdh_auto_curves (colon-separated for OpenSSL)
