@@ -146,6 +146,20 @@ std::optional<support_entry> classify(std::string_view name, const parameters& p
   return support_entry{name, best->level, best->reason};
 }
 
+// Values of refused parameters that describe what relaylab does anyway, so they promise
+// nothing it breaks (Debian's postinst writes mailbox_size_limit = 0).
+struct kept_value {
+  std::string_view name;
+  std::string_view value;
+};
+constexpr kept_value kept_values[] = {{"mailbox_size_limit", "0"}};
+
+bool keeps_value(const parameters& p, std::string_view name) {
+  for (const auto& k : kept_values)
+    if (k.name == name && same_words(p.get(name), std::string(k.value))) return true;
+  return false;
+}
+
 bool has_default_value(const parameters& p, std::string_view name) {
   auto def = p.default_value(name);
   if (!def) return false;
@@ -167,7 +181,7 @@ std::vector<diagnostic> check_support(const parameters& p) {
     if (!where) continue;
     auto e = classify(name, p);
     if (!e || e->level == support_class::implemented) continue;
-    if (has_default_value(p, name)) continue;
+    if (has_default_value(p, name) || keeps_value(p, name)) continue;
     out.push_back(judge(p, name, *e, *where));
   }
   std::stable_sort(out.begin(), out.end(), [](const diagnostic& a, const diagnostic& b) {
@@ -190,7 +204,8 @@ std::vector<diagnostic> check_service_support(const parameters& main,
     auto e = classify(name, view);
     if (!e) continue;
     if (e->level != support_class::implemented) {
-      if (!has_default_value(view, name)) out.push_back(judge(view, name, *e, where));
+      if (!has_default_value(view, name) && !keeps_value(view, name))
+        out.push_back(judge(view, name, *e, where));
       continue;
     }
     if (honoured || read_per_delivery_service(service, name) ||
