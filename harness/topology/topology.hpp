@@ -1,5 +1,5 @@
 // Topology files (topologies/*.xml, schema topologies/relaylab-topology.xsd) read into plain
-// structs. pugixml stays inside topology.cpp: nothing here mentions it.
+// structs. pugixml stays inside this folder (reader.hpp, the .cpp files): nothing here mentions it.
 //
 // A topology declares the network (VPCs, subnets, route tables, gateways, security groups,
 // network ACLs, hosts), DNS zones, what runs on each host (the relay with its main.cf,
