@@ -12,6 +12,7 @@
 
 #include "harness/cli/commands.hpp"
 #include "relay/config/config.hpp"
+#include "relay/delivery/agent_tls.hpp"
 #include "relay/delivery/smtp_agent.hpp"
 #include "relay/delivery/system_resolver.hpp"
 #include "relay/log/log.hpp"
@@ -25,7 +26,6 @@
 #include "relay/queue/storage.hpp"
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtpd/smtpd.hpp"
-#include "relay/tls/client.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -79,31 +79,10 @@ int run_relay(const relay_args& a) {
   for (const auto& d : cfg.diagnostics) std::cerr << d.to_string() << "\n";
   if (!cfg.ok()) return exit_usage;
   // The delivery agent's TLS (smtp_tls_*, from main.cf): what it cannot keep stops start-up.
-  // It has one set of settings, so a smtp/lmtp service whose -o lines change them is refused.
-  std::optional<tls::client_settings> client_tls;
+  delivery::smtp_agent_options agent_tls;  // only its tls and client.starttls are used
   {
     std::vector<config::diagnostic> tls_diags;
-    client_tls = tls::client_settings_from(cfg.main, tls_diags);
-    bool tls_ok = client_tls.has_value();
-    for (const auto& svc : cfg.all_services) {
-      if (svc.command != "smtp" && svc.command != "lmtp") continue;
-      for (const auto& [name, value] : svc.overrides) {
-        const bool tls_param = name.rfind("smtp_tls_", 0) == 0 || name.rfind("lmtp_tls_", 0) == 0 ||
-                               name == "smtp_use_tls" || name == "smtp_enforce_tls" ||
-                               name == "smtp_starttls_timeout";
-        if (!tls_param || value == cfg.main.get(name)) continue;
-        config::diagnostic d;
-        d.level = config::diagnostic::severity::fatal;
-        d.file = svc.file;
-        d.line = svc.line;
-        d.parameter = name;
-        d.message = "service " + svc.name + ": -o " + name + "=" + value +
-                    " is not implemented by relaylab: its delivery agent uses main.cf's TLS "
-                    "settings for every transport";
-        tls_diags.push_back(std::move(d));
-        tls_ok = false;
-      }
-    }
+    const bool tls_ok = delivery::configure_agent_tls(cfg, agent_tls, tls_diags);
     for (const auto& d : tls_diags) std::cerr << d.to_string() << "\n";
     if (!tls_ok) return exit_usage;
   }
@@ -233,16 +212,8 @@ int run_relay(const relay_args& a) {
     return exit_usage;
   }
   auto ao = delivery::smtp_agent_options_from_config(cfg.main, pid);
-  if (client_tls->wants_tls()) {
-    std::string error;
-    ao.tls = tls::client_context::create(*client_tls, error);
-    if (!ao.tls) {
-      std::cerr << "relaylab relay: fatal: smtp_tls: " << error << "\n";
-      return exit_usage;
-    }
-    ao.client.starttls = client_tls->requires_tls() ? smtp::client_options::tls_use::required
-                                                    : smtp::client_options::tls_use::may;
-  }
+  ao.tls = agent_tls.tls;
+  ao.client.starttls = agent_tls.client.starttls;
   auto agent_random = std::make_shared<std::mt19937_64>(rd());
   // The agents log through a gate: their "status=sent" lines reach the maillog only after
   // the queue manager made the done marks durable (see relay/qmgr/log_gate.hpp).
