@@ -1,5 +1,7 @@
 #include "fakes/mx/mx.hpp"
 
+#include "relay/tls/context.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -26,7 +28,7 @@ std::string replace_percent_s(std::string text, std::string_view value) {
   return text;
 }
 
-smtp::server_options engine_options(const script& s) {
+smtp::server_options engine_options(const script& s, const tls::server_context* tls) {
   smtp::server_options o;
   o.myhostname = s.hostname;
   o.banner = s.banner.empty() ? s.hostname + " ESMTP relaylab-fake-mx" : s.banner;
@@ -36,6 +38,13 @@ smtp::server_options engine_options(const script& s) {
   o.sasl_auth_enable = !s.users.empty();
   if (o.sasl_auth_enable) o.sasl_mechanisms = {"PLAIN", "LOGIN"};
   o.inet_ipv6 = true;
+  if (tls) {
+    const auto& t = tls->settings();
+    o.tls_wrappermode = t.wrappermode;
+    o.tls_offered = !t.wrappermode;
+    o.tls_required = t.enforce_tls() && !t.wrappermode;
+    o.tls_auth_only = t.auth_only;
+  }
   return o;
 }
 
@@ -161,6 +170,10 @@ std::string server::summary() const {
   add("hangs", c.hangs);
   add("auth_ok", c.auth_success);
   add("auth_failed", c.auth_failure);
+  if (options_.tls) {
+    add("tls", c.tls_sessions);
+    add("tls_failed", c.tls_failures);
+  }
   if (c.maildir_errors) add("maildir_errors", c.maildir_errors);
   return s;
 }
@@ -172,8 +185,8 @@ connection::connection(server& srv, smtp::client_identity client, timestamp now)
     : srv_(srv), now_(now) {
   ++srv_.counts_.sessions_total;
   ++srv_.counts_.sessions_active;
-  engine_ = std::make_unique<smtp::server_session>(engine_options(srv_.script_), *this,
-                                                   std::move(client), now);
+  engine_ = std::make_unique<smtp::server_session>(
+      engine_options(srv_.script_, srv_.options_.tls.get()), *this, std::move(client), now);
   engine_->start(now);
   after_engine_call();
 }
@@ -235,6 +248,21 @@ void connection::advance(timestamp now) {
 }
 
 void connection::run_pending(timestamp now) { advance(now); }
+
+void connection::tls_established(const tls::session_info& info, timestamp now) {
+  now_ = now;
+  tls_ = info;
+  ++srv_.counts_.tls_sessions;
+  engine_->tls_started(now);
+  after_engine_call();
+}
+
+void connection::tls_failed(bool, const std::vector<std::string>&, timestamp now) {
+  now_ = now;
+  ++srv_.counts_.tls_failures;
+  engine_->tls_failed(now);
+  after_engine_call();
+}
 
 std::string_view connection::output() const noexcept {
   auto out = engine_->output();
@@ -335,6 +363,11 @@ smtp::verdict connection::on_mail(const smtp::client_identity& client,
     current_.helo = client.helo;
     current_.auth_user = engine_->authenticated() ? auth_user_ : std::string();
     current_.sender = mail.sender;
+    if (tls_) {
+      current_.tls = true;
+      current_.tls_protocol = tls_->protocol;
+      current_.tls_cipher = tls_->cipher;
+    }
     in_transaction_ = true;
     size_exceeded_ = false;
   }

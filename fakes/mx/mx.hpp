@@ -11,6 +11,7 @@
 
 #include "fakes/mx/script.hpp"
 #include "relay/smtp/server_session.hpp"
+#include "relay/tls/tls.hpp"
 
 #include <cstdint>
 #include <deque>
@@ -22,6 +23,10 @@
 #include <string_view>
 #include <tuple>
 #include <vector>
+
+namespace relaylab::tls {
+class server_context;
+}
 
 namespace relaylab::fakes::mx {
 
@@ -37,6 +42,9 @@ struct message {
   std::string sender;
   std::vector<std::string> recipients;
   std::string data;
+  bool tls = false;          // the transaction ran under TLS (STARTTLS or wrapper mode)
+  std::string tls_protocol;  // "TLSv1.3" ("" without TLS)
+  std::string tls_cipher;    // "TLS_AES_256_GCM_SHA384"
 };
 
 /// Counts like smtp-sink's, plus what the script did.
@@ -56,6 +64,8 @@ struct counters {
   std::uint64_t auth_failure = 0;
   std::uint64_t maildir_errors = 0;
   std::uint64_t mailbox_dropped = 0;  // accepted but not kept (mailbox_max reached)
+  std::uint64_t tls_sessions = 0;     // handshakes that succeeded
+  std::uint64_t tls_failures = 0;     // handshakes that failed (the session ended)
 };
 
 struct server_options {
@@ -67,6 +77,9 @@ struct server_options {
   std::string maildir_unique = "relaylab";
   /// Called for every accepted message (e.g. `relaylab mx -v` prints a line); may be empty.
   std::function<void(const message&)> on_message;
+  /// TLS (nullptr = none): EHLO offers STARTTLS, or with the context's settings' wrappermode
+  /// every session starts with the handshake (smtps). fakes/mx/tls.hpp makes one.
+  std::shared_ptr<tls::server_context> tls;
 };
 
 class connection;
@@ -92,6 +105,9 @@ class server {
   const script& behaviour() const noexcept { return script_; }
   /// Replaces the script for sessions opened later (and later commands of open ones).
   void set_behaviour(script s);
+  /// The TLS context sessions use (nullptr without TLS); the transport wraps its stream in
+  /// tls::server_stream when it is set.
+  const std::shared_ptr<tls::server_context>& tls_context() const noexcept { return options_.tls; }
 
  private:
   friend class connection;
@@ -131,6 +147,14 @@ class connection final : public smtp::server_handler {
   std::optional<timestamp> deadline() const noexcept;
   bool closing() const noexcept;
   bool want_input() const noexcept { return engine_->want_input(); }
+  bool tls_wanted() const noexcept { return engine_->tls_wanted(); }
+
+  // TLS, as relay/net's driver reports it (like smtpd::connection).
+  std::shared_ptr<tls::server_context> tls_context() const { return srv_.options_.tls; }
+  /// The handshake succeeded: later messages are marked TLS.
+  void tls_established(const tls::session_info& info, timestamp now);
+  /// The handshake failed or timed out: the session ends.
+  void tls_failed(bool peer_closed, const std::vector<std::string>& openssl_errors, timestamp now);
 
   // server_handler
   smtp::verdict on_connect(const smtp::client_identity& client) override;
@@ -182,6 +206,7 @@ class connection final : public smtp::server_handler {
   std::string auth_mechanism_;
   std::string auth_user_;  // LOGIN: username given so far; after success: the user
   int auth_step_ = 0;
+  std::optional<tls::session_info> tls_;
 };
 
 }  // namespace relaylab::fakes::mx

@@ -18,7 +18,11 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
+#include "fakes/mx/tcp_listener.hpp"
+#include "fakes/mx/tls.hpp"
 #include "relay/net/driver.hpp"
+#include "relay/net/tcp_stream.hpp"
+#include "relay/tls/client.hpp"
 
 namespace relaylab::fakes::mx {
 namespace {
@@ -377,6 +381,163 @@ TEST(fake_mx, serves_over_loopback_tcp) {
   ASSERT_EQ(srv.mailbox().size(), 1u);
   EXPECT_EQ(srv.mailbox()[0].data, "hello\r\n");
   EXPECT_EQ(srv.mailbox()[0].client_addr, "127.0.0.1");
+}
+
+// STARTTLS (or wrapper mode) over loopback: a tls::client_stream that trusts the test CA sees
+// the certificate the MX was asked for, and the message is marked as received under TLS.
+struct tls_outcome {
+  std::string transcript;  // replies, plain and under TLS
+  bool handshake_ok = false;
+  tls::trust trust = tls::trust::untrusted;
+  std::string verify_error;
+};
+
+tls_outcome tls_session(server& srv, const std::string& ca_pem, bool wrapper) {
+  namespace asio = boost::asio;
+  using tcp = asio::ip::tcp;
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto port = acc.local_endpoint().port();
+  const auto start = std::chrono::steady_clock::now();
+  net::clock_fn now = [start] { return std::chrono::steady_clock::now() - start; };
+  asio::co_spawn(io, serve_tcp(acc, srv, now, 1), asio::detached);
+  tls_outcome out;
+  tls::client_settings cs;
+  cs.level = tls::client_level::encrypt;
+  cs.ca_pem = ca_pem;
+  std::string error;
+  auto cctx = tls::client_context::create(cs, error);
+  EXPECT_TRUE(cctx) << error;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        tcp::socket sock(io);
+        co_await sock.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                    asio::use_awaitable);
+        std::unique_ptr<net::byte_stream> s =
+            std::make_unique<net::tcp_byte_stream>(std::move(sock));
+        std::error_code ec;
+        std::string pending;
+        // Reads one reply (all its lines) into the transcript.
+        auto reply = [&]() -> asio::awaitable<void> {
+          for (int i = 0; i < 100; ++i) {
+            const auto eol = pending.find("\r\n");
+            if (eol != std::string::npos) {
+              const std::string line = pending.substr(0, eol + 2);
+              pending.erase(0, eol + 2);
+              out.transcript += line;
+              if (line.size() < 4 || line[3] != '-') co_return;
+              continue;
+            }
+            std::vector<char> buf(4096);
+            const auto n = co_await s->read_some(buf, 5s, ec);
+            if (ec) co_return;
+            pending.append(buf.data(), n);
+          }
+        };
+        auto say = [&](std::string cmd) -> asio::awaitable<void> {
+          cmd += "\r\n";
+          co_await s->write_all(cmd, 5s, ec);
+          if (!ec) co_await reply();
+        };
+        auto secure = [&]() -> asio::awaitable<bool> {
+          auto c = std::make_unique<tls::client_stream>(std::move(s), cctx);
+          std::vector<std::string> names{"mx.fake.example"};
+          co_await c->handshake("mx.fake.example", std::move(names), 5s, ec);
+          out.handshake_ok = !ec;
+          out.trust = c->peer_trust();
+          out.verify_error = c->verify_error();
+          s = std::move(c);
+          co_return !ec;
+        };
+        if (wrapper && !co_await secure()) co_return;
+        co_await reply();
+        co_await say("EHLO c.example");
+        if (!wrapper) {
+          co_await say("STARTTLS");
+          if (!co_await secure()) co_return;
+          co_await say("EHLO c.example");
+        }
+        for (std::string cmd : {"MAIL FROM:<a@c.example>", "RCPT TO:<b@x.example>", "DATA"})
+          co_await say(cmd);
+        co_await say("hello\r\n.");
+        co_await say("QUIT");
+      },
+      asio::detached);
+  io.run_for(10s);
+  return out;
+}
+
+struct tls_mx {
+  tls::authority ca{"Relaylab Test CA"};
+  std::unique_ptr<server> srv;
+  explicit tls_mx(cert_kind kind, bool wrapper = false) {
+    std::string error;
+    server_options o;
+    tls_options t;
+    t.wrappermode = wrapper;
+    o.tls = make_tls_context(ca, kind, {"mx.fake.example"}, tls::key_kind::ecdsa_p256, error, t);
+    EXPECT_TRUE(o.tls) << error;
+    srv = std::make_unique<server>(script{}, o);
+  }
+};
+
+TEST(fake_mx_tls, starttls_with_a_good_certificate_verifies) {
+  tls_mx mx(cert_kind::good);
+  const auto out = tls_session(*mx.srv, mx.ca.ca_pem(), false);
+  ASSERT_TRUE(out.handshake_ok) << out.transcript;
+  EXPECT_EQ(out.trust, tls::trust::verified) << out.verify_error;
+  EXPECT_NE(out.transcript.find("250-STARTTLS\r\n"), std::string::npos) << out.transcript;
+  EXPECT_NE(out.transcript.find("220 2.0.0 Ready to start TLS\r\n"), std::string::npos);
+  EXPECT_NE(out.transcript.find("250 2.0.0 Ok: queued as FAKE00000001\r\n"), std::string::npos)
+      << out.transcript;
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+  const auto& m = mx.srv->mailbox()[0];
+  EXPECT_TRUE(m.tls);
+  EXPECT_EQ(m.tls_protocol.rfind("TLSv1.", 0), 0u) << m.tls_protocol;
+  EXPECT_FALSE(m.tls_cipher.empty());
+  EXPECT_EQ(m.data, "hello\r\n");
+  EXPECT_EQ(mx.srv->counts().tls_sessions, 1u);
+  EXPECT_NE(mx.srv->summary().find(" tls=1 tls_failed=0"), std::string::npos);
+}
+
+TEST(fake_mx_tls, self_signed_certificate_is_untrusted) {
+  tls_mx mx(cert_kind::self_signed);
+  const auto out = tls_session(*mx.srv, mx.ca.ca_pem(), false);
+  ASSERT_TRUE(out.handshake_ok) << out.transcript;
+  EXPECT_EQ(out.trust, tls::trust::untrusted);
+  EXPECT_EQ(out.verify_error, "self-signed certificate");
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+  EXPECT_TRUE(mx.srv->mailbox()[0].tls);
+}
+
+TEST(fake_mx_tls, expired_certificate_is_untrusted) {
+  tls_mx mx(cert_kind::expired);
+  const auto out = tls_session(*mx.srv, mx.ca.ca_pem(), false);
+  ASSERT_TRUE(out.handshake_ok) << out.transcript;
+  EXPECT_EQ(out.trust, tls::trust::untrusted);
+  EXPECT_EQ(out.verify_error, "certificate has expired");
+}
+
+TEST(fake_mx_tls, wrapper_mode_handshakes_before_the_greeting) {
+  tls_mx mx(cert_kind::good, true);
+  const auto out = tls_session(*mx.srv, mx.ca.ca_pem(), true);
+  ASSERT_TRUE(out.handshake_ok) << out.transcript;
+  EXPECT_EQ(out.trust, tls::trust::verified);
+  EXPECT_EQ(out.transcript.rfind("220 mx.fake.example ESMTP", 0), 0u) << out.transcript;
+  EXPECT_EQ(out.transcript.find("STARTTLS"), std::string::npos);
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+  EXPECT_TRUE(mx.srv->mailbox()[0].tls);
+}
+
+TEST(fake_mx_tls, plain_mail_before_starttls_is_not_marked) {
+  tls_mx mx(cert_kind::good);
+  client c(*mx.srv);
+  c.read();
+  EXPECT_NE(c.say("EHLO c.example").find("250-STARTTLS"), std::string::npos);
+  EXPECT_EQ(c.send_mail("a@c", {"b@x"}, "hi\r\n").substr(0, 3), "250");
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+  EXPECT_FALSE(mx.srv->mailbox()[0].tls);
 }
 
 }  // namespace

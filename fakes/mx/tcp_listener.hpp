@@ -1,10 +1,12 @@
-// Serves a fake MX on a TCP acceptor through relay/net's driver (tests and `relaylab mx`).
+// Serves a fake MX on a TCP acceptor through relay/net's driver (tests and `relaylab mx`), over
+// tls::server_stream when the server has a TLS context (STARTTLS or wrapper mode).
 #pragma once
 
 #include <utility>  // before Boost 1.74 awaitable.hpp, which uses std::exchange without it
 
 #include "fakes/mx/mx.hpp"
 #include "relay/net/driver.hpp"
+#include "relay/tls/stream.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -34,7 +36,12 @@ inline boost::asio::awaitable<void> serve_tcp(boost::asio::ip::tcp::acceptor& ac
           const auto remote = s.remote_endpoint(e);
           auto conn = srv.open(e ? std::string() : remote.address().to_string(),
                                e ? std::string() : std::to_string(remote.port()), now());
-          co_await net::run_connection<asio::steady_timer>(s, *conn, nullptr, now);
+          if (auto ctx = srv.tls_context()) {
+            tls::server_stream<asio::ip::tcp::socket> stream(s, std::move(ctx));
+            co_await net::run_connection<asio::steady_timer>(stream, *conn, nullptr, now);
+          } else {
+            co_await net::run_connection<asio::steady_timer>(s, *conn, nullptr, now);
+          }
         },
         asio::detached);
   }
