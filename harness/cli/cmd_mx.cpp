@@ -1,14 +1,21 @@
 // relaylab mx --listen HOST:PORT [--script FILE] [--maildir DIR] [-v]
+//              [--tls good|self-signed|expired [--tls-ca-out FILE] | --tls-cert FILE --tls-key
+//              FILE]
+//              [--tls-wrapper] [--tls-name NAME...]
 // A scripted fake MX on a real socket (fakes/mx). Prints "listening on ADDR:PORT" when ready
-// and the session/message counts at exit (SIGTERM, SIGINT).
+// and the session/message counts at exit (SIGTERM, SIGINT). With --tls it offers STARTTLS (or,
+// with --tls-wrapper, speaks TLS from the first byte) with a certificate from a throwaway
+// in-memory CA, which --tls-ca-out writes so clients can verify it.
 #include "harness/cli/commands.hpp"
 
 #include "fakes/mx/mx.hpp"
 #include "fakes/mx/tcp_listener.hpp"
+#include "fakes/mx/tls.hpp"
 
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
 #include <iostream>
 
 #include <boost/asio/io_context.hpp>
@@ -22,7 +29,67 @@ struct mx_args {
   std::string script;
   std::string maildir;
   bool verbose = false;
+  std::string tls;  // good, self-signed, expired
+  std::string tls_ca_out;
+  std::string tls_cert;
+  std::string tls_key;
+  bool tls_wrapper = false;
+  std::vector<std::string> tls_names;
 };
+
+// The TLS context --tls/--tls-cert ask for; nullptr with `error` (and `usage` for bad flags).
+std::shared_ptr<tls::server_context> make_context(const mx_args& a, const std::string& hostname,
+                                                  const std::string& listen_host, bool& usage,
+                                                  std::string& error) {
+  usage = true;
+  if (a.tls.empty() && a.tls_cert.empty() && a.tls_key.empty()) {
+    if (a.tls_wrapper || !a.tls_ca_out.empty() || !a.tls_names.empty()) {
+      error = "--tls-wrapper, --tls-ca-out and --tls-name need --tls or --tls-cert/--tls-key";
+      return nullptr;
+    }
+    usage = false;
+    return nullptr;
+  }
+  fakes::mx::tls_options opt;
+  opt.wrappermode = a.tls_wrapper;
+  if (!a.tls_cert.empty() || !a.tls_key.empty()) {
+    if (!a.tls.empty() || !a.tls_ca_out.empty() || a.tls_cert.empty() || a.tls_key.empty()) {
+      error = "--tls-cert and --tls-key go together, without --tls or --tls-ca-out";
+      return nullptr;
+    }
+    usage = false;
+    return fakes::mx::make_tls_context_files(a.tls_cert, a.tls_key, error, opt);
+  }
+  const auto kind = fakes::mx::parse_cert_kind(a.tls);
+  if (!kind) {
+    error = "--tls: expected good, self-signed or expired, got \"" + a.tls + "\"";
+    return nullptr;
+  }
+  usage = false;
+  std::vector<std::string> names = a.tls_names;
+  if (names.empty()) {
+    names.push_back(hostname);
+    if (hostname != "localhost") names.push_back("localhost");
+    if (listen_host != "0.0.0.0" && listen_host != "::") names.push_back(listen_host);
+  }
+  try {
+    const tls::authority ca("relaylab mx throwaway CA", tls::key_kind::ecdsa_p256);
+    auto ctx = fakes::mx::make_tls_context(ca, *kind, names, tls::key_kind::ecdsa_p256, error, opt);
+    if (ctx && !a.tls_ca_out.empty()) {
+      std::ofstream out(a.tls_ca_out, std::ios::binary | std::ios::trunc);
+      out << ca.ca_pem();
+      out.flush();
+      if (!out) {
+        error = "--tls-ca-out: cannot write " + a.tls_ca_out;
+        return nullptr;
+      }
+    }
+    return ctx;
+  } catch (const std::exception& e) {
+    error = std::string("TLS: ") + e.what();
+    return nullptr;
+  }
+}
 
 // "127.0.0.1:2525", "[::1]:25", ":2525" (127.0.0.1). Numeric only.
 bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port) {
@@ -60,6 +127,17 @@ subcommand add_mx(CLI::App& root) {
   c.app->add_option("--script", args->script, "behaviour script");
   c.app->add_option("--maildir", args->maildir, "also deliver into this Maildir");
   c.app->add_flag("--verbose,-v", args->verbose, "print a line per accepted message");
+  c.app->add_option("--tls", args->tls,
+                    "offer STARTTLS with a good, self-signed or expired certificate from a "
+                    "throwaway in-memory CA");
+  c.app->add_option("--tls-ca-out", args->tls_ca_out, "write the throwaway CA (PEM) here");
+  c.app->add_option("--tls-cert", args->tls_cert, "certificate chain PEM file (with --tls-key)");
+  c.app->add_option("--tls-key", args->tls_key, "private key PEM file (with --tls-cert)");
+  c.app->add_flag("--tls-wrapper", args->tls_wrapper,
+                  "TLS from the first byte (smtps, port 465) instead of STARTTLS");
+  c.app->add_option("--tls-name", args->tls_names,
+                    "certificate name for --tls (repeatable; default: the script's hostname, "
+                    "localhost and the listen address)");
   c.run = [args] {
     namespace asio = boost::asio;
     std::string host;
@@ -79,6 +157,15 @@ subcommand add_mx(CLI::App& root) {
       behaviour = std::move(*s);
     }
     fakes::mx::server_options opt;
+    {
+      bool usage = false;
+      std::string error;
+      opt.tls = make_context(*args, behaviour.hostname, host, usage, error);
+      if (!opt.tls && !error.empty()) {
+        std::cerr << "relaylab mx: " << error << "\n";
+        return usage ? exit_usage : exit_failure;
+      }
+    }
     opt.maildir = args->maildir;
     opt.maildir_unique =
         std::to_string(::getpid()) + "." +
@@ -90,7 +177,8 @@ subcommand add_mx(CLI::App& root) {
           std::cout << (i ? ",<" : "<") << m.recipients[i] << ">";
         }
         std::cout << " size=" << m.data.size() << " client=" << m.client_addr
-                  << (m.auth_user.empty() ? "" : " sasl_username=" + m.auth_user) << std::endl;
+                  << (m.auth_user.empty() ? "" : " sasl_username=" + m.auth_user)
+                  << (m.tls ? " tls=" + m.tls_protocol + "/" + m.tls_cipher : "") << std::endl;
       };
     }
     // The server outlives the io_context: connections refer to it until their frames go.
