@@ -4,6 +4,9 @@
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtp/base64.hpp"
 #include "relay/smtp/client_session.hpp"
+#include "relay/tls/client.hpp"
+
+#include <filesystem>
 
 #include <cctype>
 #include <charconv>
@@ -234,8 +237,13 @@ std::optional<smtp_url> parse_smtp_url(std::string_view url, std::string& error)
   } else if (rest.starts_with("submission://")) {
     rest.remove_prefix(13);
     u.port = 587;
+  } else if (rest.starts_with("smtps://")) {
+    rest.remove_prefix(8);
+    u.port = 465;
+    u.tls = true;
   } else if (rest.find("://") != std::string_view::npos) {
-    error = "unsupported URL scheme in \"" + std::string(url) + "\" (smtp:// or submission://)";
+    error = "unsupported URL scheme in \"" + std::string(url) +
+            "\" (smtp://, submission:// or smtps://)";
     return std::nullopt;
   }
   if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
@@ -312,18 +320,81 @@ boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
     auth = std::make_unique<sasl_authenticator>(mech, std::move(s));
   }
 
+  // TLS set up before connecting too.
+  const bool starttls = settings.vars.count("smtp-use-starttls") > 0;
+  std::shared_ptr<tls::client_context> tls_ctx;
+  std::string verify = settings.get("tls-verify", settings.get("ssl-verify", "strict"));
+  for (auto& c : verify) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (verify.empty()) verify = "strict";
+  if (starttls || url->tls) {
+    if (verify != "strict" && verify != "ask" && verify != "warn" && verify != "ignore") {
+      co_return fail("unsupported ssl-verify \"" + verify + "\" (strict, ask, warn, ignore)");
+    }
+    tls::client_settings cs;
+    cs.level = tls::client_level::encrypt;
+    cs.ca_file = settings.get("tls-ca-file", settings.get("ssl-ca-file"));
+    std::error_code fe;
+    if (cs.ca_file.empty() && std::filesystem::is_directory("/etc/ssl/certs", fe))
+      cs.ca_path = "/etc/ssl/certs";
+    tls_ctx = tls::client_context::create(cs, err);
+    if (!tls_ctx) co_return fail("TLS: " + err);
+  }
+
   if (verbose) *verbose << "Connecting to " << url->host << ":" << url->port << " ...\n";
   std::error_code ec;
   auto stream = co_await connector.connect(url->host, url->port, std::chrono::seconds(30), ec);
   if (!stream) co_return fail(url->host + ":" + std::to_string(url->port) + ": " + ec.message());
+  const std::string hostport = url->host + ":" + std::to_string(url->port);
+
+  // The handshake and the certificate check ssl-verify asks for; false when the send fails.
+  auto secure = [&]() -> boost::asio::awaitable<bool> {
+    auto secured = std::make_unique<tls::client_stream>(std::move(stream), tls_ctx);
+    secured->set_verify_time(rt.now());
+    std::error_code hec;
+    std::vector<std::string> names{url->host};
+    // No SNI for an address literal (RFC 6066 3).
+    const bool literal = url->host.find_first_not_of("0123456789.") == std::string::npos ||
+                         url->host.find(':') != std::string::npos;
+    // Named: GCC 12 mishandles a conditional's temporary passed to a coroutine.
+    std::string sni = literal ? std::string() : url->host;
+    co_await secured->handshake(std::move(sni), std::move(names), std::chrono::seconds(30), hec);
+    if (hec) {
+      std::string why = secured->errors().empty() ? hec.message() : secured->errors().front();
+      stream = std::move(secured);
+      stream->close();
+      res.error = "could not initiate TLS connection: " + why;
+      co_return false;
+    }
+    std::string problem;
+    if (secured->peer_trust() == tls::trust::untrusted) {
+      problem = "TLS certificate verify failed: " + secured->verify_error();
+    } else if (secured->peer_trust() != tls::trust::verified) {
+      problem = "TLS certificate does not match: " + hostport;
+    }
+    if (verbose)
+      *verbose << "TLS connection established: " << tls::describe(secured->info()) << "\n";
+    stream = std::move(secured);
+    if (!problem.empty()) {
+      if (verify == "strict" || verify == "ask") {
+        stream->close();
+        res.error = problem;
+        co_return false;
+      }
+      if (verify == "warn") res.warnings.push_back(problem);
+    }
+    co_return true;
+  };
+  if (url->tls && !co_await secure()) co_return fail(res.error);
 
   smtp::client_options opt;
   opt.helo_name = settings.get("hostname", settings.get("smtp-hostname", env.hostname));
   if (opt.helo_name.empty()) opt.helo_name = "localhost";
+  if (starttls && !url->tls) opt.starttls = smtp::client_options::tls_use::required;
   smtp::client_session s(opt, client_now(rt));
   if (auth) s.set_authenticator(auth.get());
   verbose_trace trace(verbose);
-  smtp_driver drv(s, *stream, rt, [&](char d, std::string_view b) { trace(d, b); });
+  auto drv = std::make_unique<smtp_driver>(s, *stream, rt,
+                                           [&](char d, std::string_view b) { trace(d, b); });
   auto describe = [&]() -> std::string {
     const auto& e = s.error();
     if (!e) return "connection closed";
@@ -332,8 +403,23 @@ boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
     return t + (e->detail.empty() ? std::string(smtp::while_text(e->stage)) : e->detail);
   };
 
-  co_await drv.pump([&] { return s.state() == smtp::client_state::ready; });
+  auto ready_or_tls = [&] {
+    return s.state() == smtp::client_state::ready || s.state() == smtp::client_state::tls;
+  };
+  co_await drv->pump(ready_or_tls);
+  if (s.state() == smtp::client_state::tls) {
+    if (!co_await secure()) co_return fail(res.error);
+    drv = std::make_unique<smtp_driver>(s, *stream, rt,
+                                        [&](char d, std::string_view b) { trace(d, b); });
+    s.tls_started(client_now(rt));
+    co_await drv->pump(ready_or_tls);
+  }
   if (s.state() != smtp::client_state::ready) {
+    const auto& e = s.error();
+    if (e && e->what == smtp::client_error::kind::tls && !e->reply) {
+      stream->close();
+      co_return fail("smtp-server: STARTTLS not offered by the server (smtp-use-starttls is set)");
+    }
     stream->close();
     co_return fail(describe());
   }
@@ -349,7 +435,7 @@ boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
   envl.body_8bit = has_8bit(content);
   s.start(envl, client_now(rt));
   std::optional<smtp::client_result> result;
-  co_await drv.pump([&] {
+  co_await drv->pump([&] {
     if (s.wants_body()) {
       s.body(std::span<const char>(content.data(), content.size()));
       s.end_body(client_now(rt));
@@ -362,7 +448,7 @@ boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
     co_return fail(describe());
   }
   s.quit(client_now(rt));
-  co_await drv.pump([&] { return false; });
+  co_await drv->pump([&] { return false; });
   stream->close();
   if (!result->delivered()) {
     if (result->mail.code / 100 != 2) co_return fail("smtp-server: " + reply_text(result->mail));

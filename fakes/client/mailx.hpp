@@ -61,20 +61,29 @@ std::string build_mailx_message(const mailx_message_input& in, const mailx_envir
 struct smtp_url {
   std::string host;
   std::uint16_t port = 25;
+  bool tls = false;  // smtps://: TLS from the first byte (implicit TLS)
 };
-/// "smtp://HOST[:PORT]", "submission://HOST[:PORT]" (587), "HOST[:PORT]", IPv6 as "[::1]".
+/// "smtp://HOST[:PORT]", "submission://HOST[:PORT]" (587), "smtps://HOST[:PORT]" (465,
+/// implicit TLS), "HOST[:PORT]", IPv6 as "[::1]".
 /// Errors: nullopt with `error` naming the problem.
 std::optional<smtp_url> parse_smtp_url(std::string_view url, std::string& error);
 
 struct mailx_result {
   int exit_status = 0;  // 0 sent; mailx_exit_send_failed otherwise
   std::string error;    // mailx-like diagnostic, e.g. "smtp-server: 550 5.1.1 ..."
+  /// ssl-verify=warn: what was wrong with the certificate (the send went on).
+  std::vector<std::string> warnings;
 };
 
 /// Sends one message. `verbose` (may be null) gets the transcript as mailx -v prints it
 /// (">>> " client lines, "<<< " server lines, AUTH secrets hidden). The host must be numeric
 /// (or "localhost"): no DNS here. AUTH uses settings smtp-auth (plain|login|cram-md5; "none"
 /// or unset = no AUTH), smtp-auth-user, smtp-auth-password through relay/sasl's client.
+/// TLS as s-nail: smtp-use-starttls (STARTTLS after EHLO; when the server does not offer it
+/// the send fails before AUTH or any mail is sent), an smtps:// URL (implicit TLS),
+/// ssl-verify / tls-verify = strict (default: a certificate that does not verify or does not
+/// match the URL's host fails the send), warn (goes on, result.warnings says why) or ignore,
+/// ssl-ca-file / tls-ca-file (else the system's /etc/ssl/certs).
 boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
                                                 mailx_message_input message, mailx_environment env,
                                                 net::connector& connector, net::runtime& rt,

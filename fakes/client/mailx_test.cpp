@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -10,6 +11,13 @@
 
 #include "fakes/client/test_support.hpp"
 #include "fakes/mx/in_process.hpp"
+#include "fakes/mx/tcp_listener.hpp"
+#include "fakes/mx/tls.hpp"
+#include "relay/net/tcp_stream.hpp"
+
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
 
 namespace relaylab::fakes::client {
 namespace {
@@ -89,7 +97,7 @@ TEST(mailx, smtp_urls) {
   EXPECT_EQ(u->port, 25);
   EXPECT_FALSE(parse_smtp_url("smtp://h:99999", err));
   EXPECT_EQ(err, "bad port \"99999\" in \"smtp://h:99999\"");
-  EXPECT_FALSE(parse_smtp_url("smtps://h", err));
+  EXPECT_FALSE(parse_smtp_url("imap://h", err));
 }
 
 struct send_outcome {
@@ -175,6 +183,158 @@ TEST(mailx, wrong_password_exits_4) {
   EXPECT_EQ(out.result.error,
             "smtp-server: 535 5.7.8 Error: authentication failed: authentication failure");
   EXPECT_TRUE(srv.mailbox().empty());
+}
+
+// TLS against the fake MX over loopback (real clock: the certificates are valid from now).
+struct tls_mx {
+  tls::authority ca{"Relaylab Test CA"};
+  std::unique_ptr<mx::server> srv;
+  std::string ca_file;
+  tls_mx(mx::cert_kind kind, bool wrapper, std::string_view script_text = "") {
+    std::string error;
+    mx::server_options o;
+    mx::tls_options t;
+    t.wrappermode = wrapper;
+    o.tls = mx::make_tls_context(ca, kind, {"mx.fake.example", "127.0.0.1"},
+                                 tls::key_kind::ecdsa_p256, error, t);
+    EXPECT_TRUE(o.tls) << error;
+    srv = std::make_unique<mx::server>(script_of(script_text), o);
+    ca_file = (std::filesystem::temp_directory_path() /
+               ("relaylab_mailx_ca." + std::to_string(::getpid()) + ".pem"))
+                  .string();
+    std::ofstream(ca_file) << ca.ca_pem();
+  }
+  ~tls_mx() { std::filesystem::remove(ca_file); }
+};
+
+send_outcome send_tcp(mx::server& srv, mailx_settings settings, const std::string& scheme) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acc(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto port = acc.local_endpoint().port();
+  const auto start = std::chrono::steady_clock::now();
+  asio::co_spawn(io,
+                 mx::serve_tcp(
+                     acc, srv, [start] { return std::chrono::steady_clock::now() - start; }, 1),
+                 asio::detached);
+  net::system_runtime rt(io.get_executor());
+  net::tcp_connector conn(io.get_executor());
+  settings.set("smtp=" + scheme + "://127.0.0.1:" + std::to_string(port));
+  mailx_message_input in;
+  in.from = "a@c.example";
+  in.to = {"b@x.example"};
+  in.subject = "tls";
+  in.body = "body\n";
+  std::ostringstream v;
+  auto f = asio::co_spawn(io, mailx_send(settings, in, env(), conn, rt, &v), asio::use_future);
+  io.run_for(std::chrono::seconds(30));
+  return {f.get(), v.str()};
+}
+
+constexpr std::string_view auth_script =
+    "auth user smtp-auth@example.com relay-pass-1\nauth required\n";
+
+mailx_settings auth_settings() {
+  mailx_settings s;
+  s.set("smtp-auth=plain");
+  s.set("smtp-auth-user=smtp-auth@example.com");
+  s.set("smtp-auth-password=relay-pass-1");
+  return s;
+}
+
+TEST(mailx_tls, starttls_verified_with_ssl_ca_file_then_auth) {
+  tls_mx mx(mx::cert_kind::good, false, auth_script);
+  auto s = auth_settings();
+  s.set("smtp-use-starttls");
+  s.set("ssl-ca-file=" + mx.ca_file);
+  const auto out = send_tcp(*mx.srv, s, "smtp");
+  EXPECT_EQ(out.result.exit_status, 0) << out.result.error << out.verbose;
+  EXPECT_TRUE(out.result.warnings.empty());
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+  EXPECT_TRUE(mx.srv->mailbox()[0].tls);
+  EXPECT_EQ(mx.srv->mailbox()[0].auth_user, "smtp-auth@example.com");
+  // AUTH only after the handshake: the transcript has STARTTLS before AUTH.
+  const auto starttls = out.verbose.find(">>> STARTTLS\n");
+  ASSERT_NE(starttls, std::string::npos) << out.verbose;
+  EXPECT_GT(out.verbose.find(">>> AUTH PLAIN [secret]\n"), starttls);
+}
+
+TEST(mailx_tls, strict_refuses_a_self_signed_certificate_before_auth) {
+  tls_mx mx(mx::cert_kind::self_signed, false, auth_script);
+  auto s = auth_settings();
+  s.set("smtp-use-starttls");
+  s.set("ssl-ca-file=" + mx.ca_file);
+  const auto out = send_tcp(*mx.srv, s, "smtp");
+  EXPECT_EQ(out.result.exit_status, mailx_exit_send_failed);
+  EXPECT_EQ(out.result.error, "TLS certificate verify failed: self-signed certificate");
+  EXPECT_TRUE(mx.srv->mailbox().empty());
+  EXPECT_EQ(mx.srv->counts().auth_success + mx.srv->counts().auth_failure, 0u);
+  EXPECT_EQ(out.verbose.find(">>> AUTH"), std::string::npos) << out.verbose;
+}
+
+TEST(mailx_tls, strict_refuses_an_expired_certificate) {
+  tls_mx mx(mx::cert_kind::expired, false);
+  mailx_settings s;
+  s.set("smtp-use-starttls");
+  s.set("ssl-verify=strict");
+  s.set("ssl-ca-file=" + mx.ca_file);
+  const auto out = send_tcp(*mx.srv, s, "smtp");
+  EXPECT_EQ(out.result.exit_status, mailx_exit_send_failed);
+  EXPECT_EQ(out.result.error, "TLS certificate verify failed: certificate has expired");
+  EXPECT_TRUE(mx.srv->mailbox().empty());
+}
+
+TEST(mailx_tls, warn_sends_and_says_why) {
+  tls_mx mx(mx::cert_kind::expired, false);
+  mailx_settings s;
+  s.set("smtp-use-starttls");
+  s.set("ssl-verify=warn");
+  s.set("ssl-ca-file=" + mx.ca_file);
+  const auto out = send_tcp(*mx.srv, s, "smtp");
+  EXPECT_EQ(out.result.exit_status, 0) << out.result.error;
+  ASSERT_EQ(out.result.warnings.size(), 1u);
+  EXPECT_EQ(out.result.warnings[0], "TLS certificate verify failed: certificate has expired");
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+  EXPECT_TRUE(mx.srv->mailbox()[0].tls);
+}
+
+TEST(mailx_tls, ignore_sends_silently) {
+  tls_mx mx(mx::cert_kind::self_signed, false);
+  mailx_settings s;
+  s.set("smtp-use-starttls");
+  s.set("ssl-verify=ignore");
+  const auto out = send_tcp(*mx.srv, s, "smtp");
+  EXPECT_EQ(out.result.exit_status, 0) << out.result.error;
+  EXPECT_TRUE(out.result.warnings.empty());
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+}
+
+TEST(mailx_tls, starttls_not_offered_fails_without_auth_or_mail) {
+  mx::server srv(script_of(auth_script));
+  auto s = auth_settings();
+  s.set("smtp-use-starttls");
+  const auto out = send_tcp(srv, s, "smtp");
+  EXPECT_EQ(out.result.exit_status, mailx_exit_send_failed);
+  EXPECT_EQ(out.result.error,
+            "smtp-server: STARTTLS not offered by the server (smtp-use-starttls is set)");
+  EXPECT_TRUE(srv.mailbox().empty());
+  EXPECT_EQ(out.verbose.find(">>> AUTH"), std::string::npos) << out.verbose;
+  EXPECT_EQ(out.verbose.find(">>> MAIL"), std::string::npos) << out.verbose;
+}
+
+TEST(mailx_tls, smtps_url_is_implicit_tls) {
+  tls_mx mx(mx::cert_kind::good, true, auth_script);
+  auto s = auth_settings();
+  s.set("ssl-ca-file=" + mx.ca_file);
+  const auto out = send_tcp(*mx.srv, s, "smtps");
+  EXPECT_EQ(out.result.exit_status, 0) << out.result.error << out.verbose;
+  ASSERT_EQ(mx.srv->mailbox().size(), 1u);
+  EXPECT_TRUE(mx.srv->mailbox()[0].tls);
+  EXPECT_EQ(out.verbose.find("STARTTLS"), std::string::npos);
+  std::string err;
+  const auto u = parse_smtp_url("smtps://127.0.0.1", err);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->port, 465);
+  EXPECT_TRUE(u->tls);
 }
 
 }  // namespace
