@@ -129,6 +129,31 @@ case $case in
     kill "$mx_pid"; wait "$mx_pid"
     grep -q 'tls=1 tls_failed=0' "$tmp/mx.out" || { echo "FAIL: summary"; cat "$tmp/mx.out"; exit 1; }
     ;;
+  send_tls)
+    # relaylab send with smtp-use-starttls against relaylab mx --tls.
+    start_mx --tls self-signed
+    echo body | MAILRC=/dev/null "$bin" send -S "smtp=smtp://127.0.0.1:$mx_port" \
+      -S smtp-use-starttls -r a@c.example -s t b@x.example >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 4 'TLS certificate verify failed: self-signed certificate'
+    echo body | MAILRC=/dev/null "$bin" send -S "smtp=smtp://127.0.0.1:$mx_port" \
+      -S smtp-use-starttls -S ssl-verify=warn -r a@c.example -s t b@x.example \
+      >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 0 'warning: TLS certificate verify failed: self-signed certificate'
+    kill "$mx_pid"; wait "$mx_pid"
+    start_mx --tls good --tls-ca-out "$tmp/ca.pem"
+    echo body | MAILRC=/dev/null "$bin" send -S "smtp=smtp://127.0.0.1:$mx_port" \
+      -S smtp-use-starttls -S "ssl-ca-file=$tmp/ca.pem" -r a@c.example -s t b@x.example \
+      >"$tmp/out" 2>"$tmp/err"; status=$?
+    [ "$status" -eq 0 ] || { echo "FAIL: send over verified STARTTLS: $status"; cat "$tmp/err"; exit 1; }
+    kill "$mx_pid"; wait "$mx_pid"
+    grep -q 'messages=1 .* tls=1' "$tmp/mx.out" || { echo "FAIL: mx summary"; cat "$tmp/mx.out"; exit 1; }
+    start_mx
+    echo body | MAILRC=/dev/null "$bin" send -S "smtp=smtp://127.0.0.1:$mx_port" \
+      -S smtp-use-starttls -r a@c.example -s t b@x.example >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 4 'STARTTLS not offered by the server'
+    kill "$mx_pid"; wait "$mx_pid"
+    grep -q 'messages=0' "$tmp/mx.out" || { echo "FAIL: mail sent in clear"; exit 1; }
+    ;;
   *)
     echo "unknown case $case"; exit 1 ;;
 esac

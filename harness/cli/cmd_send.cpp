@@ -111,6 +111,7 @@ subcommand add_send(CLI::App& root) {
                             asio::use_future);
     io.run();
     const auto r = f.get();
+    for (const auto& w : r.warnings) std::cerr << "relaylab send: warning: " << w << "\n";
     if (r.exit_status != 0) std::cerr << "relaylab send: " << r.error << "\n";
     return r.exit_status;
   };
