@@ -2,6 +2,7 @@
 
 #include "fakes/client/smtp_driver.hpp"
 #include "relay/smtp/client_session.hpp"
+#include "relay/tls/client.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -223,6 +224,8 @@ std::string error_key(const smtp::client_session& s) {
       return "lost connection";
     case smtp::client_error::kind::auth_failed:
       return "auth: " + e->detail;
+    case smtp::client_error::kind::tls:
+      return "tls: " + e->detail;
     default:
       return "protocol error";
   }
@@ -247,6 +250,23 @@ boost::asio::awaitable<void> worker(shared_state& st, net::connector& connector,
   copt.use_pipelining = o.pipelining;
   copt.helo_timeout = copt.mail_timeout = copt.rcpt_timeout = o.reply_timeout;
   copt.data_init_timeout = copt.data_done_timeout = o.reply_timeout;
+  if (o.tls_use == load_options::tls_mode::starttls)
+    copt.starttls = smtp::client_options::tls_use::required;
+  // The handshake on `stream`; "" or the error key of a failed session.
+  auto secure = [&]() -> boost::asio::awaitable<std::string> {
+    auto c = std::make_unique<tls::client_stream>(std::move(stream), o.tls);
+    c->set_verify_time(rt.now());
+    std::error_code hec;
+    std::vector<std::string> names{o.host};
+    std::string sni;
+    co_await c->handshake(std::move(sni), std::move(names), o.connect_timeout, hec);
+    const bool verified = c->peer_trust() == tls::trust::verified;
+    const std::string why = c->verify_error();
+    stream = std::move(c);
+    if (hec) co_return std::string("tls: handshake failed");
+    if (o.tls_verify && !verified) co_return "tls: untrusted (" + why + ")";
+    co_return std::string();
+  };
   auto drop = [&] {
     if (stream) stream->close();
     stream.reset();
@@ -277,11 +297,32 @@ boost::asio::awaitable<void> worker(shared_state& st, net::connector& connector,
       r.latency[static_cast<std::size_t>(phase::connect)].add(us_between(t0, t1));
       s = std::make_unique<smtp::client_session>(copt, t1);
       if (auth) s->set_authenticator(auth.get());
-      client::smtp_driver drv(*s, *stream, rt);
-      co_await drv.pump([&] {
+      if (o.tls_use == load_options::tls_mode::implicit) {
+        const std::string bad = co_await secure();
+        if (!bad.empty()) {
+          fail_message(bad);
+          drop();
+          continue;
+        }
+      }
+      auto past_hello = [&] {
         const auto x = s->state();
         return x != smtp::client_state::greeting && x != smtp::client_state::hello;
-      });
+      };
+      auto d0 = std::make_unique<client::smtp_driver>(*s, *stream, rt);
+      co_await d0->pump(past_hello);
+      if (s->state() == smtp::client_state::tls) {
+        const std::string bad = co_await secure();
+        if (!bad.empty()) {
+          fail_message(bad);
+          drop();
+          continue;
+        }
+        d0 = std::make_unique<client::smtp_driver>(*s, *stream, rt);
+        s->tls_started(client_now(rt));
+        co_await d0->pump(past_hello);
+      }
+      auto& drv = *d0;
       const auto t2 = client_now(rt);
       if (s->state() == smtp::client_state::auth || s->state() == smtp::client_state::ready) {
         r.latency[static_cast<std::size_t>(phase::ehlo)].add(us_between(t1, t2));

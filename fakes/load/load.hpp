@@ -16,8 +16,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+
+namespace relaylab::tls {
+class client_context;
+}
 
 namespace relaylab::fakes::load {
 
@@ -61,6 +66,14 @@ struct load_options {
   std::optional<std::chrono::milliseconds> duration;  // stop starting messages after this
   std::chrono::milliseconds connect_timeout{30000};
   std::chrono::milliseconds reply_timeout{300000};
+  /// TLS: STARTTLS after EHLO (required: a server without it fails each session with
+  /// "tls: not offered"), or implicit TLS from the first byte. `tls` must be set unless none;
+  /// its settings' CAs decide trust, which the load generator does not enforce (the CLI does
+  /// with --tls-ca: untrusted sessions count as "tls: untrusted ...").
+  enum class tls_mode { none, starttls, implicit };
+  tls_mode tls_use = tls_mode::none;
+  std::shared_ptr<tls::client_context> tls;
+  bool tls_verify = false;  // an unverified certificate fails the session
 };
 
 struct load_report {

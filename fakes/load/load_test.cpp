@@ -9,7 +9,9 @@
 #include "fakes/client/test_support.hpp"
 #include "fakes/mx/in_process.hpp"
 #include "fakes/mx/tcp_listener.hpp"
+#include "fakes/mx/tls.hpp"
 #include "relay/net/tcp_stream.hpp"
+#include "relay/tls/client.hpp"
 
 namespace relaylab::fakes::load {
 namespace {
@@ -148,6 +150,111 @@ TEST(load, over_loopback_tcp_against_the_fake_mx) {
   EXPECT_EQ(srv.counts().messages, 20u);
   EXPECT_EQ(srv.counts().sessions_total, 20u);
   EXPECT_EQ(srv.counts().rejected, 20u);
+}
+
+// TLS load over loopback: STARTTLS or implicit TLS, verified against the test CA or not.
+load_report tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verify,
+                     mx::server*& out_srv) {
+  using tcp = asio::ip::tcp;
+  tls::authority ca("Relaylab Test CA");
+  std::string error;
+  mx::server_options so;
+  mx::tls_options t;
+  t.wrappermode = mode == load_options::tls_mode::implicit;
+  so.tls = mx::make_tls_context(ca, kind, {"127.0.0.1"}, tls::key_kind::ecdsa_p256, error, t);
+  EXPECT_TRUE(so.tls) << error;
+  static std::unique_ptr<mx::server> srv;
+  srv = std::make_unique<mx::server>(mx::script{}, so);
+  out_srv = srv.get();
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto start = std::chrono::steady_clock::now();
+  asio::co_spawn(
+      io, mx::serve_tcp(acc, *srv, [start] { return std::chrono::steady_clock::now() - start; }),
+      asio::detached);
+  net::tcp_connector conn(io.get_executor());
+  net::system_runtime rt(io.get_executor());
+  load_options o;
+  o.port = acc.local_endpoint().port();
+  o.sessions = 2;
+  o.messages = 4;
+  o.tls_use = mode;
+  o.tls_verify = verify;
+  tls::client_settings cs;
+  cs.level = tls::client_level::encrypt;
+  cs.ca_pem = ca.ca_pem();
+  o.tls = tls::client_context::create(cs, error);
+  EXPECT_TRUE(o.tls) << error;
+  auto f = asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<load_report> {
+        auto r = co_await run_load(o, conn, rt);
+        acc.close();
+        co_return r;
+      },
+      asio::use_future);
+  io.run_for(std::chrono::seconds(60));
+  EXPECT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  return f.get();
+}
+
+TEST(load_tls, starttls_verified) {
+  mx::server* srv = nullptr;
+  const auto r = tls_load(mx::cert_kind::good, load_options::tls_mode::starttls, true, srv);
+  EXPECT_EQ(r.messages_ok, 4u);
+  EXPECT_EQ(srv->counts().tls_sessions, 4u);
+  ASSERT_EQ(srv->mailbox().size(), 4u);
+  EXPECT_TRUE(srv->mailbox()[0].tls);
+}
+
+TEST(load_tls, implicit_tls) {
+  mx::server* srv = nullptr;
+  const auto r = tls_load(mx::cert_kind::good, load_options::tls_mode::implicit, true, srv);
+  EXPECT_EQ(r.messages_ok, 4u);
+  EXPECT_EQ(srv->counts().tls_sessions, 4u);
+}
+
+TEST(load_tls, untrusted_fails_only_when_verifying) {
+  mx::server* srv = nullptr;
+  auto r = tls_load(mx::cert_kind::self_signed, load_options::tls_mode::starttls, true, srv);
+  EXPECT_EQ(r.messages_ok, 0u);
+  EXPECT_EQ(r.errors["tls: untrusted (self-signed certificate)"], 4u);
+  EXPECT_EQ(srv->counts().messages, 0u);
+  r = tls_load(mx::cert_kind::self_signed, load_options::tls_mode::starttls, false, srv);
+  EXPECT_EQ(r.messages_ok, 4u);
+}
+
+TEST(load_tls, starttls_not_offered) {
+  using tcp = asio::ip::tcp;
+  asio::io_context io;
+  mx::server srv(mx::script{});
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto start = std::chrono::steady_clock::now();
+  asio::co_spawn(
+      io, mx::serve_tcp(acc, srv, [start] { return std::chrono::steady_clock::now() - start; }),
+      asio::detached);
+  net::tcp_connector conn(io.get_executor());
+  net::system_runtime rt(io.get_executor());
+  load_options o;
+  o.port = acc.local_endpoint().port();
+  o.messages = 2;
+  o.tls_use = load_options::tls_mode::starttls;
+  std::string error;
+  o.tls = tls::client_context::create(tls::client_settings{}, error);
+  auto f = asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<load_report> {
+        auto r = co_await run_load(o, conn, rt);
+        acc.close();
+        co_return r;
+      },
+      asio::use_future);
+  io.run_for(std::chrono::seconds(60));
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  auto r = f.get();
+  EXPECT_EQ(r.messages_ok, 0u);
+  EXPECT_EQ(r.errors["tls: not offered"], 2u);
+  EXPECT_EQ(srv.counts().messages, 0u);
 }
 
 }  // namespace
