@@ -153,8 +153,12 @@ TEST(load, over_loopback_tcp_against_the_fake_mx) {
 }
 
 // TLS load over loopback: STARTTLS or implicit TLS, verified against the test CA or not.
-load_report tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verify,
-                     mx::server*& out_srv) {
+struct tls_run {
+  load_report report;
+  std::unique_ptr<mx::server> srv;
+};
+
+tls_run tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verify) {
   using tcp = asio::ip::tcp;
   tls::authority ca("Relaylab Test CA");
   std::string error;
@@ -163,9 +167,7 @@ load_report tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verif
   t.wrappermode = mode == load_options::tls_mode::implicit;
   so.tls = mx::make_tls_context(ca, kind, {"127.0.0.1"}, tls::key_kind::ecdsa_p256, error, t);
   EXPECT_TRUE(so.tls) << error;
-  static std::unique_ptr<mx::server> srv;
-  srv = std::make_unique<mx::server>(mx::script{}, so);
-  out_srv = srv.get();
+  auto srv = std::make_unique<mx::server>(mx::script{}, so);
   asio::io_context io;
   tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const auto start = std::chrono::steady_clock::now();
@@ -195,12 +197,11 @@ load_report tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verif
       asio::use_future);
   io.run_for(std::chrono::seconds(60));
   EXPECT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
-  return f.get();
+  return {f.get(), std::move(srv)};
 }
 
 TEST(load_tls, starttls_verified) {
-  mx::server* srv = nullptr;
-  const auto r = tls_load(mx::cert_kind::good, load_options::tls_mode::starttls, true, srv);
+  const auto [r, srv] = tls_load(mx::cert_kind::good, load_options::tls_mode::starttls, true);
   EXPECT_EQ(r.messages_ok, 4u);
   EXPECT_EQ(srv->counts().tls_sessions, 4u);
   ASSERT_EQ(srv->mailbox().size(), 4u);
@@ -208,20 +209,18 @@ TEST(load_tls, starttls_verified) {
 }
 
 TEST(load_tls, implicit_tls) {
-  mx::server* srv = nullptr;
-  const auto r = tls_load(mx::cert_kind::good, load_options::tls_mode::implicit, true, srv);
+  const auto [r, srv] = tls_load(mx::cert_kind::good, load_options::tls_mode::implicit, true);
   EXPECT_EQ(r.messages_ok, 4u);
   EXPECT_EQ(srv->counts().tls_sessions, 4u);
 }
 
 TEST(load_tls, untrusted_fails_only_when_verifying) {
-  mx::server* srv = nullptr;
-  auto r = tls_load(mx::cert_kind::self_signed, load_options::tls_mode::starttls, true, srv);
-  EXPECT_EQ(r.messages_ok, 0u);
-  EXPECT_EQ(r.errors["tls: untrusted (self-signed certificate)"], 4u);
-  EXPECT_EQ(srv->counts().messages, 0u);
-  r = tls_load(mx::cert_kind::self_signed, load_options::tls_mode::starttls, false, srv);
-  EXPECT_EQ(r.messages_ok, 4u);
+  auto strict = tls_load(mx::cert_kind::self_signed, load_options::tls_mode::starttls, true);
+  EXPECT_EQ(strict.report.messages_ok, 0u);
+  EXPECT_EQ(strict.report.errors["tls: untrusted (self-signed certificate)"], 4u);
+  EXPECT_EQ(strict.srv->counts().messages, 0u);
+  const auto lax = tls_load(mx::cert_kind::self_signed, load_options::tls_mode::starttls, false);
+  EXPECT_EQ(lax.report.messages_ok, 4u);
 }
 
 TEST(load_tls, starttls_not_offered) {

@@ -154,6 +154,25 @@ case $case in
     kill "$mx_pid"; wait "$mx_pid"
     grep -q 'messages=0' "$tmp/mx.out" || { echo "FAIL: mail sent in clear"; exit 1; }
     ;;
+  load_tls)
+    # relaylab load --starttls / --tls against relaylab mx --tls, verified with --tls-ca.
+    "$bin" load --starttls --tls 127.0.0.1:1 >"$tmp/out" 2>"$tmp/err"; status=$?
+    expect 2 '--starttls and --tls exclude each other'
+    start_mx --tls good --tls-ca-out "$tmp/ca.pem"
+    "$bin" load --starttls --tls-ca "$tmp/ca.pem" -s 2 -m 4 "127.0.0.1:$mx_port" \
+      >"$tmp/out" 2>"$tmp/err"; status=$?
+    [ "$status" -eq 0 ] || { echo "FAIL: load --starttls: $status"; cat "$tmp/out" "$tmp/err"; exit 1; }
+    kill "$mx_pid"; wait "$mx_pid"
+    grep -q 'messages=4 .* tls=4' "$tmp/mx.out" || { echo "FAIL: mx summary"; cat "$tmp/mx.out"; exit 1; }
+    start_mx --tls self-signed --tls-wrapper
+    "$bin" load --tls --tls-ca "$tmp/ca.pem" -m 2 "127.0.0.1:$mx_port" >"$tmp/out" 2>"$tmp/err"
+    status=$?
+    [ "$status" -eq 1 ] && grep -q 'tls: untrusted (self-signed certificate)' "$tmp/out" ||
+      { echo "FAIL: untrusted not reported"; cat "$tmp/out" "$tmp/err"; exit 1; }
+    "$bin" load --tls -m 2 "127.0.0.1:$mx_port" >"$tmp/out" 2>"$tmp/err"; status=$?
+    [ "$status" -eq 0 ] || { echo "FAIL: load --tls without verification"; cat "$tmp/out"; exit 1; }
+    kill "$mx_pid"; wait "$mx_pid"
+    ;;
   *)
     echo "unknown case $case"; exit 1 ;;
 esac

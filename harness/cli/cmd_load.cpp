@@ -19,6 +19,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "relay/tls/client.hpp"
+
 namespace relaylab::cli {
 
 namespace {
@@ -37,6 +39,9 @@ struct load_args {
   std::string duration;
   bool json = false;
   std::string target;
+  bool starttls = false;
+  bool tls = false;
+  std::string tls_ca;
 };
 
 double cpu_seconds() {
@@ -66,6 +71,12 @@ subcommand add_load(CLI::App& root) {
   c.app->add_flag("--pipelining", args->pipelining, "use PIPELINING when offered");
   c.app->add_option("--duration", args->duration, "stop starting messages after this (e.g. 10s)");
   c.app->add_flag("--json", args->json, "print the report as JSON");
+  c.app->add_flag("--starttls", args->starttls,
+                  "STARTTLS after EHLO (a session without it fails as \"tls: not offered\")");
+  c.app->add_flag("--tls", args->tls, "implicit TLS from the first byte (smtps)");
+  c.app->add_option("--tls-ca", args->tls_ca,
+                    "verify the server's certificate against this CA file (PEM); without it, "
+                    "no verification");
   c.app->add_option("target", args->target, "HOST[:PORT] (numeric host, port 25 by default)")
       ->required();
   c.run = [args, m_opt] {
@@ -138,6 +149,28 @@ subcommand add_load(CLI::App& root) {
       }
       o.duration = *d;
       if (m_opt->count() == 0) o.messages = std::uint64_t{1} << 40;
+    }
+    if (args->starttls && args->tls) {
+      std::cerr << "relaylab load: --starttls and --tls exclude each other\n";
+      return exit_usage;
+    }
+    if (!args->tls_ca.empty() && !args->starttls && !args->tls) {
+      std::cerr << "relaylab load: --tls-ca needs --starttls or --tls\n";
+      return exit_usage;
+    }
+    if (args->starttls || args->tls) {
+      o.tls_use = args->tls ? fakes::load::load_options::tls_mode::implicit
+                            : fakes::load::load_options::tls_mode::starttls;
+      tls::client_settings cs;
+      cs.level = tls::client_level::encrypt;
+      cs.ca_file = args->tls_ca;
+      o.tls_verify = !args->tls_ca.empty();
+      std::string error;
+      o.tls = tls::client_context::create(cs, error);
+      if (!o.tls) {
+        std::cerr << "relaylab load: --tls-ca: " << error << "\n";
+        return exit_failure;
+      }
     }
     const bool tty = ::isatty(STDERR_FILENO) == 1;
     auto last = std::chrono::steady_clock::now();
