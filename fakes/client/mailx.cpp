@@ -371,6 +371,7 @@ boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
     } else if (secured->peer_trust() != tls::trust::verified) {
       problem = "TLS certificate does not match: " + hostport;
     }
+    res.tls = secured->info();
     if (verbose)
       *verbose << "TLS connection established: " << tls::describe(secured->info()) << "\n";
     stream = std::move(secured);

@@ -7,6 +7,7 @@
 #include <utility>  // before Boost 1.74 awaitable.hpp, which uses std::exchange without it
 
 #include "relay/net/stream.hpp"
+#include "relay/tls/tls.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -73,6 +74,8 @@ struct mailx_result {
   std::string error;    // mailx-like diagnostic, e.g. "smtp-server: 550 5.1.1 ..."
   /// ssl-verify=warn: what was wrong with the certificate (the send went on).
   std::vector<std::string> warnings;
+  /// The session's TLS once the handshake succeeded (STARTTLS or smtps://), else nullopt.
+  std::optional<tls::session_info> tls;
 };
 
 /// Sends one message. `verbose` (may be null) gets the transcript as mailx -v prints it

@@ -14,6 +14,7 @@
 #include "relay/queue/storage.hpp"
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtpd/smtpd.hpp"
+#include "relay/tls/tls.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -171,6 +172,8 @@ struct relay_host {
   std::size_t index = 0;  // among the topology's relays (pids)
   config::configuration cfg;
   std::shared_ptr<sasl::server_library> sasl;
+  /// From the run's CA, for services that ask for TLS and name no certificate file.
+  std::vector<tls::key_pair_pem> tls_certificates;
   fs::path dir;
   std::unique_ptr<queue::mem_storage> disk;  // survives crashes (minus unsynced writes)
   std::unique_ptr<relay_incarnation> live;   // null while the host is down

@@ -10,8 +10,10 @@
 #include "fakes/load/load.hpp"
 #include "fakes/mx/mx.hpp"
 #include "fakes/mx/script.hpp"
+#include "fakes/mx/tls.hpp"
 #include "harness/sim/network.hpp"
 #include "relay/config/config.hpp"
+#include "relay/delivery/agent_tls.hpp"
 #include "relay/delivery/smtp_agent.hpp"
 #include "relay/log/log.hpp"
 #include "relay/net/driver.hpp"
@@ -23,6 +25,10 @@
 #include "relay/queue/storage.hpp"
 #include "relay/sasl/sasl.hpp"
 #include "relay/smtpd/smtpd.hpp"
+#include "relay/tls/client.hpp"
+#include "relay/tls/pki.hpp"
+#include "relay/tls/settings.hpp"
+#include "relay/tls/stream.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -67,16 +73,28 @@ namespace {
 
 using namespace detail;
 
+// A simulated connection served as on TCP: through tls::server_stream when the service offers
+// TLS (the sim socket carries the real TLS bytes, on virtual time), else on the socket itself.
 asio::awaitable<void> drive_smtpd(std::shared_ptr<sim::socket> sock,
                                   std::shared_ptr<smtpd::connection> conn,
                                   std::shared_ptr<net::connection_signal> signal,
                                   net::clock_fn clock) {
-  co_await net::run_connection<sim::timer>(*sock, *conn, signal, clock);
+  if (auto ctx = conn->tls_context()) {
+    tls::server_stream<sim::socket> stream(*sock, std::move(ctx));
+    co_await net::run_connection<sim::timer>(stream, *conn, signal, clock);
+  } else {
+    co_await net::run_connection<sim::timer>(*sock, *conn, signal, clock);
+  }
 }
 
 asio::awaitable<void> drive_mx(std::shared_ptr<sim::socket> sock,
                                std::shared_ptr<fakes::mx::connection> conn, net::clock_fn clock) {
-  co_await net::run_connection<sim::timer>(*sock, *conn, nullptr, clock);
+  if (auto ctx = conn->tls_context()) {
+    tls::server_stream<sim::socket> stream(*sock, std::move(ctx));
+    co_await net::run_connection<sim::timer>(stream, *conn, nullptr, clock);
+  } else {
+    co_await net::run_connection<sim::timer>(*sock, *conn, nullptr, clock);
+  }
 }
 
 std::string ms_text(std::chrono::nanoseconds d) {
@@ -121,6 +139,29 @@ class scenario_run {
 
   net::clock_fn clock() {
     return [w = &world_] { return net::timestamp(w->now()); };
+  }
+
+  // The run's own certificate authority, made when something first needs TLS: Ed25519 keys
+  // (fixed-size handshakes, so a run takes the same virtual time every time), validity from
+  // the scenario's epoch on the virtual clock. Every relay's delivery agent and every client
+  // trusts it.
+  const tls::authority& authority() {
+    if (!ca_)
+      ca_ = std::make_unique<tls::authority>("Relaylab simulation CA " + doc_.name,
+                                             tls::key_kind::ed25519, world_.wall_now());
+    return *ca_;
+  }
+
+  // The CA certificate as a file, for clients that read a CA file (mailx's ssl-ca-file).
+  std::string authority_file() {
+    if (ca_file_.empty()) {
+      const fs::path dir = fs::path(options_.work_dir) / "tls";
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      ca_file_ = (dir / "ca.pem").string();
+      std::ofstream(ca_file_, std::ios::trunc) << authority().ca_pem();
+    }
+    return ca_file_;
   }
 
   bool setup() {
@@ -171,7 +212,21 @@ class scenario_run {
     auto mx = std::make_unique<mx_host>();
     mx->host = h.net.name;
     mx->port = m.port;
-    mx->server = std::make_unique<fakes::mx::server>(std::move(script));
+    fakes::mx::server_options mo;
+    if (!m.tls.empty()) {
+      fakes::mx::tls_options to;
+      to.wrappermode = m.tls_wrapper;
+      std::string error;
+      mo.tls = fakes::mx::make_tls_context(
+          authority(), *fakes::mx::parse_cert_kind(m.tls),
+          m.tls_names.empty() ? std::vector<std::string>{h.net.name} : m.tls_names,
+          tls::key_kind::ed25519, error, to, world_.wall_now());
+      if (!mo.tls) {
+        fail(m.where, "the MX's TLS certificate", error);
+        return false;
+      }
+    }
+    mx->server = std::make_unique<fakes::mx::server>(std::move(script), std::move(mo));
     std::string error;
     if (!mx->server->prepare(error)) {
       fail(m.where, "an MX that starts", error);
@@ -202,10 +257,11 @@ class scenario_run {
     fs::create_directories(dir, ec);
     fs::create_directories(sasl_dir, ec);
     std::string main_cf = spec.main_cf.text;
+    if (!spec.tls.empty()) main_cf += "\nsmtpd_tls_security_level = " + spec.tls + "\n";
     if (ov && ov->main_cf_append.present) main_cf += ov->main_cf_append.text;
     std::string master_cf = ov && ov->master_cf.present ? ov->master_cf.text
                             : spec.master_cf.present    ? spec.master_cf.text
-                                                     : std::string("smtp inet n - n - - smtpd\n");
+                                                        : std::string(default_master_cf);
     const std::string sasldb = (sasl_dir / "sasldb2").string();
     std::string smtpd_conf = spec.smtpd_conf.text;
     smtpd_conf += "sasldb_path: " + sasldb + "\n";
@@ -268,6 +324,22 @@ class scenario_run {
     }
     sasl_libs_.push_back(sasl_lib);
     r->sasl = sasl_lib;
+    // A certificate from the run's CA for every name the relay answers to, offered by the
+    // services whose configuration asks for TLS and names no certificate file.
+    bool server_tls = false;
+    for (const auto& s : cfg.services) {
+      server_tls = server_tls || tls::server_tls_requested(cfg.main.with_service_overrides(s));
+    }
+    if (server_tls) {
+      std::vector<std::string> names{cfg.main.get("myhostname")};
+      for (const auto* n : {&h.net.name, &h.net.ipv4, &h.net.public_ipv4, &h.net.ipv6}) {
+        if (!n->empty() && std::find(names.begin(), names.end(), *n) == names.end()) {
+          names.push_back(*n);
+        }
+      }
+      const auto cert = authority().issue(names, tls::key_kind::ed25519);
+      r->tls_certificates.push_back({cert.chain_pem, cert.key_pem});
+    }
     r->dir = dir;
     r->index = relays_.size();
     r->disk = std::make_unique<queue::mem_storage>();
@@ -325,6 +397,20 @@ class scenario_run {
     const int base_pid = 2900 + static_cast<int>(r.index) * 1000 + static_cast<int>(r.boots) * 200;
     ++r.boots;
     auto ao = delivery::smtp_agent_options_from_config(cfg.main, base_pid + 100);
+    {
+      std::vector<config::diagnostic> diags;
+      // The run's CA only when the agent uses TLS (runs without TLS make no keys).
+      std::vector<config::diagnostic> scratch;
+      const auto client = tls::client_settings_from(cfg.main, scratch);
+      const std::string ca_pem = client && client->wants_tls() ? authority().ca_pem() : "";
+      const bool ok = delivery::configure_agent_tls(cfg, ao, diags, ca_pem);
+      for (const auto& d : diags) {
+        if (d.level == config::diagnostic::severity::fatal) {
+          fail(where, "valid smtp_tls_* settings", d.to_string());
+        }
+      }
+      if (!ok) return false;
+    }
     inc->smtp = std::make_unique<delivery::smtp_agent>(
         ao, *inc->connector, *runtime_, *dns_, *inc->agent_logger,
         [w = &world_](std::size_t bound) {
@@ -359,6 +445,7 @@ class scenario_run {
       deps.sasl = r.sasl;
       deps.wall_clock = clock;
       deps.pid = svc_pid++;
+      deps.tls_certificates = r.tls_certificates;
       auto* qm = inc->qmgr.get();
       deps.on_queued = [rp = &r, qm](const std::string& id) {
         rp->accepted.push_back(id);
@@ -532,6 +619,20 @@ class scenario_run {
       o.auth =
           fakes::load::auth_credentials{l.auth == "login" ? "LOGIN" : "PLAIN", l.user, l.password};
     }
+    if (!l.tls.empty()) {
+      o.tls_use = l.tls == "implicit" ? fakes::load::load_options::tls_mode::implicit
+                                      : fakes::load::load_options::tls_mode::starttls;
+      tls::client_settings cs;
+      cs.level = tls::client_level::encrypt;
+      cs.ca_pem = authority().ca_pem();
+      std::string error;
+      o.tls = tls::client_context::create(cs, error);
+      if (!o.tls) {
+        fail(st.where, "a TLS client context for the load", error);
+        return;
+      }
+      o.tls_verify = true;
+    }
     auto out = std::make_shared<load_outcome>();
     const std::string key = st.name.empty() ? "#" + std::to_string(loads_.size()) : st.name;
     loads_.emplace_back(key, out);
@@ -546,8 +647,13 @@ class scenario_run {
     const auto& s = st.send;
     fakes::client::mailx_settings settings;
     const bool v6 = s.server.find(':') != std::string::npos;
-    settings.set("smtp=smtp://" + (v6 ? "[" + s.server + "]" : s.server) + ":" +
-                 std::to_string(s.port));
+    settings.set(std::string(s.tls == "implicit" ? "smtp=smtps://" : "smtp=smtp://") +
+                 (v6 ? "[" + s.server + "]" : s.server) + ":" + std::to_string(s.port));
+    if (s.tls == "starttls") settings.set("smtp-use-starttls");
+    if (!s.tls.empty()) {
+      settings.set("ssl-verify=" + s.tls_verify);
+      settings.set("ssl-ca-file=" + authority_file());
+    }
     if (!s.auth.empty()) {
       settings.set("smtp-auth=" + s.auth);
       settings.set("smtp-auth-user=" + s.user);
@@ -596,6 +702,18 @@ class scenario_run {
       fail(st.where, "a reply matching \"" + s.expect_reply + "\"",
            err.empty() ? std::string("no error reply") : err);
     }
+    const auto& tls_state = out->result.tls;
+    if (!s.expect_tls.empty() && !tls_matches(s.expect_tls, tls_state)) {
+      fail(st.where, "a session with TLS " + s.expect_tls,
+           tls_state ? tls::describe(*tls_state) : std::string("no TLS"));
+    }
+  }
+
+  // expect-tls / tls="...": "yes", "no" or the protocol.
+  static bool tls_matches(const std::string& want, const std::optional<tls::session_info>& got) {
+    if (want == "no") return !got;
+    if (want == "yes") return got.has_value();
+    return got && got->protocol == want;
   }
 
   std::string host_at(const std::string& address) const {
@@ -724,7 +842,10 @@ class scenario_run {
           bool rcpt_ok = x.recipient.empty();
           for (const auto& r : m.recipients) rcpt_ok = rcpt_ok || r == x.recipient;
           const bool content_ok = x.contains.empty() || glob(x.contains, m.data);
-          n += rcpt_ok && content_ok ? 1 : 0;
+          const bool tls_ok = x.tls.empty() || (x.tls == "yes"  ? m.tls
+                                                : x.tls == "no" ? !m.tls
+                                                                : m.tls && m.tls_protocol == x.tls);
+          n += rcpt_ok && content_ok && tls_ok ? 1 : 0;
         }
         const std::uint64_t want = x.count.value_or(1);
         if (x.count ? n != want : n == 0) {
@@ -732,7 +853,8 @@ class scenario_run {
               x.where,
               (x.count ? std::to_string(want) : std::string("at least one")) + " message(s) at " +
                   x.host + (x.recipient.empty() ? "" : " for " + x.recipient) +
-                  (x.contains.empty() ? "" : " containing \"" + x.contains + "\""),
+                  (x.contains.empty() ? "" : " containing \"" + x.contains + "\"") +
+                  (x.tls.empty() ? "" : " with TLS " + x.tls),
               std::to_string(n) + " (mailbox holds " + std::to_string(srv->mailbox().size()) + ")");
         }
         return;
@@ -875,6 +997,8 @@ class scenario_run {
   const run_options& options_;
   sim::world world_;
   log::memory_sink sink_;
+  std::unique_ptr<tls::authority> ca_;  // see authority()
+  std::string ca_file_;
   std::unique_ptr<sim::network> net_;
   std::shared_ptr<sim::sim_runtime> runtime_;
   std::unique_ptr<fakes::dns::fake_resolver> dns_;

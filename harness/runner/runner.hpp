@@ -18,6 +18,9 @@
 
 namespace relaylab::runner {
 
+/// The master.cf of a <relay> without <master-cf>: one smtpd on port 25.
+inline constexpr const char* default_master_cf = "smtp inet n - n - - smtpd\n";
+
 struct run_options {
   std::string scenario;  // "" = every scenario
   std::size_t shard_index = 0;

@@ -10,6 +10,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <stdexcept>
 
 namespace relaylab::runner {
 namespace {
@@ -70,7 +71,8 @@ INSTANTIATE_TEST_SUITE_P(handson, handson_scenario,
                                            "no-auth-587-rejected", "sg-without-587",
                                            "latent-bug-roaming-auth", "latent-bug-fix-main-cf",
                                            "latent-bug-fix-master-cf", "mx-tempfail-retry",
-                                           "load-auth-587"),
+                                           "load-auth-587", "tls-submission-587",
+                                           "tls-submission-no-starttls-530"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (auto& c : n)
@@ -199,6 +201,91 @@ TEST(runner, crashed_relay_keeps_accepted_mail_queued) {
   std::size_t undelivered = 0;
   for (const auto& id : ids) undelivered += delivered.count(id) ? 0 : 1;
   EXPECT_GT(undelivered, 0u) << describe(r);
+}
+
+const std::string tls_topology = std::string(RELAYLAB_SOURCE_DIR) + "/topologies/tls/tls.xml";
+
+class tls_scenario : public ::testing::TestWithParam<std::string> {};
+
+// TLS on both sides over the sim streams: real handshakes on virtual time, with the run's CA.
+TEST_P(tls_scenario, passes) {
+  const auto doc = load_file(tls_topology);
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  for (const auto& sc : doc.scenarios) {
+    if (sc.name != GetParam()) continue;
+    const auto r = run_scenario(doc, sc, 3207, o);
+    EXPECT_TRUE(r.passed) << describe(r);
+    return;
+  }
+  FAIL() << "no scenario " << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    tls, tls_scenario,
+    ::testing::Values("verify-good-sent", "verify-expired-deferred", "verify-self-signed-deferred",
+                      "encrypt-self-signed-untrusted-sent", "encrypt-no-starttls-deferred",
+                      "may-no-starttls-sent-in-clear", "smtps-465-and-submission-load"),
+    [](const auto& info) {
+      std::string n = info.param;
+      for (auto& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      return n;
+    });
+
+const topology::scenario& scenario_named(const topology::document& doc, const std::string& n) {
+  for (const auto& sc : doc.scenarios) {
+    if (sc.name == n) return sc;
+  }
+  throw std::runtime_error("no scenario " + n);
+}
+
+// The expectations can fail: the verified scenario against the MX with the expired certificate
+// reports the deferral instead of the delivery, and an expect-tls the session did not have.
+TEST(runner_tls, a_certificate_that_does_not_verify_fails_the_verified_scenario) {
+  auto doc = load_file(tls_topology);
+  for (auto& h : doc.hosts) {
+    if (h.net.name == "mx.good.example") h.mx.front().tls = "expired";
+  }
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  const auto r = run_scenario(doc, scenario_named(doc, "verify-good-sent"), 3207, o);
+  EXPECT_FALSE(r.passed);
+  bool deferred = false;
+  for (const auto& l : r.maillog) {
+    deferred = deferred ||
+               l.find("status=deferred (Server certificate not verified)") != std::string::npos;
+  }
+  EXPECT_TRUE(deferred) << describe(r);
+}
+
+TEST(runner_tls, expect_tls_fails_on_a_session_without_tls) {
+  auto doc = load_file(tls_topology);
+  auto sc = scenario_named(doc, "verify-good-sent");
+  for (auto& st : sc.steps) {
+    if (st.kind == topology::step_kind::send) st.send.expect_tls = "TLSv1.3";  // no tls="..."
+  }
+  sc.expectations.clear();
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  const auto r = run_scenario(doc, sc, 3207, o);
+  ASSERT_FALSE(r.passed);
+  EXPECT_EQ(r.failures.front().expected, "a session with TLS TLSv1.3");
+  EXPECT_EQ(r.failures.front().got, "no TLS");
+}
+
+// Fail closed in the simulation too: a certificate file main.cf names is the one loaded, and a
+// missing one stops the relay's set-up with the file's name (no silent fallback to the run's).
+TEST(runner_tls, a_named_certificate_file_that_does_not_exist_stops_the_run) {
+  auto doc = load_file(tls_topology);
+  for (auto& h : doc.hosts) {
+    if (h.relay) h.relay->main_cf.text += "\nsmtpd_tls_cert_file = /nonexistent/relay.pem\n";
+  }
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  const auto r = run_scenario(doc, scenario_named(doc, "verify-good-sent"), 3207, o);
+  ASSERT_FALSE(r.passed);
+  EXPECT_NE(r.failures.front().got.find("/nonexistent/relay.pem"), std::string::npos)
+      << describe(r);
 }
 
 }  // namespace

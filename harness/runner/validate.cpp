@@ -7,9 +7,12 @@
 #include "fakes/dns/dns.hpp"
 #include "fakes/mx/script.hpp"
 #include "relay/config/config.hpp"
+#include "relay/tls/client.hpp"
+#include "relay/tls/settings.hpp"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -38,7 +41,8 @@ void check_relay_config(const topology::relay_spec& spec, const topology::overri
   if (ov && ov->main_cf_append.present) {
     config::parse_main_cf(ov->main_cf_append.text, main_cf_append_name, main, diags);
   }
-  const auto services = config::parse_master_cf(master.text, master_cf_name, diags);
+  const auto services = config::parse_master_cf(
+      master.present ? master.text : std::string(default_master_cf), master_cf_name, diags);
   for (const auto& svc : services) main.add_service_parameters(svc.name, svc.command);
   auto names = config::check_parameter_names(main, services, main_cf_name, master_cf_name);
   diags.insert(diags.end(), names.begin(), names.end());
@@ -55,6 +59,22 @@ void check_relay_config(const topology::relay_spec& spec, const topology::overri
   for (const auto& svc : services) {
     auto d = config::check_service_support(main, svc);
     diags.insert(diags.end(), d.begin(), d.end());
+  }
+  // TLS values relay/tls refuses (levels, protocols, ciphers ...), as the run would refuse them.
+  // The run supplies a certificate where none is named, so only named files are required.
+  // Each service reads main.cf's lines again: a line is reported once.
+  const std::vector<tls::key_pair_pem> supplied{{"(the run's certificate)", ""}};
+  std::vector<config::diagnostic> tls_diags;
+  for (const auto& svc : services) {
+    if (svc.command != "smtpd" || svc.type != "inet") continue;
+    tls::server_settings_from(main.with_service_overrides(svc), tls_diags, supplied);
+  }
+  tls::client_settings_from(main, tls_diags);
+  for (auto& d : tls_diags) {
+    const bool seen = std::any_of(diags.begin(), diags.end(), [&](const config::diagnostic& e) {
+      return e.file == d.file && e.line == d.line && e.message == d.message;
+    });
+    if (!seen) diags.push_back(std::move(d));
   }
   for (const auto& d : diags) {
     const topology::text_source* from = nullptr;

@@ -161,6 +161,23 @@ class reader {
     return a ? std::string(a.value()) : def;
   }
 
+  /// An attribute whose value is one of `allowed` (`def` when absent); an error naming them
+  /// otherwise.
+  std::string keyword(const pugi::xml_node& n, const char* name,
+                      std::initializer_list<const char*> allowed, std::string def = "") {
+    auto a = n.attribute(name);
+    if (!a) return def;
+    const std::string v = a.value();
+    std::string list;
+    for (const char* x : allowed) {
+      if (v == x) return v;
+      list += std::string(list.empty() ? "'" : ", '") + x + "'";
+    }
+    error(at(n, name),
+          "attribute '" + std::string(name) + "': expected one of " + list + ", got '" + v + "'");
+    return def;
+  }
+
   std::string name_attr(const pugi::xml_node& n, const char* name = "name") {
     auto a = n.attribute(name);
     if (!a) return "";

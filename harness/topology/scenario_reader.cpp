@@ -89,7 +89,7 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
         case step_kind::send: {
           r.attrs(e,
                   {"name", "at", "host", "server", "port", "from", "to", "subject", "body", "auth",
-                   "user", "password", "expect", "expect-reply"},
+                   "user", "password", "expect", "expect-reply", "tls", "tls-verify", "expect-tls"},
                   {"host", "server", "from", "to"});
           r.children(e, {});
           auto& m = s.send;
@@ -117,6 +117,10 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
                                            m.expect + "'");
           }
           m.expect_reply = r.str(e, "expect-reply");
+          m.tls = r.keyword(e, "tls", {"none", "starttls", "implicit"});
+          if (m.tls == "none") m.tls.clear();
+          m.tls_verify = r.keyword(e, "tls-verify", {"strict", "warn", "ignore"}, "strict");
+          m.expect_tls = r.keyword(e, "expect-tls", {"yes", "no", "TLSv1.2", "TLSv1.3"});
           break;
         }
         case step_kind::dialogue:
@@ -134,7 +138,7 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
         case step_kind::load: {
           r.attrs(e,
                   {"name", "at", "host", "server", "port", "messages", "concurrency", "from", "to",
-                   "user", "password", "auth", "pipelining", "message-bytes"},
+                   "user", "password", "auth", "pipelining", "message-bytes", "tls"},
                   {"host", "server"});
           r.children(e, {});
           auto& l = s.load;
@@ -163,6 +167,8 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
           }
           l.pipelining = pipe == "true";
           l.message_bytes = r.number(e, "message-bytes", 64u << 20).value_or(0);
+          l.tls = r.keyword(e, "tls", {"none", "starttls", "implicit"});
+          if (l.tls == "none") l.tls.clear();
           break;
         }
         case step_kind::fault: {
@@ -271,7 +277,7 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
         r.error(r.at(e), "<expect-maillog-sequence> needs at least one <line>");
       }
     } else if (en == "expect-mailbox") {
-      r.attrs(e, {"host", "recipient", "contains", "count"}, {"host"});
+      r.attrs(e, {"host", "recipient", "contains", "count", "tls"}, {"host"});
       r.children(e, {});
       x.kind = expect_kind::mailbox;
       x.host = r.str(e, "host");
@@ -280,6 +286,7 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
       }
       x.recipient = r.str(e, "recipient");
       x.contains = r.str(e, "contains");
+      x.tls = r.keyword(e, "tls", {"yes", "no", "TLSv1.2", "TLSv1.3"});
       x.count = r.number(e, "count", 1000000);
     } else if (en == "expect-queue") {
       r.attrs(e, {"incoming", "active", "deferred"});

@@ -339,12 +339,13 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
                            std::string("'security-groups'; its 'ipv4' is already public"));
     }
     for (auto rl : h.children("relay")) {
-      r.attrs(rl, {"myhostname"});
+      r.attrs(rl, {"myhostname", "tls"});
       r.children(rl, {"main-cf", "master-cf", "smtpd-conf", "sasl-user"});
       if (out.relay) r.error(r.at(rl), "a host runs at most one <relay>");
       relay_spec rs;
       rs.where = r.at(rl);
       rs.myhostname = r.str(rl, "myhostname");
+      rs.tls = r.keyword(rl, "tls", {"none", "may", "encrypt"});
       for (auto [tag, dst] : {std::pair<const char*, text_source*>{"main-cf", &rs.main_cf},
                               {"master-cf", &rs.master_cf},
                               {"smtpd-conf", &rs.smtpd_conf}}) {
@@ -364,11 +365,17 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
       out.relay = std::move(rs);
     }
     for (auto m : h.children("mx")) {
-      r.attrs(m, {"port"});
+      r.attrs(m, {"port", "tls", "tls-wrapper", "tls-names"});
       r.children(m, {"script"});
       mx_spec mx;
       mx.where = r.at(m);
       mx.port = static_cast<std::uint16_t>(r.number(m, "port", 65535).value_or(25));
+      mx.tls = r.keyword(m, "tls", {"good", "self-signed", "expired"});
+      mx.tls_wrapper = r.keyword(m, "tls-wrapper", {"yes", "no"}, "no") == "yes";
+      mx.tls_names = split_words(r.str(m, "tls-names"));
+      if (mx.tls.empty() && (m.attribute("tls-wrapper") || m.attribute("tls-names"))) {
+        r.error(r.at(m), "attributes 'tls-wrapper' and 'tls-names' need attribute 'tls'");
+      }
       for (auto s : m.children("script")) {
         r.attrs(s, {"file"});
         r.children(s, {}, true);

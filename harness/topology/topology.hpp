@@ -55,12 +55,21 @@ struct relay_spec {
   text_source smtpd_conf;
   std::vector<sasl_user> sasl_users;
   std::string myhostname;  // "" = the host's name
+  /// tls="none|may|encrypt": smtpd_tls_security_level, as if appended to main.cf ("" = as
+  /// main.cf says). The certificate is the run's own (see mx_spec::tls) unless main.cf names one.
+  std::string tls;
   location where;
 };
 
 struct mx_spec {
   std::uint16_t port = 25;
   text_source script;  // fakes/mx script text; empty = accept everything
+  /// tls="good|self-signed|expired": EHLO offers STARTTLS with a certificate from the run's
+  /// own CA (which every relay's delivery agent trusts), a self-signed one, or one that expired
+  /// a day before the scenario's epoch. "" = no TLS.
+  std::string tls;
+  bool tls_wrapper = false;            // tls-wrapper="yes": TLS from the first byte (smtps)
+  std::vector<std::string> tls_names;  // tls-names: certificate names ("" = the host's name)
   location where;
 };
 
@@ -100,6 +109,12 @@ struct send_step {     // the mailx-like client
   /// "sent" (250 after DATA), "rejected" (a 4xx/5xx), "timeout", "unreachable", "refused".
   std::string expect = "sent";
   std::string expect_reply;  // glob on the failing or final reply line, "" = any
+  /// tls="starttls" (mailx's smtp-use-starttls) or "implicit" (an smtps:// URL); "" = none.
+  std::string tls;
+  /// tls-verify: mailx's ssl-verify (strict, warn, ignore); the client trusts the run's CA.
+  std::string tls_verify = "strict";
+  /// expect-tls: "yes", "no", or a protocol ("TLSv1.3") the session must have used.
+  std::string expect_tls;
 };
 
 /// A load (fakes/load, smtp-source style) started in the background: later steps run while it
@@ -113,6 +128,7 @@ struct load_step {
   std::string auth;  // "" (none), "plain" or "login"; needs user and password
   bool pipelining = false;
   std::uint64_t message_bytes = 0;  // body bytes beyond the headers
+  std::string tls;                  // "starttls", "implicit" or "" (none), as for <send>
 };
 
 struct fault_step {
@@ -149,6 +165,7 @@ struct expectation {
   std::string host;                    // mailbox: the MX host
   std::string recipient;               // mailbox
   std::string contains;                // mailbox: glob on the content
+  std::string tls;                     // mailbox: "yes", "no" or the protocol it came in with
   std::optional<std::uint64_t> incoming, active, deferred;  // queue
   std::string step;  // duration: the step measured; load: the load step
   /// load: messages the server accepted (250 after DATA) / that failed; exact, or bounds.

@@ -552,8 +552,9 @@ config::diagnostic service_fatal(const config::master_service& definition, std::
 // smtpd_tls_*: settings (refusing what relaylab does not implement), the OpenSSL context
 // (certificates load now, so a bad file stops start-up), and the engine's switches.
 bool configure_tls(service_settings& s, const config::master_service& definition,
+                   const std::vector<tls::key_pair_pem>& supplied,
                    std::vector<config::diagnostic>& diags) {
-  auto tls_settings = tls::server_settings_from(s.params, diags);
+  auto tls_settings = tls::server_settings_from(s.params, diags, supplied);
   if (!tls_settings) return false;
   s.tls = *tls_settings;
   if (s.tls.use_tls()) {
@@ -605,7 +606,7 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
   settings->cleanup_origin = settings->smtpd_origin;
   settings->cleanup_origin.program = "cleanup";
 
-  if (!configure_tls(*settings, definition, diags)) return nullptr;
+  if (!configure_tls(*settings, definition, deps.tls_certificates, diags)) return nullptr;
 
   std::size_t fatal_before = 0;
   for (auto& d : diags)

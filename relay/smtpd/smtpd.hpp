@@ -41,6 +41,9 @@ struct dependencies {
   /// Called once a message is durably queued (before the 250 reply is sent), from the spool's
   /// committer thread: the queue manager's notify_new_message. May be empty.
   std::function<void(const std::string& queue_id)> on_queued;
+  /// Certificates the host provides (the simulation's per-run ones), used only when the
+  /// service's parameters name no certificate file (tls::server_settings_from).
+  std::vector<tls::key_pair_pem> tls_certificates;
 };
 
 struct endpoint {

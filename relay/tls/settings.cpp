@@ -140,8 +140,16 @@ std::string cipher_list(const config::parameters& p, const std::string& grade,
   return list;
 }
 
+bool server_tls_requested(const config::parameters& p) {
+  if (p.get_bool("smtpd_tls_wrappermode")) return true;
+  const std::string level = lower(trim(p.get("smtpd_tls_security_level")));
+  if (level.empty()) return p.get_bool("smtpd_enforce_tls") || p.get_bool("smtpd_use_tls");
+  return level != "none";
+}
+
 std::optional<server_settings> server_settings_from(const config::parameters& p,
-                                                    std::vector<config::diagnostic>& diags) {
+                                                    std::vector<config::diagnostic>& diags,
+                                                    const std::vector<key_pair_pem>& supplied) {
   const std::size_t before = diags.size();
   auto failed = [&] {
     for (std::size_t i = before; i < diags.size(); ++i)
@@ -224,7 +232,8 @@ std::optional<server_settings> server_settings_from(const config::parameters& p,
   if (!trim(p.get("smtpd_tls_dcert_file")).empty())
     fatal(p, "smtpd_tls_dcert_file",
           "smtpd_tls_dcert_file (DSA certificates) is not supported by relaylab", diags);
-  if (s.use_tls() && s.chain_files.empty() && s.key_pairs.empty()) {
+  if (s.chain_files.empty() && s.key_pairs.empty()) s.pem_pairs = supplied;
+  if (s.use_tls() && s.chain_files.empty() && s.key_pairs.empty() && s.pem_pairs.empty()) {
     const char* which = s.wrappermode ? "smtpd_tls_wrappermode" : "smtpd_tls_security_level";
     fatal(p, which,
           std::string(which) +

@@ -106,6 +106,46 @@ TEST(TlsSettings, RefusalsNameFileLineAndParameter) {
   }
 }
 
+// The host's own certificates (the simulation's) serve only where no certificate file is
+// named; a named file always wins, so a config's promise about its certificate holds.
+TEST(TlsSettings, SuppliedCertificatesOnlyWhereNoFileIsNamed) {
+  const std::vector<key_pair_pem> supplied{{"CHAIN", "KEY"}};
+  std::vector<config::diagnostic> d;
+  auto s = server_settings_from(params({{"smtpd_tls_security_level", "encrypt"}}), d, supplied);
+  ASSERT_TRUE(s) << fatals(d);
+  ASSERT_EQ(s->pem_pairs.size(), 1u);
+  EXPECT_EQ(s->pem_pairs[0].chain_pem, "CHAIN");
+  EXPECT_TRUE(s->key_pairs.empty());
+
+  d.clear();
+  s = server_settings_from(params({{"smtpd_tls_security_level", "may"},
+                                   {"smtpd_tls_cert_file", "/etc/relay/cert.pem"},
+                                   {"smtpd_tls_key_file", "/etc/relay/key.pem"}}),
+                           d, supplied);
+  ASSERT_TRUE(s) << fatals(d);
+  EXPECT_TRUE(s->pem_pairs.empty());
+  ASSERT_EQ(s->key_pairs.size(), 1u);
+  EXPECT_EQ(s->key_pairs[0].cert_file, "/etc/relay/cert.pem");
+
+  // Without supplied certificates, TLS with no certificate is refused.
+  d.clear();
+  EXPECT_FALSE(server_settings_from(params({{"smtpd_tls_security_level", "encrypt"}}), d));
+  EXPECT_NE(fatals(d).find("no server certificate"), std::string::npos);
+}
+
+TEST(TlsSettings, ServerTlsRequested) {
+  EXPECT_FALSE(server_tls_requested(config::parameters{}));
+  EXPECT_FALSE(server_tls_requested(params({{"smtpd_tls_security_level", "none"}})));
+  EXPECT_FALSE(server_tls_requested(
+      params({{"smtpd_tls_security_level", "none"}, {"smtpd_use_tls", "yes"}})));
+  EXPECT_TRUE(server_tls_requested(params({{"smtpd_tls_security_level", "may"}})));
+  EXPECT_TRUE(server_tls_requested(params({{"smtpd_tls_security_level", "Encrypt"}})));
+  EXPECT_TRUE(server_tls_requested(params({{"smtpd_use_tls", "yes"}})));
+  EXPECT_TRUE(server_tls_requested(params({{"smtpd_enforce_tls", "yes"}})));
+  EXPECT_TRUE(server_tls_requested(params({{"smtpd_tls_wrappermode", "yes"}})));
+  EXPECT_TRUE(server_tls_requested(params({{"smtpd_tls_security_level", "bogus"}})));
+}
+
 TEST(TlsSettings, Protocols) {
   std::string e;
   auto p = parse_protocols(">=TLSv1.2", e);
