@@ -1,5 +1,6 @@
 #include "harness/runner/runner.hpp"
 
+#include "harness/runner/expectations.hpp"
 #include "harness/runner/incarnation.hpp"
 #include "harness/runner/invariants.hpp"
 #include "harness/runner/tasks.hpp"
@@ -95,17 +96,6 @@ asio::awaitable<void> drive_mx(std::shared_ptr<sim::socket> sock,
   } else {
     co_await net::run_connection<sim::timer>(*sock, *conn, nullptr, clock);
   }
-}
-
-std::string ms_text(std::chrono::nanoseconds d) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-  std::ostringstream o;
-  o << ms / 1000 << "." << std::setfill('0') << std::setw(3) << ms % 1000 << "s";
-  return o.str();
-}
-
-bool glob(const std::string& pattern, const std::string& text) {
-  return fakes::client::glob_match(pattern, text);
 }
 
 class scenario_run {
@@ -709,13 +699,6 @@ class scenario_run {
     }
   }
 
-  // expect-tls / tls="...": "yes", "no" or the protocol.
-  static bool tls_matches(const std::string& want, const std::optional<tls::session_info>& got) {
-    if (want == "no") return !got;
-    if (want == "yes") return got.has_value();
-    return got && got->protocol == want;
-  }
-
   std::string host_at(const std::string& address) const {
     for (const auto& h : doc_.hosts) {
       if (h.net.ipv4 == address || h.net.public_ipv4 == address || h.net.ipv6 == address) {
@@ -793,146 +776,41 @@ class scenario_run {
   }
 
   void check(const topology::expectation& x) {
-    using topology::expect_kind;
     const auto lines = sink_.lines();
-    switch (x.kind) {
-      case expect_kind::maillog: {
-        std::uint64_t n = 0;
-        for (const auto& l : lines) n += glob(x.patterns[0], l) ? 1 : 0;
-        if (x.absent && n > 0) {
-          fail(x.where, "no maillog line matching \"" + x.patterns[0] + "\"",
-               std::to_string(n) + " matching lines");
-        } else if (x.count && n != *x.count) {
-          fail(x.where,
-               std::to_string(*x.count) + " maillog lines matching \"" + x.patterns[0] + "\"",
-               std::to_string(n) + " lines" + (lines.empty() ? " (the maillog is empty)" : ""));
-        } else if (!x.absent && !x.count && n == 0) {
-          fail(x.where, "a maillog line matching \"" + x.patterns[0] + "\"",
-               lines.empty() ? "the maillog is empty" : "none; last line: " + lines.back());
-        }
-        return;
-      }
-      case expect_kind::maillog_sequence: {
-        std::size_t at = 0;
-        for (std::size_t p = 0; p < x.patterns.size(); ++p) {
-          while (at < lines.size() && !glob(x.patterns[p], lines[at])) ++at;
-          if (at == lines.size()) {
-            fail(x.where,
-                 "maillog line " + std::to_string(p + 1) + " of the sequence: \"" + x.patterns[p] +
-                     "\"",
-                 "no such line after the earlier ones (" + std::to_string(lines.size()) +
-                     " lines in the maillog)");
-            return;
+    queue_counts counts;
+    bool counted = false;
+    observed o{
+        lines,
+        [this](const std::string& host) -> const fakes::mx::server* {
+          for (const auto& m : mxs_) {
+            if (m->host == host) return m->server.get();
           }
-          ++at;
-        }
-        return;
-      }
-      case expect_kind::mailbox: {
-        const fakes::mx::server* srv = nullptr;
-        for (const auto& m : mxs_) {
-          if (m->host == x.host) srv = m->server.get();
-        }
-        if (!srv) {
-          fail(x.where, "an MX on " + x.host, "none");
-          return;
-        }
-        std::uint64_t n = 0;
-        for (const auto& m : srv->mailbox()) {
-          bool rcpt_ok = x.recipient.empty();
-          for (const auto& r : m.recipients) rcpt_ok = rcpt_ok || r == x.recipient;
-          const bool content_ok = x.contains.empty() || glob(x.contains, m.data);
-          const bool tls_ok = x.tls.empty() || (x.tls == "yes"  ? m.tls
-                                                : x.tls == "no" ? !m.tls
-                                                                : m.tls && m.tls_protocol == x.tls);
-          n += rcpt_ok && content_ok && tls_ok ? 1 : 0;
-        }
-        const std::uint64_t want = x.count.value_or(1);
-        if (x.count ? n != want : n == 0) {
-          fail(
-              x.where,
-              (x.count ? std::to_string(want) : std::string("at least one")) + " message(s) at " +
-                  x.host + (x.recipient.empty() ? "" : " for " + x.recipient) +
-                  (x.contains.empty() ? "" : " containing \"" + x.contains + "\"") +
-                  (x.tls.empty() ? "" : " with TLS " + x.tls),
-              std::to_string(n) + " (mailbox holds " + std::to_string(srv->mailbox().size()) + ")");
-        }
-        return;
-      }
-      case expect_kind::queue: {
-        std::uint64_t in = 0, act = 0, def = 0;
-        for (const auto& r : relays_) {
-          std::vector<queue::queue_entry> entries;
-          list_queue(*r, entries);
-          for (const auto& e : entries) {
-            in += e.state == queue::queue_state::incoming;
-            act += e.state == queue::queue_state::active;
-            def += e.state == queue::queue_state::deferred;
+          return nullptr;
+        },
+        [&]() -> queue_counts {
+          if (counted) return counts;
+          counted = true;
+          for (const auto& r : relays_) {
+            std::vector<queue::queue_entry> entries;
+            list_queue(*r, entries);
+            for (const auto& e : entries) {
+              counts.incoming += e.state == queue::queue_state::incoming;
+              counts.active += e.state == queue::queue_state::active;
+              counts.deferred += e.state == queue::queue_state::deferred;
+            }
           }
-        }
-        auto cmp = [&](const char* what, const std::optional<std::uint64_t>& want,
-                       std::uint64_t got) {
-          if (want && *want != got) {
-            fail(x.where, std::string(what) + " = " + std::to_string(*want),
-                 std::string(what) + " = " + std::to_string(got));
+          return counts;
+        },
+        [this](const std::string& step) -> const load_outcome* {
+          for (const auto& [name, l] : loads_) {
+            if (name == step) return l.get();
           }
-        };
-        cmp("incoming", x.incoming, in);
-        cmp("active", x.active, act);
-        cmp("deferred", x.deferred, def);
-        return;
-      }
-      case expect_kind::load: {
-        const load_outcome* l = nullptr;
-        for (const auto& [name, o] : loads_) {
-          if (name == x.step) l = o.get();
-        }
-        if (!l) {
-          fail(x.where, "load " + x.step + " to have started", "it did not");
-          return;
-        }
-        if (!l->done) {
-          fail(x.where, "load " + x.step + " to have finished",
-               "still running at " + ms_text(world_.now()));
-          return;
-        }
-        const auto& rep = l->report;
-        std::string errors;
-        for (const auto& [what, n] : rep.errors) {
-          errors += (errors.empty() ? "; errors: " : ", ") + what + " x" + std::to_string(n);
-        }
-        const std::string got = std::to_string(rep.messages_ok) + " accepted, " +
-                                std::to_string(rep.messages_failed) + " failed" + errors;
-        if (x.accepted && rep.messages_ok != *x.accepted) {
-          fail(x.where, std::to_string(*x.accepted) + " messages accepted", got);
-        }
-        if (x.failed && rep.messages_failed != *x.failed) {
-          fail(x.where, std::to_string(*x.failed) + " messages failed", got);
-        }
-        if (x.accepted_min && rep.messages_ok < *x.accepted_min) {
-          fail(x.where, "at least " + std::to_string(*x.accepted_min) + " messages accepted", got);
-        }
-        if (x.accepted_max && rep.messages_ok > *x.accepted_max) {
-          fail(x.where, "at most " + std::to_string(*x.accepted_max) + " messages accepted", got);
-        }
-        return;
-      }
-      case expect_kind::duration: {
-        const auto it = step_times_.find(x.step);
-        if (it == step_times_.end()) {
-          fail(x.where, "step " + x.step + " to have run", "it did not");
-          return;
-        }
-        const auto took = it->second;
-        if ((x.min && took < *x.min) || (x.max && took > *x.max)) {
-          fail(x.where,
-               "step " + x.step + " to take" + (x.min ? " at least " + ms_text(*x.min) : "") +
-                   (x.max ? " at most " + ms_text(*x.max) : ""),
-               ms_text(took));
-        }
-        return;
-      }
-    }
+          return nullptr;
+        },
+        step_times_,
+        world_.now(),
+    };
+    judge(x, o, result_.failures);
   }
 
   // The relay's outbound hops, read back from its smtp log lines, for `relaylab draw`.
