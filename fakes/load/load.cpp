@@ -4,6 +4,8 @@
 #include "relay/smtp/client_session.hpp"
 #include "relay/tls/client.hpp"
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -11,7 +13,9 @@
 
 #include <bit>
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <utility>
 
 namespace relaylab::fakes::load {
 
@@ -206,6 +210,33 @@ struct shared_state {
   smtp::client_timestamp started{};
   progress_fn progress;
 };
+
+// Resumes run_load when the last reference goes: each worker holds one and drops it when it
+// ends, or when its frame is destroyed with an abandoned load (the simulation's shutdown), so a
+// waiting load costs no events or wake-ups and an abandoned one leaves nothing behind.
+struct workers_done {
+  std::function<void()> resume;
+  ~workers_done() {
+    if (resume) resume();
+  }
+};
+
+// Suspends until every other holder of `*done` has let go of it; `*done` is reset once the
+// waiter is installed (a pointer to the caller's variable: GCC 12 mishandles shared_ptr
+// parameters moved into lambdas inside coroutines).
+auto wait_for_workers(std::shared_ptr<workers_done>* done) {
+  namespace asio = boost::asio;
+  return asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [done](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        (*done)->resume = [h] {
+          auto ex = asio::get_associated_executor(*h);
+          asio::post(ex, [h] { (*h)(); });
+        };
+        done->reset();  // the workers hold the rest
+      },
+      asio::use_awaitable);
+}
 
 std::uint64_t us_between(smtp::client_timestamp a, smtp::client_timestamp b) {
   return b > a ? static_cast<std::uint64_t>(
@@ -429,21 +460,18 @@ boost::asio::awaitable<load_report> run_load(load_options options, net::connecto
   st->started = client::client_now(rt);
   const std::size_t n = std::max<std::size_t>(1, st->opt.sessions);
   auto ex = rt.executor();
+  auto done = std::make_shared<workers_done>();
   for (std::size_t i = 0; i < n; ++i) {
     ++st->active;
     asio::co_spawn(
         ex,
-        [st, &connector, &rt]() -> asio::awaitable<void> {
+        [st, done, &connector, &rt]() -> asio::awaitable<void> {
           co_await worker(*st, connector, rt);
           --st->active;
         },
         asio::detached);
   }
-  // Wait for the workers: yield to them, then sleep a little on the runtime's clock.
-  for (std::uint64_t i = 0; i < (1ull << 40) && st->active > 0; ++i) {
-    co_await asio::post(ex, asio::use_awaitable);
-    if (st->active > 0) co_await rt.sleep_for(std::chrono::milliseconds(1));
-  }
+  co_await wait_for_workers(&done);
   st->report.elapsed_s =
       std::chrono::duration<double>(client::client_now(rt) - st->started).count();
   co_return st->report;
