@@ -22,12 +22,6 @@ extern char** environ;
 namespace relaylab::cli {
 namespace {
 
-bool write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  return static_cast<bool>(out.flush());
-}
-
 // Runs `dot -Tsvg -o OUT IN` without a shell.
 int run_dot(const std::string& in, const std::string& out) {
   std::string a0 = "dot", a1 = "-Tsvg", a2 = "-o", a3 = out, a4 = in;
@@ -85,14 +79,14 @@ subcommand add_draw(CLI::App& root) {
       return exit_usage;
     }
     if (dot_file) {
-      if (!write_text(o->out, dot)) {
+      if (!write_text_file(o->out, dot)) {
         std::cerr << "relaylab draw: cannot write " << o->out << "\n";
         return exit_failure;
       }
       return exit_ok;
     }
     const std::string tmp = o->out + ".dot.tmp";
-    if (!write_text(tmp, dot)) {
+    if (!write_text_file(tmp, dot)) {
       std::cerr << "relaylab draw: cannot write " << tmp << "\n";
       return exit_failure;
     }

@@ -10,6 +10,7 @@
 #include "harness/cli/commands.hpp"
 #include "harness/runner/report.hpp"
 #include "harness/runner/runner.hpp"
+#include "harness/runner/shard.hpp"
 #include "harness/topology/topology.hpp"
 
 #include <unistd.h>
@@ -29,12 +30,6 @@ struct run_args {
   bool verbose = false;
 };
 
-bool write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  return static_cast<bool>(out.flush());
-}
-
 int run(const run_args& a) {
   runner::run_options opt;
   opt.scenario = a.scenario;
@@ -43,16 +38,14 @@ int run(const run_args& a) {
                      ? "/tmp/relaylab-run-" + std::to_string(static_cast<long>(::getpid()))
                      : a.work_dir;
   if (!a.shard.empty()) {
-    unsigned i = 0, n = 0;
-    char slash = 0;
-    std::istringstream in(a.shard);
-    if (!(in >> i >> slash >> n) || slash != '/' || n == 0 || i == 0 || i > n || !in.eof()) {
-      std::cerr << "relaylab run: --shard: expected I/N with 1 <= I <= N, got '" << a.shard
-                << "'\n";
+    std::string error;
+    const auto sh = runner::resolve_shard(a.shard, runner::process_env, error);
+    if (!sh) {
+      std::cerr << "relaylab run: " << error << "\n";
       return exit_usage;
     }
-    opt.shard_index = i - 1;
-    opt.shard_count = n;
+    opt.shard_index = static_cast<std::size_t>(sh->index);
+    opt.shard_count = static_cast<std::size_t>(sh->count);
   }
   std::vector<topology::diagnostic> errors;
   auto doc = topology::load(a.file, errors);
@@ -97,7 +90,7 @@ int run(const run_args& a) {
   }
   bool ok = true;
   auto out = [&](const std::string& path, const std::string& text) {
-    if (!path.empty() && !write_file(path, text)) {
+    if (!path.empty() && !write_text_file(path, text)) {
       std::cerr << "relaylab run: cannot write " << path << "\n";
       ok = false;
     }
@@ -124,7 +117,9 @@ subcommand add_run(CLI::App& root) {
   c.app->add_option("--junit", a->junit, "Write a JUnit XML report");
   c.app->add_option("--json", a->json, "Write a JSON report");
   c.app->add_option("--maillog", a->maillog, "Write every scenario's maillog");
-  c.app->add_option("--shard", a->shard, "Run shard I of N (I/N, 1-based)");
+  c.app->add_option("--shard", a->shard,
+                    "Run shard I of N (I/N, 1-based), or auto: from the batch scheduler's "
+                    "environment (docs/sweep.md)");
   c.app->add_option("--work-dir", a->work_dir, "Scratch directory (SASL files, relay config)");
   c.app->add_flag("-v,--verbose", a->verbose, "Print client transcripts and maillogs");
   c.run = [a] { return run(*a); };

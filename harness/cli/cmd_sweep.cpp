@@ -1,12 +1,17 @@
 // relaylab sweep [--count N] [--seed S] [--keep-failures DIR [--keep-all]] [-j N] [-v]
-//                [--no-relay-crash] [--work-dir DIR]
+//                [--no-relay-crash] [--work-dir DIR] [--shard I/N|auto] [--json F] [--junit F]
 // Generates N random topologies with one scenario each (harness/sweep), runs them in the
 // simulation and judges them with the runner's checkers. Case i uses seed S + i, so a failure
 // replays alone with `relaylab sweep --count 1 --seed S+i`, or from its saved XML with
 // `relaylab run DIR/sweep-SEED.xml --seed SEED`. With -j N, N worker processes share the cases
 // (libsasl2 is one per process); a failed case is then run again here for its report, which
-// also checks that it fails the same way twice. Exit 0 all passed, 1 some failed, 2 bad options.
+// also checks that it fails the same way twice. With --shard I/N this process runs only the
+// I-th of N contiguous ranges of the cases (the same command line on every shard, or --shard
+// auto from the batch scheduler's environment); `relaylab report merge` joins the shards'
+// --json reports. Exit 0 all passed, 1 some failed, 2 bad options.
 #include "harness/cli/commands.hpp"
+#include "harness/runner/shard.hpp"
+#include "harness/sweep/report.hpp"
 #include "harness/sweep/sweep.hpp"
 
 #include <poll.h>
@@ -41,6 +46,8 @@ struct sweep_args {
   std::string work_dir;
   bool verbose = false;
   bool no_relay_crash = false;
+  std::string shard;  // "" = the whole sweep
+  std::string json, junit;
 };
 
 sweep::generator_options generator_options_for(const sweep_args& a) {
@@ -195,6 +202,21 @@ void print_failure(const sweep::case_result& r, const sweep_args& a, const std::
   }
 }
 
+bool write_file(const std::string& path, const std::string& text) {
+  if (write_text_file(path, text)) return true;
+  std::cerr << "relaylab sweep: cannot write " << path << "\n";
+  return false;
+}
+
+sweep::case_row row_of(const sweep::case_result& r) {
+  sweep::case_row row{r.seed, r.passed, r.virtual_time.count(), r.events, {}, {}};
+  if (!r.passed) {
+    row.summary = r.summary;
+    row.problems = r.problems;
+  }
+  return row;
+}
+
 bool save(const sweep_args& a, const sweep::generated_case& g) {
   const auto path = fs::path(a.keep_dir) / g.file;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -205,6 +227,8 @@ bool save(const sweep_args& a, const sweep::generated_case& g) {
   }
   return true;
 }
+
+int run_cases(const sweep_args& a, std::uint64_t first, sweep::sweep_report& report);
 
 int run(const sweep_args& a) {
   if (a.count == 0 || a.count > count_max) {
@@ -241,10 +265,40 @@ int run(const sweep_args& a) {
               << " overflows 64 bits\n";
     return exit_usage;
   }
+  runner::shard shard;
+  if (!a.shard.empty()) {
+    std::string error;
+    const auto sh = runner::resolve_shard(a.shard, runner::process_env, error);
+    if (!sh) {
+      std::cerr << "relaylab sweep: " << error << "\n";
+      return exit_usage;
+    }
+    if (!a.seed) {
+      std::cerr << "relaylab sweep: --shard needs --seed (every shard must run the same sweep)\n";
+      return exit_usage;
+    }
+    shard = *sh;
+  }
   std::cout << "relaylab sweep --count " << a.count << " --seed " << first << " --jobs " << a.jobs
+            << (a.shard.empty() ? std::string()
+                                : " --shard " + std::to_string(shard.index + 1) + "/" +
+                                      std::to_string(shard.count) + " (" + shard.source + ")")
             << "\n"
             << std::flush;
+  sweep::sweep_report report;
+  report.first_seed = first;
+  report.count = a.count;
+  report.relay_crash = !a.no_relay_crash;
+  report.shard_index = shard.index;
+  report.shard_count = shard.count;
+  // This process's cases: all of them, or the shard's range.
+  sweep_args mine = a;
+  mine.count = runner::shard_end(shard, a.count) - runner::shard_begin(shard, a.count);
+  first += runner::shard_begin(shard, a.count);
+  return run_cases(mine, first, report);
+}
 
+int run_cases(const sweep_args& a, std::uint64_t first, sweep::sweep_report& report) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto opt = run_options_for(a);
   const auto gen = generator_options_for(a);
@@ -256,6 +310,7 @@ int run(const sweep_args& a) {
   if (a.jobs == 1) {
     for (std::uint64_t i = 0; i < a.count; ++i) {
       const auto r = sweep::run_case(first + i, gen, opt);
+      report.cases.push_back(row_of(r));
       virtual_time += r.virtual_time;
       events += r.events;
       if (r.passed) {
@@ -288,6 +343,8 @@ int run(const sweep_args& a) {
         ++failed;
         std::cout << "FAIL sweep-" << first + i << "  (its worker process died)\n"
                   << "  replay: relaylab sweep --count 1 --seed " << first + i << "\n";
+        report.cases.push_back(
+            {first + i, false, 0, 0, "(its worker process died)", {"its worker process died"}});
         continue;
       }
       virtual_time += std::chrono::nanoseconds(it->second.virtual_ns);
@@ -295,10 +352,25 @@ int run(const sweep_args& a) {
       const bool keep = !a.keep_dir.empty() && (a.keep_all || !it->second.passed);
       if (it->second.passed && !keep && !a.verbose) {
         ++passed;
+        report.cases.push_back({first + i, true, it->second.virtual_ns, it->second.events, {}, {}});
         continue;
       }
       // Run again here: the report needs the details, and the same seed must fail the same way.
       const auto r = sweep::run_case(first + i, gen, opt);
+      // The worker's verdict and counts: a rerun that disagrees is reported, not recorded.
+      auto row = row_of(r);
+      row.passed = it->second.passed;
+      row.virtual_ns = it->second.virtual_ns;
+      row.events = it->second.events;
+      if (!row.passed && r.passed) {
+        row.summary = r.summary;
+        row.problems = {"nondeterministic: failed in a worker, passed when run again"};
+      }
+      if (row.passed) {
+        row.summary.clear();
+        row.problems.clear();
+      }
+      report.cases.push_back(std::move(row));
       if (it->second.passed) {
         ++passed;
       } else {
@@ -318,8 +390,13 @@ int run(const sweep_args& a) {
   std::cout << "sweep: " << a.count << " scenarios, " << passed << " passed, " << failed
             << " failed, virtual "
             << seconds_text(std::chrono::duration<double>(virtual_time).count()) << ", wall "
-            << seconds_text(wall) << ", events " << events << " (seeds " << first << ".."
-            << first + a.count - 1 << ")\n";
+            << seconds_text(wall) << ", events " << events
+            << (a.count == 0 ? std::string(" (no seeds in this shard)")
+                             : " (seeds " + std::to_string(first) + ".." +
+                                   std::to_string(first + a.count - 1) + ")")
+            << "\n";
+  if (!a.json.empty()) io_ok = write_file(a.json, sweep::to_json(report)) && io_ok;
+  if (!a.junit.empty()) io_ok = write_file(a.junit, sweep::to_junit(report)) && io_ok;
   if (!io_ok) return exit_failure;
   return failed == 0 ? exit_ok : exit_failure;
 }
@@ -343,6 +420,11 @@ subcommand add_sweep(CLI::App& root) {
   c.app->add_flag("-v,--verbose", a->verbose, "One line per case");
   c.app->add_flag("--no-relay-crash", a->no_relay_crash,
                   "Leave crashes of the relay host out of the fault mix");
+  c.app->add_option("--shard", a->shard,
+                    "Run shard I of N of the cases (I/N, 1-based), or auto: from the batch "
+                    "scheduler's environment (needs --seed)");
+  c.app->add_option("--json", a->json, "Write the report as JSON (relaylab report merge reads it)");
+  c.app->add_option("--junit", a->junit, "Write the report as JUnit XML");
   c.run = [a] { return run(*a); };
   return c;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -17,6 +18,9 @@ struct subcommand {
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;
 inline constexpr int exit_usage = 2;
+
+/// Writes `text` to `path` (replacing it); false when it cannot be written or flushed.
+bool write_text_file(const std::string& path, const std::string& text);
 
 subcommand add_version(CLI::App& root);
 #if RELAYLAB_HAVE_SASLDB
@@ -35,6 +39,7 @@ subcommand add_run(CLI::App& root);
 #endif
 #if RELAYLAB_HAVE_SWEEP
 subcommand add_sweep(CLI::App& root);
+subcommand add_report(CLI::App& root);
 #endif
 #if RELAYLAB_HAVE_FAKES
 subcommand add_mx(CLI::App& root);

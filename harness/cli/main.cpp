@@ -1,7 +1,14 @@
 #include "harness/cli/commands.hpp"
 
+#include <fstream>
 #include <iostream>
 #include <vector>
+
+bool relaylab::cli::write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  return static_cast<bool>(out.flush());
+}
 
 int main(int argc, char** argv) {
   using namespace relaylab::cli;
@@ -25,6 +32,7 @@ int main(int argc, char** argv) {
 #endif
 #if RELAYLAB_HAVE_SWEEP
   commands.push_back(add_sweep(root));
+  commands.push_back(add_report(root));
 #endif
 #if RELAYLAB_HAVE_FAKES
   commands.push_back(add_mx(root));
