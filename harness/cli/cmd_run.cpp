@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -71,12 +72,34 @@ int run(const run_args& a) {
   rep.options = opt;
   std::cout << runner::text_header(rep) << std::flush;
   const bool progress = ::isatty(STDERR_FILENO) == 1;
+  // On a terminal, the running scenario's line: virtual and wall time, messages and events with
+  // their rates per wall-second, at most four times a second. Standard error only: standard
+  // output stays the same bytes for the same seed.
+  auto t0 = std::chrono::steady_clock::now();
+  auto shown = t0;
+  std::string position;
+  if (progress) {
+    opt.progress = [&](const runner::progress_info& p) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - shown < std::chrono::milliseconds(250)) return;
+      shown = now;
+      const double wall = std::chrono::duration<double>(now - t0).count();
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "%s %s  virtual %.3fs  wall %.1fs  %llu msgs (%.0f/s)  %llu events (%.0f/s)",
+                    position.c_str(), p.scenario.c_str(),
+                    std::chrono::duration<double>(p.virtual_time).count(), wall,
+                    static_cast<unsigned long long>(p.messages), p.messages / wall,
+                    static_cast<unsigned long long>(p.events), p.events / wall);
+      std::cerr << "\r\033[K" << line << std::flush;
+    };
+  }
   for (const auto* sc : chosen) {
-    if (progress) {
-      std::cerr << "\r\033[K[" << rep.results.size() + 1 << "/" << chosen.size() << "] running "
-                << sc->name << " ..." << std::flush;
-    }
-    const auto t0 = std::chrono::steady_clock::now();
+    position =
+        "[" + std::to_string(rep.results.size() + 1) + "/" + std::to_string(chosen.size()) + "]";
+    if (progress)
+      std::cerr << "\r\033[K" << position << " running " << sc->name << " ..." << std::flush;
+    t0 = shown = std::chrono::steady_clock::now();
     rep.results.push_back(runner::run_scenario(*doc, *sc, rep.seed, opt));
     rep.wall_ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

@@ -110,6 +110,13 @@ class scenario_run {
 
   scenario_result run() {
     result_.name = sc_.name;
+    if (options_.progress) {
+      world_.on_progress([this] {
+        std::uint64_t messages = 0;
+        for (const auto& r : relays_) messages += r->accepted.size();
+        options_.progress({sc_.name, world_.now(), world_.events_run(), messages});
+      });
+    }
     if (setup()) play();
     check_invariants();
     result_.virtual_time = world_.now();

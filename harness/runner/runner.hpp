@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,14 @@ namespace relaylab::runner {
 
 /// The master.cf of a <relay> without <master-cf>: one smtpd on port 25.
 inline constexpr const char* default_master_cf = "smtp inet n - n - - smtpd\n";
+
+/// Where a running scenario is, for a progress display.
+struct progress_info {
+  std::string scenario;
+  std::chrono::nanoseconds virtual_time{0};
+  std::uint64_t events = 0;
+  std::uint64_t messages = 0;  // accepted by the relays' smtpd (250 after DATA) so far
+};
 
 struct run_options {
   std::string scenario;  // "" = every scenario
@@ -30,6 +39,9 @@ struct run_options {
   /// different directories (the CLI appends its pid).
   std::string work_dir = "/tmp/relaylab-run";
   bool verbose = false;  // keep client transcripts
+  /// Called every few thousand events while a scenario runs (null = never). It only reads:
+  /// the run is the same with and without it.
+  std::function<void(const progress_info&)> progress;
 };
 
 struct failure {

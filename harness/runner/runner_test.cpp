@@ -100,6 +100,40 @@ TEST(runner, same_seed_same_results) {
   EXPECT_EQ(maillog(a), maillog(b));
 }
 
+// The progress callback sees the run advance (virtual time, events and messages never go back)
+// and changes nothing: the report is the same bytes with and without it.
+TEST(runner, progress_reports_without_changing_the_run) {
+  const auto doc = load_handson();
+  run_options o;
+  o.work_dir = "/tmp/relaylab-runner-test-" + std::to_string(::getpid());
+  topology::scenario sc;
+  for (const auto& s : doc.scenarios) {
+    if (s.name == "load-auth-587") sc = s;
+  }
+  // Long enough for several calls (one per 4096 events).
+  for (auto& st : sc.steps) {
+    if (st.kind == topology::step_kind::load) st.load.messages = 600;
+  }
+  sc.expectations.clear();
+  report_input a, b;
+  a.file = b.file = "handson.xml";
+  a.results.push_back(run_scenario(doc, sc, 5, o));
+  std::vector<progress_info> seen;
+  o.progress = [&](const progress_info& p) { seen.push_back(p); };
+  b.results.push_back(run_scenario(doc, sc, 5, o));
+  EXPECT_TRUE(b.results[0].passed) << describe(b.results[0]);
+  EXPECT_EQ(json(a), json(b));
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_GT(seen.back().messages, 0u);
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GE(seen[i].virtual_time, seen[i - 1].virtual_time);
+    EXPECT_GT(seen[i].events, seen[i - 1].events);
+    EXPECT_GE(seen[i].messages, seen[i - 1].messages);
+  }
+  EXPECT_EQ(seen.front().scenario, "load-auth-587");
+  EXPECT_EQ(seen.back().events % 4096, 0u);
+}
+
 topology::document load_file(const std::string& path) {
   std::vector<topology::diagnostic> errors;
   auto doc = topology::load(path, errors);

@@ -153,6 +153,7 @@ run_end world::run_until(const std::function<bool()>& done, run_limits limits) {
     *e.cancelled = true;  // done: handles no longer report it pending
     ++events_run_;
     e.fn();
+    if (progress_ && events_run_ % progress_every_ == 0) progress_();
   }
   return run_end::step_limit;
 }

@@ -122,6 +122,12 @@ class world {
   void stop() noexcept { stop_ = true; }
 
   std::uint64_t events_run() const noexcept { return events_run_; }
+  /// Calls `fn` after every `every` events run (a progress display; null = none). It must not
+  /// change the simulation.
+  void on_progress(std::function<void()> fn, std::uint64_t every = 4096) {
+    progress_ = std::move(fn);
+    progress_every_ = every == 0 ? 1 : every;
+  }
   std::size_t events_pending() const noexcept { return events_.size(); }
   /// Operations pending on sim timers and sockets (for tests).
   std::size_t operations_pending() const noexcept { return slots_.size(); }
@@ -163,6 +169,8 @@ class world {
   std::priority_queue<event, std::vector<event>, later> events_;
   std::uint64_t events_run_ = 0;
   bool stop_ = false;
+  std::function<void()> progress_;
+  std::uint64_t progress_every_ = 4096;
 };
 
 }  // namespace relaylab::sim
