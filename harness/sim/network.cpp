@@ -525,6 +525,22 @@ network::network(world& w, network_spec spec, std::vector<network_error>& errors
     }
     if (!hosts_.emplace(h.name, std::move(hs)).second) err("host " + h.name + ": defined twice");
   }
+  // Who answers at an address: the first host by name that has it, as a scan of hosts_ in
+  // order would find (addresses never change after construction), so a connect costs a lookup,
+  // not a pass over every host.
+  for (const auto& [name, h] : hosts_) {
+    auto add = [&](const std::optional<ip_address>& a, bool via_public) {
+      if (a) owners_.emplace(*a, address_owner{h.get(), via_public});
+    };
+    if (!h->subnet) {
+      add(h->v4, true);
+      add(h->v6, true);
+    } else {
+      add(h->public_v4, true);
+      add(h->v6, true);  // VPC IPv6 addresses are global
+      add(h->v4, false);
+    }
+  }
 }
 
 network::~network() {
@@ -539,26 +555,9 @@ const network::host_state* network::find_host(const std::string& name) const {
 }
 
 const network::host_state* network::owner_of(const ip_address& a, bool& via_public) const {
-  via_public = false;
-  for (const auto& [name, h] : hosts_) {
-    if (!h->subnet) {
-      if ((h->v4 && *h->v4 == a) || (h->v6 && *h->v6 == a)) {
-        via_public = true;
-        return h.get();
-      }
-      continue;
-    }
-    if (h->public_v4 && *h->public_v4 == a) {
-      via_public = true;
-      return h.get();
-    }
-    if (h->v6 && *h->v6 == a) {  // VPC IPv6 addresses are global
-      via_public = true;
-      return h.get();
-    }
-    if (h->v4 && *h->v4 == a) return h.get();
-  }
-  return nullptr;
+  const auto it = owners_.find(a);
+  via_public = it != owners_.end() && it->second.via_public;
+  return it == owners_.end() ? nullptr : it->second.host;
 }
 
 link_spec network::link_of(const host_state& h) const {

@@ -360,6 +360,11 @@ class network {
   network_limits limits_;
   std::vector<std::unique_ptr<vpc_state>> vpcs_;
   std::map<std::string, std::unique_ptr<host_state>> hosts_;
+  struct address_owner {
+    const host_state* host;
+    bool via_public;  // reached through a public address (see owner_of)
+  };
+  std::map<ip_address, address_owner> owners_;      // built once: addresses never change
   std::map<std::string, security_group_spec> sgs_;  // current rules (faults change them)
   std::set<std::string> links_down_;
   std::vector<std::pair<std::set<std::string>, std::set<std::string>>> partitions_;
