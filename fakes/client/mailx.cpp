@@ -112,33 +112,35 @@ std::string join(const std::vector<std::string>& v, std::string_view sep) {
 }
 
 // Adapter: relay/sasl's libsasl2 client behind the engine's authenticator interface, with the
-// mechanism fixed by mailx's smtp-auth setting.
+// mechanism fixed by mailx's smtp-auth setting. As s-nail: AUTH is sent whatever EHLO offered
+// (the server's reply decides), and without an initial response: "AUTH PLAIN", then the
+// credentials after the server's 334, so a server that refuses AUTH (530 before STARTTLS)
+// never receives them.
 class sasl_authenticator final : public smtp::client_authenticator {
  public:
   sasl_authenticator(std::string mechanism, std::unique_ptr<sasl::client_session> s)
       : mechanism_(std::move(mechanism)), s_(std::move(s)) {}
-  smtp::client_auth_step start(std::string_view server_mechanisms) override {
-    smtp::client_auth_step r;
-    bool offered = false;
-    std::size_t i = 0;
-    while (i < server_mechanisms.size()) {
-      const auto sp = server_mechanisms.find(' ', i);
-      const auto w = server_mechanisms.substr(i, sp == std::string_view::npos ? sp : sp - i);
-      offered = offered || w == mechanism_;
-      if (sp == std::string_view::npos) break;
-      i = sp + 1;
+  smtp::client_auth_step start(std::string_view /*server_mechanisms*/) override {
+    auto r = convert(s_->start(mechanism_));
+    if (r.ok && r.response) {
+      held_ = std::move(r.response);  // sent in answer to the first 334
+      r.response.reset();
     }
-    if (!offered) {
-      r.reason = "SMTP server does not support AUTH " + mechanism_;
-      return r;
-    }
-    return convert(s_->start(mechanism_));
+    return r;
   }
   smtp::client_auth_step step(std::string_view challenge) override {
+    if (held_) {
+      smtp::client_auth_step r;
+      r.ok = true;
+      r.response = std::move(held_);
+      held_.reset();
+      return r;
+    }
     return convert(s_->step(challenge));
   }
 
  private:
+  std::optional<std::string> held_;
   static smtp::client_auth_step convert(const sasl::client_step_result& x) {
     smtp::client_auth_step r;
     r.ok = x.state == sasl::client_step_result::status::response;
@@ -391,6 +393,7 @@ boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
   opt.helo_name = settings.get("hostname", settings.get("smtp-hostname", env.hostname));
   if (opt.helo_name.empty()) opt.helo_name = "localhost";
   if (starttls && !url->tls) opt.starttls = smtp::client_options::tls_use::required;
+  opt.auth_unoffered = true;  // s-nail sends AUTH whatever EHLO offered
   smtp::client_session s(opt, client_now(rt));
   if (auth) s.set_authenticator(auth.get());
   verbose_trace trace(verbose);
@@ -423,10 +426,6 @@ boost::asio::awaitable<mailx_result> mailx_send(mailx_settings settings,
     }
     stream->close();
     co_return fail(describe());
-  }
-  if (auth && !s.authenticated()) {
-    stream->close();
-    co_return fail("smtp-server: AUTH not offered by the server");
   }
   const std::string content = build_mailx_message(message, env);
   smtp::client_envelope envl;

@@ -335,7 +335,7 @@ struct client_session::impl {
   }
 
   void continue_after_tls_choice(client_timestamp now) {
-    if (auth != nullptr && features.auth) {
+    if (auth != nullptr && (features.auth || options.auth_unoffered)) {
       client_auth_step s = auth->start(features.auth_mechanisms);
       if (!s.ok) {
         fail(client_error::kind::auth_failed, client_stage::auth, std::nullopt, s.reason);

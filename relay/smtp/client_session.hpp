@@ -64,6 +64,10 @@ struct client_options {
   std::size_t reply_bytes_max = 2048;       // text kept per reply (Postfix: line_length_limit)
   std::size_t reply_lines_max = 1000;
   std::size_t auth_rounds_max = 16;  // 334 challenges per AUTH
+  /// AUTH even when EHLO offered no AUTH (s-nail does: the mechanism is its smtp-auth
+  /// setting); the authenticator's start() then sees an empty mechanism list. Postfix's smtp
+  /// client (the delivery agent) leaves this off.
+  bool auth_unoffered = false;
   /// STARTTLS after EHLO: never, when offered (may), or required (the session fails with
   /// client_error::kind::tls when the server does not offer it or refuses it).
   enum class tls_use { none, may, required };
