@@ -2,12 +2,13 @@
 //
 // Order: load main.cf/master.cf (warnings to stderr; fatal → exit 2), print the resolved
 // options, open the maillog, initialise SASL when a service enables it, open and recover the
-// spool, start the queue manager (with the smtp and local delivery agents) on a thread of its
-// own, build one smtpd::service per inet service, bind every listener, write
-// queue_directory/pid/master.pid, then signal readiness: "ready" on stdout (a line of its own,
-// flushed), or "ready\n" written to --ready-fd and that descriptor closed. SIGTERM/SIGINT: stop
-// accepting, let sessions finish (bounded), stop the queue manager, exit 0. SIGUSR1: flush the
-// deferred queue (what `relaylab queue flush` sends, like Postfix's postqueue -f).
+// spool, start the queue manager (with the local delivery agent and one smtp delivery agent
+// per master.cf smtp service, "smtp" always) on a thread of its own, build one smtpd::service per
+// inet service, bind every listener, write queue_directory/pid/master.pid, then signal readiness:
+// "ready" on stdout (a line of its own, flushed), or "ready\n" written to --ready-fd and that
+// descriptor closed. SIGTERM/SIGINT: stop accepting, let sessions finish (bounded), stop the queue
+// manager, exit 0. SIGUSR1: flush the deferred queue (what `relaylab queue flush` sends, like
+// Postfix's postqueue -f).
 #include <utility>  // before Boost 1.74 awaitable.hpp, which needs it
 
 #include "harness/cli/commands.hpp"
@@ -78,12 +79,25 @@ int run_relay(const relay_args& a) {
   auto cfg = config::load(a.config_dir, config::host_environment::from_system());
   for (const auto& d : cfg.diagnostics) std::cerr << d.to_string() << "\n";
   if (!cfg.ok()) return exit_usage;
-  // The delivery agent's TLS (smtp_tls_*, from main.cf): what it cannot keep stops start-up.
-  delivery::smtp_agent_options agent_tls;  // only its tls and client.starttls are used
+  // One SMTP delivery agent per master.cf smtp service ("smtp", "relay", an "smtps" with
+  // -o smtp_tls_wrappermode=yes ...), each with its TLS (smtp_tls_* from main.cf and the
+  // service's -o lines): what one cannot keep stops start-up.
+  const auto transports = delivery::smtp_transports(cfg);
+  std::vector<delivery::smtp_agent_options> transport_tls(transports.size());
   {
     std::vector<config::diagnostic> tls_diags;
-    const bool tls_ok = delivery::configure_agent_tls(cfg, agent_tls, tls_diags);
-    for (const auto& d : tls_diags) std::cerr << d.to_string() << "\n";
+    bool tls_ok = delivery::refuse_lmtp_tls_overrides(cfg, tls_diags);
+    for (std::size_t i = 0; i < transports.size(); ++i)
+      tls_ok = delivery::configure_transport_tls(cfg, transports[i], transport_tls[i], tls_diags) &&
+               tls_ok;
+    // Transports that share main.cf's values share their diagnostics: each is said once.
+    std::vector<std::string> said;
+    for (const auto& d : tls_diags) {
+      std::string line = d.to_string();
+      if (std::find(said.begin(), said.end(), line) != said.end()) continue;
+      std::cerr << line << "\n";
+      said.push_back(std::move(line));
+    }
     if (!tls_ok) return exit_usage;
   }
   if (!a.queue_dir.empty()) cfg.main.set("queue_directory", a.queue_dir);
@@ -211,9 +225,6 @@ int run_relay(const relay_args& a) {
     std::cerr << "relaylab relay: fatal: " << route_error << "\n";
     return exit_usage;
   }
-  auto ao = delivery::smtp_agent_options_from_config(cfg.main, pid);
-  ao.tls = agent_tls.tls;
-  ao.client.starttls = agent_tls.client.starttls;
   auto agent_random = std::make_shared<std::mt19937_64>(rd());
   // The agents log through a gate: their "status=sent" lines reach the maillog only after
   // the queue manager made the done marks durable (see relay/qmgr/log_gate.hpp).
@@ -222,9 +233,16 @@ int run_relay(const relay_args& a) {
   auto gate_sink = std::make_unique<qmgr::log_gate>(logger);
   qmgr::log_gate* gate = gate_sink.get();
   agent_logger.add_sink(std::move(gate_sink));
-  delivery::smtp_agent smtp_agent(
-      ao, connector, qmgr_runtime, resolver, agent_logger,
-      [agent_random](std::size_t bound) { return bound == 0 ? 0 : (*agent_random)() % bound; });
+  std::vector<std::unique_ptr<delivery::smtp_agent>> smtp_agents;
+  for (std::size_t i = 0; i < transports.size(); ++i) {
+    auto ao = delivery::smtp_agent_options_from_config(cfg.main, pid);
+    ao.transport = transports[i].name;
+    ao.tls = transport_tls[i].tls;
+    ao.client.starttls = transport_tls[i].client.starttls;
+    smtp_agents.push_back(std::make_unique<delivery::smtp_agent>(
+        ao, connector, qmgr_runtime, resolver, agent_logger,
+        [agent_random](std::size_t bound) { return bound == 0 ? 0 : (*agent_random)() % bound; }));
+  }
   qmgr::local_options lo;
   lo.mail_spool_directory = cfg.main.get("mail_spool_directory");
   lo.home_mailbox = cfg.main.get("home_mailbox");
@@ -239,11 +257,16 @@ int run_relay(const relay_args& a) {
   }
   qmgr::local_agent local_agent(lo, qmgr_runtime, &agent_logger,
                                 {cfg.main.get("syslog_name"), "local", pid});
-  auto qo = qmgr::options_from_config(cfg.main, {"smtp", "relay", "local"});
+  std::vector<std::string> transport_names{"smtp", "relay", "local"};
+  for (const auto& t : transports)
+    if (std::find(transport_names.begin(), transport_names.end(), t.name) == transport_names.end())
+      transport_names.push_back(t.name);
+  auto qo = qmgr::options_from_config(cfg.main, transport_names);
   qo.pid = pid;
   qo.gate = gate;
   qmgr::manager qmgr(spool, qmgr_runtime, logger, qmgr::router(std::move(*routing)), qo);
-  qmgr.add_transport("smtp", smtp_agent);
+  for (std::size_t i = 0; i < transports.size(); ++i)
+    qmgr.add_transport(transports[i].name, *smtp_agents[i]);
   qmgr.add_transport("local", local_agent);
   qmgr.adopt(report);
   qmgr.start();

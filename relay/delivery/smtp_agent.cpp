@@ -323,7 +323,7 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
     return out;
   };
   if (j.recipients.empty()) co_return results();
-  if (j.hop.transport != "smtp") {
+  if (j.hop.transport != options_.transport) {
     failure f{"4.3.5", "mail transport unavailable", "none"};
     st.fail_all(f, true, runtime_.now());
     co_return results();
@@ -648,14 +648,21 @@ asio::awaitable<std::vector<recipient_outcome>> smtp_agent::deliver(const job& j
       stream = std::move(secured);
       co_return std::nullopt;
     };
-    co_await pump(
-        [&] { return cs.state() == client_state::ready || cs.state() == client_state::tls; });
     std::optional<failure> tls_failure;
-    if (cs.state() == client_state::tls && !io_err) {
+    // smtp_tls_wrappermode: the handshake comes first, the 220 arrives over TLS, and the
+    // session never sends STARTTLS (client.starttls is none). A cached session is already
+    // wrapped.
+    if (!reused && options_.tls && options_.tls->settings().wrappermode)
       tls_failure = co_await start_tls();
-      if (!tls_failure) {
-        cs.tls_started(stamp(runtime_.now()));
-        co_await pump([&] { return cs.state() == client_state::ready; });
+    if (!tls_failure) {
+      co_await pump(
+          [&] { return cs.state() == client_state::ready || cs.state() == client_state::tls; });
+      if (cs.state() == client_state::tls && !io_err) {
+        tls_failure = co_await start_tls();
+        if (!tls_failure) {
+          cs.tls_started(stamp(runtime_.now()));
+          co_await pump([&] { return cs.state() == client_state::ready; });
+        }
       }
     }
     if (tls_failure) {

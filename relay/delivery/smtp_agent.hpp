@@ -63,8 +63,11 @@ struct smtp_agent_options {
   std::chrono::milliseconds reuse_time_limit{300000};  // smtp_connection_reuse_time_limit
   std::size_t cache_sessions_max = 100;                // idle sessions kept in all
   log::origin origin{"postfix", "smtp", 0};
-  /// smtp_tls_*: STARTTLS towards the server (client.starttls says may or required); null
-  /// for smtp_tls_security_level = none.
+  /// The transport (master.cf service) this agent serves: jobs for any other are deferred.
+  std::string transport = "smtp";
+  /// smtp_tls_*: STARTTLS towards the server (client.starttls says may or required), or TLS
+  /// right after connect when the context's settings have wrappermode; null for
+  /// smtp_tls_security_level = none.
   std::shared_ptr<tls::client_context> tls;
 };
 
@@ -82,7 +85,7 @@ class smtp_agent final : public agent {
              resolver& dns, log::logger& logger, random_source random);
   /// Closes the idle cached sessions (without QUIT).
   ~smtp_agent() override;
-  /// Delivers to every recipient of `j` (transport "smtp"; others are deferred with
+  /// Delivers to every recipient of `j` (options.transport; others are deferred with
   /// "4.3.5 ... mail transport unavailable"). Never throws; every recipient gets an outcome.
   boost::asio::awaitable<std::vector<recipient_outcome>> deliver(const job& j) override;
   /// Idle sessions in the connection cache now.

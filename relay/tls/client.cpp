@@ -104,9 +104,14 @@ std::optional<client_settings> client_settings_from(const config::parameters& p,
            "invalid TLS security level: smtp_tls_security_level = " + level +
                " (expected none, may, encrypt, verify or secure)");
   }
-  if (p.get_bool("smtp_tls_wrappermode"))
-    refuse("smtp_tls_wrappermode",
-           "smtp_tls_wrappermode = yes is not implemented by relaylab (STARTTLS is)");
+  s.wrappermode = p.get_bool("smtp_tls_wrappermode");
+  if (ok && s.wrappermode && s.level < client_level::encrypt) {
+    // Postfix's smtp(8) warns and uses "encrypt": a wrapped session has no plaintext fallback.
+    diags.push_back(diag(p, "smtp_tls_wrappermode", sev::warning,
+                         "smtp_tls_wrappermode requires \"smtp_tls_security_level = encrypt\" "
+                         "(or stronger); using encrypt"));
+    s.level = client_level::encrypt;
+  }
   for (const char* name : {"smtp_tls_policy_maps", "smtp_tls_per_site", "smtp_tls_cert_file",
                            "smtp_tls_key_file", "smtp_tls_eccert_file", "smtp_tls_chain_files"}) {
     if (!lower_trim(p.get(name)).empty())

@@ -40,15 +40,20 @@ struct client_settings {
   std::string servername;  // smtp_tls_servername: "", "hostname", "nexthop" or a name
   std::chrono::milliseconds handshake_timeout{300000};  // smtp_starttls_timeout
   bool note_starttls_offer = false;
+  /// smtp_tls_wrappermode: TLS right after the TCP connect, before the 220 (SMTPS, port
+  /// 465), never STARTTLS. Implies at least `encrypt`.
+  bool wrappermode = false;
 
   bool wants_tls() const { return level != client_level::none; }
   bool requires_tls() const { return level >= client_level::encrypt; }
   bool checks_names() const { return level >= client_level::verify; }
 };
 
-/// The delivery side (main.cf, or a smtp/lmtp service's -o lines). nullopt after a fatal
-/// diagnostic: dane, dane-only, fingerprint, smtp_tls_wrappermode, smtp_tls_policy_maps,
-/// smtp_tls_per_site, client certificates, bad protocols or ciphers.
+/// The delivery side (main.cf, or a smtp service's view with its -o lines). nullopt after a
+/// fatal diagnostic: dane, dane-only, fingerprint, smtp_tls_policy_maps, smtp_tls_per_site,
+/// client certificates, bad protocols or ciphers. smtp_tls_wrappermode = yes with a level below
+/// encrypt gets Postfix's warning ("smtp_tls_wrappermode requires "smtp_tls_security_level =
+/// encrypt" (or stronger)") and the level encrypt, as Postfix's smtp(8) uses then.
 std::optional<client_settings> client_settings_from(const config::parameters& p,
                                                     std::vector<config::diagnostic>& diags);
 

@@ -205,14 +205,44 @@ TEST(TlsSettings, ClientSideLevels) {
   auto s = client_settings_from(params({{"smtp_enforce_tls", "yes"}}), d);
   ASSERT_TRUE(s);
   EXPECT_EQ(s->level, client_level::verify);  // smtp_tls_enforce_peername defaults to yes
-  for (const char* name : {"smtp_tls_wrappermode", "smtp_tls_policy_maps", "smtp_tls_cert_file"}) {
+  for (const char* name : {"smtp_tls_policy_maps", "smtp_tls_cert_file"}) {
     d.clear();
-    EXPECT_FALSE(client_settings_from(
-        params({{name, std::string(name) == "smtp_tls_wrappermode" ? "yes" : "/x"}}), d))
-        << name;
+    EXPECT_FALSE(client_settings_from(params({{name, "/x"}}), d)) << name;
     EXPECT_NE(fatals(d).find(std::string("main.cf:1: fatal: ") + name), std::string::npos)
         << fatals(d);
   }
+}
+
+TEST(TlsSettings, ClientWrappermodeImpliesEncrypt) {
+  // Below encrypt: Postfix's warning, and the level encrypt (no plaintext fallback).
+  for (const char* level : {"none", "may"}) {
+    std::vector<config::diagnostic> d;
+    auto s = client_settings_from(
+        params({{"smtp_tls_security_level", level}, {"smtp_tls_wrappermode", "yes"}}), d);
+    ASSERT_TRUE(s) << level << fatals(d);
+    EXPECT_TRUE(s->wrappermode);
+    EXPECT_EQ(s->level, client_level::encrypt) << level;
+    ASSERT_EQ(d.size(), 1u) << level;
+    EXPECT_EQ(d[0].level, config::diagnostic::severity::warning);
+    EXPECT_EQ(d[0].parameter, "smtp_tls_wrappermode");
+    EXPECT_EQ(d[0].line, 2);
+    EXPECT_NE(d[0].message.find("requires \"smtp_tls_security_level = encrypt\" (or stronger)"),
+              std::string::npos)
+        << d[0].message;
+  }
+  for (const char* level : {"encrypt", "verify", "secure"}) {
+    std::vector<config::diagnostic> d;
+    auto s = client_settings_from(
+        params({{"smtp_tls_security_level", level}, {"smtp_tls_wrappermode", "yes"}}), d);
+    ASSERT_TRUE(s) << level;
+    EXPECT_TRUE(s->wrappermode);
+    EXPECT_EQ(to_string(s->level), level);
+    EXPECT_TRUE(d.empty()) << fatals(d);
+  }
+  std::vector<config::diagnostic> d;
+  auto s = client_settings_from(params({{"smtp_tls_security_level", "encrypt"}}), d);
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->wrappermode);
 }
 
 TEST(TlsContext, LoadsCertificatesAndRejectsMismatches) {
