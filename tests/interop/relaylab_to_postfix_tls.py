@@ -10,6 +10,8 @@ relaylab; the case checks what reached the MX's sink and relaylab's maillog:
   verify      tls-verify -> tls:  delivered, "Verified TLS connection established to"
   wrong_ca    tls-wrong-ca -> tls: deferred "Server certificate not verified", nothing sent
   not_offered tls-client -> seed: deferred "TLS is required, but was not offered by host"
+  wrapper     tls-wrapper -> tls's smtps port (smtpd_tls_wrappermode): relaylab's smtps
+              transport (-o smtp_tls_wrappermode=yes at verify): delivered, "Verified TLS ..."
 """
 
 import argparse
@@ -27,7 +29,7 @@ from relaylab_instance import relaylab_instance  # noqa: E402
 
 DEADLINE_S = 30
 CASES = {
-    # name: (relaylab config, MX config, delivered?, maillog needles)
+    # name: (relaylab config, MX config, delivered?, maillog needles[, MX listener])
     "encrypt": ("tls-client", "tls", True,
                 ["Trusted TLS connection established to 127.0.0.1[127.0.0.1]:", "status=sent"]),
     "verify": ("tls-verify", "tls", True,
@@ -38,6 +40,9 @@ CASES = {
     "not_offered": ("tls-client", "seed", False,
                     ["status=deferred (TLS is required, but was not offered by host "
                      "127.0.0.1[127.0.0.1])"]),
+    "wrapper": ("tls-wrapper", "tls", True,
+                ["Verified TLS connection established to 127.0.0.1[127.0.0.1]:", "status=sent"],
+                "smtps"),
 }
 
 
@@ -51,11 +56,12 @@ def wait_for(fn, deadline_s):
 
 
 def run(name, binary):
-    rl_config, mx_config, delivered, needles = CASES[name]
+    rl_config, mx_config, delivered, needles = CASES[name][:4]
+    mx_role = CASES[name][4] if len(CASES[name]) > 4 else "smtp"
     subject = f"relaylab to postfix {name} {os.getpid()}"
     problems = []
     with postfix_instance(mx_config) as mx:
-        with relaylab_instance(rl_config, binary=binary, relayhost_port=mx.port("smtp")) as rl:
+        with relaylab_instance(rl_config, binary=binary, relayhost_port=mx.port(mx_role)) as rl:
             with smtplib.SMTP("127.0.0.1", rl.port("smtp"), timeout=20) as s:
                 s.sendmail("sender@example.com", ["friend@remote.example"],
                            f"Subject: {subject}\r\n\r\nrelaylab over TLS\r\n")
