@@ -223,8 +223,7 @@ asio::awaitable<void> daemon::accept_loop(std::size_t index) {
       // TCP_NODELAY: around a TLS handshake the server makes small writes in a row (its last
       // flight, session tickets, the next reply); with Nagle a later one waits for the
       // client's delayed ACK, tens of ms per STARTTLS session on Linux loopback (61 against
-      // 370 msg/s for one 587tls session in bench/compare-postfix). Replies are whole writes
-      // already, so plain sessions send no more segments than before.
+      // 370 msg/s for one 587tls session in bench/compare-postfix).
       boost::system::error_code nd;
       sock.set_option(tcp::no_delay(true), nd);
     }
