@@ -68,9 +68,9 @@ case $case in
     run
     expect 2 "$tmp/cfg/main.cf:4: fatal: smtp_tls_security_level = dane is not implemented"
     printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\n' >"$tmp/cfg/main.cf"
-    printf 'smtp inet n - n - - smtpd\nsmtp unix - - n - - smtp\n  -o smtp_tls_wrappermode=yes\n' >"$tmp/cfg/master.cf"
+    printf 'smtp inet n - n - - smtpd\nlmtp unix - - n - - lmtp\n  -o smtp_tls_security_level=encrypt\n' >"$tmp/cfg/master.cf"
     run
-    expect 2 "$tmp/cfg/master.cf:2: fatal: service smtp: -o smtp_tls_wrappermode=yes is not implemented"
+    expect 2 "$tmp/cfg/master.cf:2: fatal: service lmtp: -o smtp_tls_security_level=encrypt is not implemented by relaylab: relaylab has no LMTP client"
     printf 'smtp inet n - n - - smtpd\n' >"$tmp/cfg/master.cf"
     printf 'myhostname = relay.example.com\ncompatibility_level = 3.6\nalias_maps =\nsmtpd_tls_security_level = may\nsmtpd_tls_cert_file = %s/missing.pem\n' "$tmp" >"$tmp/cfg/main.cf"
     run
