@@ -109,6 +109,9 @@ std::string load_report::format_text() const {
   t += "rate: " + fmt_double(per_s(messages_ok, elapsed_s), "%.1f") + " msg/s, " +
        fmt_double(per_s(auth_ok, elapsed_s), "%.1f") + " auth/s (" + std::to_string(auth_ok) +
        " ok, " + std::to_string(auth_failed) + " failed)\n";
+  if (tls_sessions > 0)
+    t += "tls: " + std::to_string(tls_sessions) + " sessions, " + std::to_string(tls_resumed) +
+         " resumed\n";
   t += "errors:";
   if (errors.empty()) t += " none";
   for (const auto& [k, v] : errors) t += " [" + k + "]=" + std::to_string(v);
@@ -142,6 +145,8 @@ std::string load_report::format_json() const {
   num("connections", std::to_string(connections));
   num("auth_ok", std::to_string(auth_ok));
   num("auth_failed", std::to_string(auth_failed));
+  num("tls_sessions", std::to_string(tls_sessions));
+  num("tls_resumed", std::to_string(tls_resumed));
   num("elapsed_s", fmt_double(elapsed_s, "%.6f"));
   num("messages_per_s", fmt_double(per_s(messages_ok, elapsed_s), "%.3f"));
   num("auths_per_s", fmt_double(per_s(auth_ok, elapsed_s), "%.3f"));
@@ -287,12 +292,17 @@ boost::asio::awaitable<void> worker(shared_state& st, net::connector& connector,
   auto secure = [&]() -> boost::asio::awaitable<std::string> {
     auto c = std::make_unique<tls::client_stream>(std::move(stream), o.tls);
     c->set_verify_time(rt.now());
+    c->set_session_key(o.host + ":" + std::to_string(o.port));
     std::error_code hec;
     std::vector<std::string> names{o.host};
     std::string sni;
     co_await c->handshake(std::move(sni), std::move(names), o.connect_timeout, hec);
     const bool verified = c->peer_trust() == tls::trust::verified;
     const std::string why = c->verify_error();
+    if (!hec) {
+      ++r.tls_sessions;
+      if (c->info().reused) ++r.tls_resumed;
+    }
     stream = std::move(c);
     if (hec) co_return std::string("tls: handshake failed");
     if (o.tls_verify && !verified) co_return "tls: untrusted (" + why + ")";

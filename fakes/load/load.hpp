@@ -74,6 +74,7 @@ struct load_options {
   tls_mode tls_use = tls_mode::none;
   std::shared_ptr<tls::client_context> tls;
   bool tls_verify = false;  // an unverified certificate fails the session
+  // Resumption is the context's: tls->enable_resumption() (relaylab load --tls-resume).
 };
 
 struct load_report {
@@ -83,6 +84,8 @@ struct load_report {
   std::uint64_t connections = 0;
   std::uint64_t auth_ok = 0;
   std::uint64_t auth_failed = 0;
+  std::uint64_t tls_sessions = 0;  // handshakes that succeeded
+  std::uint64_t tls_resumed = 0;   // of those, resumed from a cached session (--tls-resume)
   /// Failures by reply code ("550", "421") or kind ("connect: Connection refused",
   /// "timeout", "lost connection").
   std::map<std::string, std::uint64_t> errors;

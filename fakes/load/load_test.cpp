@@ -158,7 +158,8 @@ struct tls_run {
   std::unique_ptr<mx::server> srv;
 };
 
-tls_run tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verify) {
+tls_run tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verify,
+                 bool resume = false) {
   using tcp = asio::ip::tcp;
   tls::authority ca("Relaylab Test CA");
   std::string error;
@@ -187,6 +188,7 @@ tls_run tls_load(mx::cert_kind kind, load_options::tls_mode mode, bool verify) {
   cs.ca_pem = ca.ca_pem();
   o.tls = tls::client_context::create(cs, error);
   EXPECT_TRUE(o.tls) << error;
+  if (resume && o.tls) o.tls->enable_resumption();
   auto f = asio::co_spawn(
       io,
       [&]() -> asio::awaitable<load_report> {
@@ -206,6 +208,19 @@ TEST(load_tls, starttls_verified) {
   EXPECT_EQ(srv->counts().tls_sessions, 4u);
   ASSERT_EQ(srv->mailbox().size(), 4u);
   EXPECT_TRUE(srv->mailbox()[0].tls);
+}
+
+// --tls-resume: each of the 2 sessions does a full handshake first; its next connection
+// presents a ticket the server sent, and the resumed session is still "Verified".
+TEST(load_tls, resumed_sessions_stay_verified) {
+  const auto [r, srv] = tls_load(mx::cert_kind::good, load_options::tls_mode::starttls, true, true);
+  EXPECT_EQ(r.messages_ok, 4u);
+  EXPECT_EQ(r.tls_sessions, 4u);
+  EXPECT_EQ(r.tls_resumed, 2u);
+  EXPECT_EQ(srv->counts().tls_sessions, 4u);
+  const auto full = tls_load(mx::cert_kind::good, load_options::tls_mode::starttls, true);
+  EXPECT_EQ(full.report.tls_sessions, 4u);
+  EXPECT_EQ(full.report.tls_resumed, 0u);
 }
 
 TEST(load_tls, implicit_tls) {

@@ -1,5 +1,5 @@
 // relaylab load [smtp-source options] [--auth MECH:USER:PASS] [--pipelining] [--duration D]
-//               [--json] HOST[:PORT]
+//               [--starttls|--tls] [--tls-ca CA] [--tls-resume] [--json] HOST[:PORT]
 // Load generator (fakes/load). Prints messages/s, AUTHs/s, errors by reply code and latency
 // per phase; CPU time per message from getrusage. Exit 0 when every message was accepted, 1
 // otherwise, 2 for bad arguments.
@@ -41,6 +41,7 @@ struct load_args {
   std::string target;
   bool starttls = false;
   bool tls = false;
+  bool tls_resume = false;
   std::string tls_ca;
 };
 
@@ -77,6 +78,10 @@ subcommand add_load(CLI::App& root) {
   c.app->add_option("--tls-ca", args->tls_ca,
                     "verify the server's certificate against this CA file (PEM); without it, "
                     "no verification");
+  c.app->add_flag("--tls-resume", args->tls_resume,
+                  "resume TLS sessions: each new connection presents a ticket the server issued "
+                  "to an earlier one (as MUAs and Postfix's smtp_tls_session_cache_database do); "
+                  "the report counts the resumed handshakes");
   c.app->add_option("target", args->target, "HOST[:PORT] (numeric host, port 25 by default)")
       ->required();
   c.run = [args, m_opt] {
@@ -158,6 +163,10 @@ subcommand add_load(CLI::App& root) {
       std::cerr << "relaylab load: --tls-ca needs --starttls or --tls\n";
       return exit_usage;
     }
+    if (args->tls_resume && !args->starttls && !args->tls) {
+      std::cerr << "relaylab load: --tls-resume needs --starttls or --tls\n";
+      return exit_usage;
+    }
     if (args->starttls || args->tls) {
       o.tls_use = args->tls ? fakes::load::load_options::tls_mode::implicit
                             : fakes::load::load_options::tls_mode::starttls;
@@ -171,6 +180,7 @@ subcommand add_load(CLI::App& root) {
         std::cerr << "relaylab load: --tls-ca: " << error << "\n";
         return exit_failure;
       }
+      if (args->tls_resume) o.tls->enable_resumption();
     }
     const bool tty = ::isatty(STDERR_FILENO) == 1;
     auto last = std::chrono::steady_clock::now();

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <deque>
+#include <map>
+#include <mutex>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -194,7 +197,80 @@ std::shared_ptr<client_context> client_context::create(const client_settings& s,
   return c;
 }
 
+// Sessions per peer key, each used once. Guarded by a mutex: one context may serve streams
+// on several threads (relaylab relay's delivery agents).
+struct client_context::session_cache {
+  explicit session_cache(std::size_t n) : per_peer(n) {}
+  ~session_cache() {
+    for (auto& [key, q] : sessions)
+      for (SSL_SESSION* s : q) SSL_SESSION_free(s);
+  }
+  SSL_SESSION* take(const std::string& key) {
+    std::lock_guard lock(mu);
+    auto it = sessions.find(key);
+    while (it != sessions.end() && !it->second.empty()) {
+      SSL_SESSION* s = it->second.back();  // the newest ticket
+      it->second.pop_back();
+      if (SSL_SESSION_is_resumable(s) == 1) return s;
+      SSL_SESSION_free(s);
+    }
+    return nullptr;
+  }
+  void put(const std::string& key, SSL_SESSION* s) {
+    std::lock_guard lock(mu);
+    auto& q = sessions[key];
+    q.push_back(s);
+    while (q.size() > per_peer) {
+      SSL_SESSION_free(q.front());
+      q.pop_front();
+    }
+  }
+  std::size_t per_peer;
+  std::mutex mu;
+  std::map<std::string, std::deque<SSL_SESSION*>> sessions;
+};
+
+namespace {
+
+// The ex_data slot of an SSL that holds its client_stream's session key (a std::string owned
+// by the stream) and of an SSL_CTX that holds its client_context.
+int key_index() {
+  static const int i = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return i;
+}
+int context_index() {
+  static const int i = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return i;
+}
+
+// OpenSSL's new-session callback: returning 1 keeps the reference it hands over.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  const auto* key = static_cast<const std::string*>(SSL_get_ex_data(ssl, key_index()));
+  auto* ctx =
+      static_cast<client_context*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_index()));
+  if (key == nullptr || key->empty() || ctx == nullptr || !ctx->resumption_enabled()) return 0;
+  ctx->cache_session(*key, session);
+  return 1;
+}
+
+}  // namespace
+
+client_context::client_context(ssl_ctx_st* ctx, client_settings s)
+    : ctx_(ctx), settings_(std::move(s)) {}
+
 client_context::~client_context() { SSL_CTX_free(ctx_); }
+
+void client_context::enable_resumption(std::size_t per_peer) {
+  if (cache_) return;
+  cache_ = std::make_unique<session_cache>(std::max<std::size_t>(per_peer, 1));
+  SSL_CTX_set_ex_data(ctx_, context_index(), this);
+  SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx_, on_new_session);
+}
+
+void client_context::cache_session(const std::string& key, ssl_session_st* s) {
+  cache_->put(key, s);
+}
 
 client_stream::client_stream(std::unique_ptr<net::byte_stream> inner,
                              std::shared_ptr<client_context> ctx)
@@ -212,6 +288,8 @@ void client_stream::set_verify_time(std::chrono::system_clock::time_point t) {
   X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl_),
                              static_cast<time_t>(std::chrono::system_clock::to_time_t(t)));
 }
+
+void client_stream::set_session_key(std::string key) { session_key_ = std::move(key); }
 
 session_info client_stream::info() const { return inspect(ssl_, true); }
 
@@ -251,6 +329,17 @@ boost::asio::awaitable<void> client_stream::handshake(std::string sni,
     first = false;
   }
   if (!names.empty()) SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (ctx_->resumption_enabled() && !session_key_.empty()) {
+    // What was verified is part of the key: a session checked against other names (or SNI)
+    // must not come back as "Verified" here.
+    session_key_ += "\n" + sni;
+    for (const auto& n : names) session_key_ += "\n" + n;
+    SSL_set_ex_data(ssl_, key_index(), &session_key_);
+    if (SSL_SESSION* s = ctx_->cache_->take(session_key_)) {
+      SSL_set_session(ssl_, s);
+      SSL_SESSION_free(s);
+    }
+  }
   for (int i = 0; i < 1000; ++i) {
     const int r = SSL_do_handshake(ssl_);
     const int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);

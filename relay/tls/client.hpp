@@ -18,6 +18,7 @@
 
 struct ssl_st;
 struct ssl_ctx_st;
+struct ssl_session_st;
 
 namespace relaylab::tls {
 
@@ -66,10 +67,23 @@ class client_context {
   ssl_ctx_st* native() const { return ctx_; }
   const client_settings& settings() const { return settings_; }
 
+  /// Client-side resumption: keeps up to `per_peer` sessions (TLS 1.3 tickets, or TLS 1.2
+  /// session IDs and tickets) per peer key, for later streams of this context that name the
+  /// same key (client_stream::set_session_key). Each session is used once, as RFC 8446
+  /// recommends for tickets; the server's new tickets refill the cache. Off by default, as
+  /// Postfix's smtp(8) caches nothing without smtp_tls_session_cache_database.
+  void enable_resumption(std::size_t per_peer = 16);
+  bool resumption_enabled() const noexcept { return cache_ != nullptr; }
+  /// Takes over a reference to `s` (the new-session callback).
+  void cache_session(const std::string& key, ssl_session_st* s);
+
  private:
-  client_context(ssl_ctx_st* ctx, client_settings s) : ctx_(ctx), settings_(std::move(s)) {}
+  friend class client_stream;
+  struct session_cache;
+  client_context(ssl_ctx_st* ctx, client_settings s);
   ssl_ctx_st* ctx_;
   client_settings settings_;
+  std::unique_ptr<session_cache> cache_;
 };
 
 /// How far the server's certificate was checked (Postfix's "Untrusted", "Trusted",
@@ -90,6 +104,11 @@ class client_stream final : public net::byte_stream {
   /// Certificates are checked for validity at `t` (the injected clock; virtual in the
   /// simulation) instead of the system clock. Call before handshake().
   void set_verify_time(std::chrono::system_clock::time_point t);
+  /// The peer this stream talks to, for the context's session cache (host:port, plus
+  /// anything that changes what was verified: the names passed to handshake() are added to
+  /// the key). With resumption enabled, the handshake offers a cached session for the key,
+  /// and the sessions the server issues are cached under it. Call before handshake().
+  void set_session_key(std::string key);
   trust peer_trust() const noexcept { return trust_; }
   /// OpenSSL's verification error ("unable to get local issuer certificate"), "" if none.
   const std::string& verify_error() const noexcept { return verify_error_; }
@@ -114,6 +133,7 @@ class client_stream final : public net::byte_stream {
   std::string verify_error_;
   std::vector<std::string> errors_;
   std::vector<char> buf_;
+  std::string session_key_;
 };
 
 /// "Trusted TLS connection established to HOST[ADDR]:PORT: TLSv1.3 with cipher ...".
