@@ -565,30 +565,54 @@ link_spec network::link_of(const host_state& h) const {
 }
 
 bool network::sg_allows(const host_state& h, bool ingress, std::uint16_t port,
-                        const ip_address& peer, const host_state* peer_host,
-                        std::string& why) const {
-  if (h.spec->security_groups.empty()) return true;
+                        const ip_address& peer, const host_state* peer_host, std::string& why,
+                        std::vector<std::string>* hops) const {
+  const char* dir = ingress ? "ingress" : "egress";
+  auto allowed = [&](const std::string& group, const sg_rule& r, const std::string& peer_text) {
+    if (hops) {
+      hops->push_back("security group " + group + " " + dir + " " + r.protocol + " " +
+                      (r.port_from == 0 && r.port_to == 65535 ? std::string("all ports")
+                       : r.port_from == r.port_to
+                           ? std::to_string(r.port_from)
+                           : std::to_string(r.port_from) + "-" + std::to_string(r.port_to)) +
+                      (ingress ? " from " : " to ") + peer_text + ": allowed" +
+                      (r.description.empty() ? "" : " (" + r.description + ")"));
+    }
+    return true;
+  };
+  if (h.spec->security_groups.empty()) {
+    if (hops) hops->push_back(h.spec->name + " has no security groups: " + dir + " unfiltered");
+    return true;
+  }
   for (const auto& g : h.spec->security_groups) {
     auto it = sgs_.find(g);
     if (it == sgs_.end()) continue;
     for (const auto& r : ingress ? it->second.ingress : it->second.egress) {
       if (!tcp_protocol(r.protocol) || !port_in(port, r.port_from, r.port_to)) continue;
       if (!r.cidr.empty()) {
-        if (auto c = parse_cidr(r.cidr); c && c->contains(peer)) return true;
+        if (auto c = parse_cidr(r.cidr); c && c->contains(peer)) return allowed(g, r, r.cidr);
       }
       if (!r.group.empty() && peer_host) {
         const auto& groups = peer_host->spec->security_groups;
-        if (std::find(groups.begin(), groups.end(), r.group) != groups.end()) return true;
+        if (std::find(groups.begin(), groups.end(), r.group) != groups.end()) {
+          return allowed(g, r, "members of " + r.group);
+        }
       }
     }
   }
   why = "security groups of " + h.spec->name + " allow no " + (ingress ? "inbound" : "outbound") +
         " TCP " + std::to_string(port) + (ingress ? " from " : " to ") + peer.to_string();
+  if (hops) {
+    std::string names;
+    for (const auto& g : h.spec->security_groups) names += (names.empty() ? "" : ", ") + g;
+    why += " (" + names + ": no " + dir + " rule matches)";
+  }
   return false;
 }
 
 bool network::nacl_allows(const subnet_state& s, bool inbound, std::uint16_t port,
-                          const ip_address& peer, std::string& why) const {
+                          const ip_address& peer, std::string& why,
+                          std::vector<std::string>* hops) const {
   if (!s.nacl) return true;
   std::vector<const nacl_rule*> rules;
   for (const auto& r : inbound ? s.nacl->inbound : s.nacl->outbound) rules.push_back(&r);
@@ -598,7 +622,14 @@ bool network::nacl_allows(const subnet_state& s, bool inbound, std::uint16_t por
     if (!tcp_protocol(r->protocol) || !port_in(port, r->port_from, r->port_to)) continue;
     const auto c = parse_cidr(r->cidr);
     if (!c || !c->contains(peer)) continue;
-    if (r->allow) return true;
+    if (r->allow) {
+      if (hops) {
+        hops->push_back("network ACL " + s.nacl->name + " " + (inbound ? "inbound" : "outbound") +
+                        " rule " + std::to_string(r->number) + " allows TCP " +
+                        std::to_string(port) + (inbound ? " from " : " to ") + peer.to_string());
+      }
+      return true;
+    }
     why = "network ACL " + s.nacl->name + " rule " + std::to_string(r->number) + " denies " +
           (inbound ? "inbound" : "outbound") + " TCP " + std::to_string(port) +
           (inbound ? " from " : " to ") + peer.to_string();
@@ -611,8 +642,9 @@ bool network::nacl_allows(const subnet_state& s, bool inbound, std::uint16_t por
 }
 
 path_decision network::decide(const std::string& source, const std::string& address,
-                              std::uint16_t port) const {
+                              std::uint16_t port, bool explain) const {
   path_decision d;
+  std::vector<std::string>* hops = explain ? &d.hops : nullptr;
   const host_state* src = find_host(source);
   if (!src) {
     d.outcome = verdict::unreachable;
@@ -661,6 +693,13 @@ path_decision network::decide(const std::string& source, const std::string& addr
       return d;
     }
     std::string why;
+    if (hops) {
+      hops->push_back("route table " + src->subnet->routes->name + " of subnet " +
+                      src->subnet->spec->name + ": " + best->destination + " → " +
+                      (best->target == route_target::local       ? std::string("local")
+                       : best->target == route_target::blackhole ? std::string("blackhole")
+                                                                 : best->target_name));
+    }
     switch (best->target) {
       case route_target::blackhole:
         d.outcome = verdict::dropped;
@@ -699,20 +738,25 @@ path_decision network::decide(const std::string& source, const std::string& addr
         break;
       }
     }
-    if (!sg_allows(*src, false, port, *dst_ip, via_public ? nullptr : dst, why)) {
+    if (!sg_allows(*src, false, port, *dst_ip, via_public ? nullptr : dst, why, hops)) {
       d.outcome = verdict::dropped;
       d.reason = why;
       return d;
     }
     const bool same_subnet = dst && dst->subnet == src->subnet && !via_public;
-    if (!same_subnet && (!nacl_allows(*src->subnet, false, port, *dst_ip, why) ||
-                         !nacl_allows(*src->subnet, true, ephemeral_port_probe, *dst_ip, why))) {
+    if (!same_subnet &&
+        (!nacl_allows(*src->subnet, false, port, *dst_ip, why, hops) ||
+         !nacl_allows(*src->subnet, true, ephemeral_port_probe, *dst_ip, why, hops))) {
       d.outcome = verdict::dropped;
       d.reason = why;
       return d;
     }
   }
   if (crosses_internet) {
+    if (hops) {
+      hops->push_back("across the internet, the source seen as " +
+                      (seen ? seen->to_string() : std::string("?")));
+    }
     d.links.push_back("internet");
     d.path = combine(d.path, spec_.internet);
   }
@@ -748,16 +792,21 @@ path_decision network::decide(const std::string& source, const std::string& addr
                  seen->to_string() + " through the internet gateway";
       return d;
     }
+    if (hops) {
+      hops->push_back("internet gateway " + dst->subnet->vpc->internet_gateway + " to " +
+                      dst->spec->name + "; route table " + dst->subnet->routes->name +
+                      " sends the reply back through it");
+    }
   }
   if (dst->subnet && (crosses_internet || dst->subnet != src->subnet)) {
-    if (!nacl_allows(*dst->subnet, true, port, *seen, why) ||
-        !nacl_allows(*dst->subnet, false, ephemeral_port_probe, *seen, why)) {
+    if (!nacl_allows(*dst->subnet, true, port, *seen, why, hops) ||
+        !nacl_allows(*dst->subnet, false, ephemeral_port_probe, *seen, why, hops)) {
       d.outcome = verdict::dropped;
       d.reason = why;
       return d;
     }
   }
-  if (!sg_allows(*dst, true, port, *seen, crosses_internet ? nullptr : src, why)) {
+  if (!sg_allows(*dst, true, port, *seen, crosses_internet ? nullptr : src, why, hops)) {
     d.outcome = verdict::dropped;
     d.reason = why;
     return d;

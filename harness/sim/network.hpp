@@ -153,6 +153,10 @@ struct path_decision {
   std::string destination_host;
   link_spec path;                  // combined one-way properties
   std::vector<std::string> links;  // link names the path uses (for link faults)
+  /// With decide(..., explain = true): each hop and the rule that let the connection through
+  /// it ("route table rt-pri: 192.168.2.0/24 local", "security group sg-x ingress tcp 587 from
+  /// 0.0.0.0/0"); `reason` says what dropped it.
+  std::vector<std::string> hops;
 };
 
 class network;
@@ -303,8 +307,8 @@ class network {
 
   /// What a connection from `source` to address:port meets right now (no side effects; used
   /// by connect() and by `relaylab draw`/tests).
-  path_decision decide(const std::string& source, const std::string& address,
-                       std::uint16_t port) const;
+  path_decision decide(const std::string& source, const std::string& address, std::uint16_t port,
+                       bool explain = false) const;
 
   /// Accepts connections to `port` on every address of `host`. Errors: unknown host,
   /// address_in_use.
@@ -350,9 +354,10 @@ class network {
   const host_state* owner_of(const ip_address& a, bool& via_public) const;
   const subnet_state* subnet_of(const host_state& h) const;
   bool sg_allows(const host_state& h, bool ingress, std::uint16_t port, const ip_address& peer,
-                 const host_state* peer_host, std::string& why) const;
+                 const host_state* peer_host, std::string& why,
+                 std::vector<std::string>* hops = nullptr) const;
   bool nacl_allows(const subnet_state& s, bool inbound, std::uint16_t port, const ip_address& peer,
-                   std::string& why) const;
+                   std::string& why, std::vector<std::string>* hops = nullptr) const;
   link_spec link_of(const host_state& h) const;
 
   world& world_;
