@@ -34,6 +34,9 @@ subcommand add_queue(CLI::App& root);
 subcommand add_check(CLI::App& root);
 subcommand add_draw(CLI::App& root);
 #endif
+#if RELAYLAB_HAVE_CFN
+subcommand add_import(CLI::App& root);
+#endif
 #if RELAYLAB_HAVE_RUNNER
 subcommand add_run(CLI::App& root);
 #endif

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   commands.push_back(add_check(root));
   commands.push_back(add_draw(root));
 #endif
+#if RELAYLAB_HAVE_CFN
+  commands.push_back(add_import(root));
+#endif
 #if RELAYLAB_HAVE_RUNNER
   commands.push_back(add_run(root));
 #endif

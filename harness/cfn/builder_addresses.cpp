@@ -1,0 +1,420 @@
+// The builder's names and addresses: Name tags, IPv6 blocks, private and public addresses
+// (see cfn.hpp for the rules).
+#include "harness/cfn/builder.hpp"
+
+namespace relaylab::cfn::detail {
+
+const std::map<std::string, std::string>& kinds() {
+  static const std::map<std::string, std::string> k = {
+      {"AWS::EC2::VPC", "vpc"},
+      {"AWS::EC2::Subnet", "subnet"},
+      {"AWS::EC2::RouteTable", "route-table"},
+      {"AWS::EC2::InternetGateway", "gateway"},
+      {"AWS::EC2::NatGateway", "gateway"},
+      {"AWS::EC2::SecurityGroup", "security-group"},
+      {"AWS::EC2::NetworkAcl", "network-acl"},
+      {"AWS::EC2::Instance", "host"},
+      {"AWS::EC2::EIP", "eip"}};
+  return k;
+}
+
+const std::set<std::string>& modelled() {
+  static const std::set<std::string> m = {"AWS::EC2::VPC",
+                                          "AWS::EC2::VPCCidrBlock",
+                                          "AWS::EC2::Subnet",
+                                          "AWS::EC2::SubnetCidrBlock",
+                                          "AWS::EC2::InternetGateway",
+                                          "AWS::EC2::VPCGatewayAttachment",
+                                          "AWS::EC2::RouteTable",
+                                          "AWS::EC2::Route",
+                                          "AWS::EC2::SubnetRouteTableAssociation",
+                                          "AWS::EC2::NatGateway",
+                                          "AWS::EC2::EIP",
+                                          "AWS::EC2::EIPAssociation",
+                                          "AWS::EC2::SecurityGroup",
+                                          "AWS::EC2::SecurityGroupIngress",
+                                          "AWS::EC2::SecurityGroupEgress",
+                                          "AWS::EC2::NetworkAcl",
+                                          "AWS::EC2::NetworkAclEntry",
+                                          "AWS::EC2::SubnetNetworkAclAssociation",
+                                          "AWS::EC2::Instance",
+                                          "AWS::SSM::Parameter"};
+  return m;
+}
+
+std::string sanitize(std::string s) {
+  for (auto& c : s) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',') c = '_';
+  }
+  return s;
+}
+
+const std::string& builder::name(const resource& r) {
+  const auto k = kinds().find(r.type);
+  const kind_t kind = k == kinds().end() ? r.type : k->second;
+  auto& table = names_[kind];
+  if (table.empty()) {
+    // Every resource of the kind at once, so that clashes are seen.
+    std::map<std::string, std::vector<std::size_t>> by_name;
+    for (const auto& x : ev_.resources()) {
+      const auto kx = kinds().find(x.type);
+      if ((kx == kinds().end() ? x.type : kx->second) != kind) continue;
+      std::string n;
+      if (auto tags = ev_.property(x, "Tags"); tags && tags->is_sequence()) {
+        for (const auto& t : tags->items) {
+          const node* key = t.find("Key");
+          const node* value = t.find("Value");
+          if (key && value && key->value == "Name" && value->is_scalar()) n = value->value;
+        }
+      }
+      if (n.empty() && x.type == "AWS::EC2::SecurityGroup") n = str(x, "GroupName").value_or("");
+      if (n.empty()) n = x.logical;
+      by_name[sanitize(n)].push_back(index(x));
+    }
+    for (const auto& [n, list] : by_name) {
+      for (const auto i : list) {
+        const auto& x = ev_.resources()[i];
+        table[i] = list.size() == 1 ? n : ev_.stacks()[x.stack].name + "." + x.logical;
+      }
+    }
+  }
+  return table[index(r)];
+}
+
+std::string builder::vpc_cidr6(const resource& vpc) {
+  if (auto it = cidr6_.find(&vpc); it != cidr6_.end()) return it->second.value_or("");
+  cidr6_[&vpc] = std::nullopt;  // while it is being found
+  std::string out;
+  std::size_t vpc_number = 0;
+  for (const auto& x : ev_.resources()) {
+    if (&x == &vpc) break;
+    if (x.type == "AWS::EC2::VPC") ++vpc_number;
+  }
+  for (const auto& x : ev_.resources()) {
+    if (x.type != "AWS::EC2::VPCCidrBlock") continue;
+    const resource* owner = ref_prop(x, "VpcId", "AWS::EC2::VPC");
+    if (owner != &vpc) continue;
+    if (ev_.property(x, "CidrBlock")) {
+      error(ev_.property_where(x, "CidrBlock"), x.logical,
+            "a secondary IPv4 block of a VPC cannot be modelled (one IPv4 block per VPC)");
+      continue;
+    }
+    std::string block;
+    if (auto given = str(x, "Ipv6CidrBlock")) {
+      block = *given;
+    } else if (flag(x, "AmazonProvidedIpv6CidrBlock").value_or(false) ||
+               ev_.property(x, "Ipv6Pool")) {
+      // Amazon's /56, made up: 2600:1f18:<n>00::/56 for the n-th VPC.
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "2600:1f18:%zx00::/56", vpc_number);
+      block = sim::parse_cidr(buf)->to_string();
+    } else {
+      error(x.where, x.logical, "needs Ipv6CidrBlock or AmazonProvidedIpv6CidrBlock: true");
+      continue;
+    }
+    if (!out.empty()) {
+      error(x.where, x.logical, "a second IPv6 block of a VPC cannot be modelled");
+      continue;
+    }
+    out = block;
+  }
+  cidr6_[&vpc] = out;
+  return out;
+}
+
+std::string builder::subnet_cidr6(const resource& subnet) {
+  if (auto it = cidr6_.find(&subnet); it != cidr6_.end()) return it->second.value_or("");
+  cidr6_[&subnet] = std::nullopt;
+  std::string out = str(subnet, "Ipv6CidrBlock").value_or("");
+  for (const auto& x : ev_.resources()) {
+    if (x.type != "AWS::EC2::SubnetCidrBlock") continue;
+    if (ref_prop(x, "SubnetId", "AWS::EC2::Subnet") != &subnet) continue;
+    auto b = str(x, "Ipv6CidrBlock");
+    if (!b) {
+      error(x.where, x.logical, "needs Ipv6CidrBlock");
+    } else if (!out.empty()) {
+      error(x.where, x.logical, "a second IPv6 block of a subnet cannot be modelled");
+    } else {
+      out = *b;
+    }
+  }
+  cidr6_[&subnet] = out;
+  return out;
+}
+
+void builder::ensure_hosts() {
+  if (hosts_done_) return;
+  if (hosts_busy_) {
+    ev_.error(position{},
+              "an instance's address depends on itself (through its own "
+              "properties)");
+    return;
+  }
+  hosts_busy_ = true;
+  std::vector<const resource*> instances;
+  for (const auto& r : ev_.resources()) {
+    if (r.type == "AWS::EC2::Instance") instances.push_back(&r);
+  }
+  std::sort(instances.begin(), instances.end(),
+            [&](const resource* a, const resource* b) { return name(*a) < name(*b); });
+  for (const resource* r : instances) {
+    host_info h;
+    h.r = r;
+    const node* ni = nullptr;
+    auto nis = ev_.property(*r, "NetworkInterfaces");
+    if (nis) {
+      if (!nis->is_sequence() || nis->items.size() != 1) {
+        error(nis->where, r->logical,
+              "NetworkInterfaces: one interface (DeviceIndex 0) can be "
+              "modelled, not " +
+                  std::to_string(nis->items.size()));
+      } else {
+        ni = &nis->items[0];
+        if (const node* d = ni->find("DeviceIndex"); d && d->value != "0") {
+          error(d->where, r->logical, "NetworkInterfaces: DeviceIndex must be 0");
+        }
+        if (const node* id = ni->find("NetworkInterfaceId")) {
+          error(id->where, r->logical,
+                "NetworkInterfaces: an existing NetworkInterfaceId "
+                "cannot be modelled");
+        }
+      }
+    }
+    auto get = [&](const char* key) -> std::optional<node> {
+      if (ni) {
+        if (const node* v = ni->find(key)) return *v;
+      }
+      return std::nullopt;
+    };
+    std::optional<node> subnet = ev_.property(*r, "SubnetId");
+    if (!subnet) subnet = get("SubnetId");
+    if (!subnet) {
+      error(r->where, r->logical,
+            "needs SubnetId (or NetworkInterfaces with SubnetId): the "
+            "default VPC is not modelled");
+      continue;
+    }
+    h.subnet = target(*subnet, "AWS::EC2::Subnet", r->logical, "SubnetId");
+    if (!h.subnet) continue;
+    const resource* vpc = subnet_vpc(*h.subnet);
+    std::optional<node> ip = ev_.property(*r, "PrivateIpAddress");
+    if (!ip) ip = get("PrivateIpAddress");
+    if (ip && ip->is_scalar()) {
+      h.ipv4_given = ip->value;
+      h.ipv4_at = ip->where;
+    }
+    std::optional<node> groups = ev_.property(*r, "SecurityGroupIds");
+    if (!groups) groups = get("GroupSet");
+    bool by_name = false;
+    if (!groups) {
+      groups = ev_.property(*r, "SecurityGroups");
+      by_name = true;
+    }
+    if (groups && groups->is_sequence()) {
+      for (const auto& g : groups->items) {
+        std::optional<std::string> n;
+        if (by_name && g.is_scalar()) {
+          for (const auto& x : ev_.resources()) {
+            if (x.type == "AWS::EC2::SecurityGroup" && str(x, "GroupName") == g.value) {
+              n = name(x);
+            }
+          }
+          if (!n)
+            error(g.where, r->logical,
+                  "SecurityGroups: no security group named '" + g.value + "' (GroupName)");
+        } else {
+          n = group_name(g, r->logical, vpc);
+        }
+        if (n) h.groups.push_back(*n);
+      }
+    } else if (vpc) {
+      h.groups.push_back(default_group(*vpc));
+    }
+    if (auto pub = get("AssociatePublicIpAddress")) {
+      h.want_public = ev_.boolean(*pub, r->logical + ": AssociatePublicIpAddress").value_or(false);
+    } else {
+      h.want_public = flag(*h.subnet, "MapPublicIpOnLaunch").value_or(false);
+    }
+    std::optional<node> v6 = ev_.property(*r, "Ipv6Addresses");
+    if (!v6) v6 = get("Ipv6Addresses");
+    if (v6 && v6->is_sequence() && !v6->items.empty()) {
+      const node* a = v6->items[0].find("Ipv6Address");
+      if (a) h.ipv6_given = a->value;
+    }
+    std::optional<node> count = ev_.property(*r, "Ipv6AddressCount");
+    if (!count) count = get("Ipv6AddressCount");
+    h.want_ipv6 = !h.ipv6_given.empty() || (count && count->value != "0") ||
+                  flag(*h.subnet, "AssignIpv6AddressOnCreation").value_or(false);
+    hosts_[r] = std::move(h);
+  }
+  for (const auto& [host, ip] : opts_.ips) {
+    bool found = false;
+    for (auto& [r, h] : hosts_) {
+      if (name(*r) != host) continue;
+      found = true;
+      h.ipv4_given = ip;
+      h.ipv4_at = position{"--ip " + host + "=" + ip, 0, 0};
+    }
+    if (!found) {
+      errors_.push_back(
+          {position{"--ip", 0, 0}, "no instance named '" + host + "' in the templates given"});
+    }
+  }
+  // Given addresses first, checked; then the others, in the order of the names.
+  std::set<std::string> taken;
+  auto assign = [&](bool v6) {
+    for (const resource* r : instances) {
+      auto it = hosts_.find(r);
+      if (it == hosts_.end()) continue;
+      auto& h = it->second;
+      const std::string block =
+          v6 ? subnet_cidr6(*h.subnet) : str(*h.subnet, "CidrBlock").value_or("");
+      const auto c = sim::parse_cidr(block);
+      if (!c) continue;
+      const auto& given = v6 ? h.ipv6_given : h.ipv4_given;
+      if (v6 && !h.want_ipv6) continue;
+      if (!given.empty()) {
+        const auto a = sim::parse_address(given);
+        const auto net = network_of(c->base, c->prefix);
+        const bool reserved = a && (network_of(*a, address_bits(*a) - 2) == net ||
+                                    *a == *add_shifted(net, block_size(*c) - 1, 0));
+        if (!a || !c->contains(*a) || reserved) {
+          error(!h.ipv4_at.file.empty() ? h.ipv4_at : r->where, r->logical,
+                "address " + given + " is not an address AWS can assign in subnet " + block +
+                    (reserved ? " (AWS reserves the first four and the last)" : ""));
+        } else if (!taken.insert(a->to_string()).second) {
+          error(!h.ipv4_at.file.empty() ? h.ipv4_at : r->where, r->logical,
+                "address " + given + " is already taken");
+        } else {
+          (v6 ? h.ipv6 : h.ipv4) = a->to_string();
+        }
+      }
+    }
+    for (const resource* r : instances) {
+      auto it = hosts_.find(r);
+      if (it == hosts_.end()) continue;
+      auto& h = it->second;
+      if ((v6 && !h.want_ipv6) || !(v6 ? h.ipv6 : h.ipv4).empty() ||
+          !(v6 ? h.ipv6_given : h.ipv4_given).empty()) {
+        continue;
+      }
+      const std::string block =
+          v6 ? subnet_cidr6(*h.subnet) : str(*h.subnet, "CidrBlock").value_or("");
+      const auto c = sim::parse_cidr(block);
+      if (!c) {
+        if (v6) error(r->where, r->logical, "wants an IPv6 address; its subnet has no IPv6 block");
+        continue;
+      }
+      const auto net = network_of(c->base, c->prefix);
+      bool placed = false;
+      for (std::uint64_t k = 4; k + 1 < block_size(*c) && k < 65536 && !placed; ++k) {
+        const auto a = add_shifted(net, k, 0);
+        if (a && taken.insert(a->to_string()).second) {
+          (v6 ? h.ipv6 : h.ipv4) = a->to_string();
+          placed = true;
+        }
+      }
+      if (!placed) error(r->where, r->logical, "subnet " + block + " has no free address left");
+    }
+  };
+  assign(false);
+  assign(true);
+  hosts_busy_ = false;
+  hosts_done_ = true;
+}
+
+void builder::ensure_public() {
+  if (public_done_) return;
+  if (public_busy_) {
+    ev_.error(position{}, "a public address depends on itself");
+    return;
+  }
+  ensure_hosts();
+  public_busy_ = true;
+  const auto pool = *sim::parse_cidr(public_pool);
+  std::set<std::string> taken;
+  std::map<std::string, std::string> given;  // name → address
+  for (const auto& [n, ip] : opts_.public_ips) {
+    const auto a = sim::parse_address(ip);
+    if (!a || a->v6) {
+      errors_.push_back(
+          {position{"--public-ip", 0, 0}, n + "=" + ip + ": expected a numeric IPv4 address"});
+      continue;
+    }
+    given[n] = a->to_string();
+    taken.insert(a->to_string());
+  }
+  std::uint64_t next = 1;
+  auto allocate = [&]() -> std::string {
+    for (; next < 255; ++next) {
+      const auto a = add_shifted(pool.base, next, 0)->to_string();
+      if (taken.insert(a).second) return a;
+    }
+    return "";
+  };
+  std::vector<const resource*> eips;
+  for (const auto& r : ev_.resources()) {
+    if (r.type == "AWS::EC2::EIP") eips.push_back(&r);
+  }
+  std::sort(eips.begin(), eips.end(),
+            [&](const resource* a, const resource* b) { return name(*a) < name(*b); });
+  std::set<std::string> used_names;
+  for (const resource* e : eips) {
+    const auto g = given.find(name(*e));
+    eip_address_[e] = g != given.end() ? g->second : allocate();
+    if (g != given.end()) used_names.insert(g->first);
+  }
+  // Elastic IPs on instances: EIP InstanceId, or an EIPAssociation.
+  std::map<const resource*, std::string> on_instance;
+  for (const auto& r : ev_.resources()) {
+    const resource* inst = nullptr;
+    const resource* eip = nullptr;
+    if (r.type == "AWS::EC2::EIP" && ev_.property(r, "InstanceId")) {
+      inst = ref_prop(r, "InstanceId", "AWS::EC2::Instance");
+      eip = &r;
+    } else if (r.type == "AWS::EC2::EIPAssociation") {
+      if (ev_.property(r, "NetworkInterfaceId")) {
+        error(ev_.property_where(r, "NetworkInterfaceId"), r.logical,
+              "an EIP on a network interface cannot be modelled; use InstanceId");
+        continue;
+      }
+      inst = ref_prop(r, "InstanceId", "AWS::EC2::Instance");
+      if (ev_.property(r, "AllocationId")) {
+        eip = ref_prop(r, "AllocationId", "AWS::EC2::EIP");
+      } else if (auto addr = str(r, "EIP")) {
+        for (const auto& [e, a] : eip_address_) {
+          if (a == *addr) eip = e;
+        }
+        if (!eip) error(ev_.property_where(r, "EIP"), r.logical, "no EIP has address " + *addr);
+      } else {
+        error(r.where, r.logical, "needs AllocationId or EIP");
+      }
+    }
+    if (inst && eip) on_instance[inst] = eip_address_[eip];
+  }
+  std::vector<host_info*> order;
+  for (auto& [r, h] : hosts_) order.push_back(&h);
+  std::sort(order.begin(), order.end(),
+            [&](const host_info* a, const host_info* b) { return name(*a->r) < name(*b->r); });
+  for (host_info* h : order) {
+    const auto g = given.find(name(*h->r));
+    if (g != given.end()) {
+      h->public_ipv4 = g->second;
+      used_names.insert(g->first);
+    } else if (on_instance.count(h->r)) {
+      h->public_ipv4 = on_instance[h->r];
+    } else if (h->want_public) {
+      h->public_ipv4 = allocate();
+    }
+  }
+  for (const auto& [n, ip] : given) {
+    if (!used_names.count(n)) {
+      errors_.push_back({position{"--public-ip", 0, 0},
+                         "no instance or EIP named '" + n + "' in the templates given"});
+    }
+  }
+  public_busy_ = false;
+  public_done_ = true;
+}
+
+}  // namespace relaylab::cfn::detail

@@ -1,0 +1,259 @@
+// The evaluator: every intrinsic function, parameters (Default, --param, SSM types across
+// stacks), conditions, exports, pseudo parameters, cycles.
+#include "harness/cfn/evaluator.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+namespace relaylab::cfn {
+namespace {
+
+struct stacks_fixture {
+  std::vector<diagnostic> errors;
+  std::unique_ptr<evaluator> ev;
+
+  // `files`: (file name, YAML or JSON text); the stack name is the file name's stem.
+  bool load(const std::vector<std::pair<std::string, std::string>>& files, options o = {}) {
+    std::vector<stack> stacks;
+    for (const auto& [file, text] : files) {
+      auto root = parse_template(text, file, errors);
+      if (!root) return false;
+      stacks.push_back({file, file.substr(0, file.find('.')), std::move(*root)});
+    }
+    ev = std::make_unique<evaluator>(std::move(stacks), std::move(o), errors);
+    return errors.empty();
+  }
+  std::size_t index(const std::string& name) const {
+    for (std::size_t i = 0; i < ev->stacks().size(); ++i) {
+      if (ev->stacks()[i].name == name) return i;
+    }
+    return 0;
+  }
+  // Evaluates a YAML expression in stack `name`.
+  std::optional<node> eval(const std::string& name, const std::string& expr) {
+    auto doc = parse_template("X: " + expr + "\n", "expr.yml", errors);
+    if (!doc) return std::nullopt;
+    const node x = *doc->find("X");
+    return ev->eval(index(name), x);
+  }
+  std::string text(const std::string& name, const std::string& expr) {
+    auto v = eval(name, expr);
+    if (!v)
+      return "<" + (errors.empty() ? std::string("no value") : errors.back().to_string()) + ">";
+    if (v->is_sequence()) {
+      std::string out = "[";
+      for (const auto& i : v->items) out += (out.size() > 1 ? "," : "") + i.value;
+      return out + "]";
+    }
+    return v->value;
+  }
+};
+
+const std::string base =
+    "Parameters:\n"
+    "  Env:\n"
+    "    Type: String\n"
+    "    Default: dev\n"
+    "    AllowedValues: [dev, prod]\n"
+    "  Cidrs:\n"
+    "    Type: CommaDelimitedList\n"
+    "    Default: 10.0.0.0/24, 10.0.1.0/24\n"
+    "Mappings:\n"
+    "  Sizes:\n"
+    "    dev: {Instance: t3.micro}\n"
+    "Conditions:\n"
+    "  IsProd: !Equals [!Ref Env, prod]\n"
+    "  IsDev: !Not [!Condition IsProd]\n"
+    "  Both: !And [!Condition IsDev, !Equals [a, a]]\n"
+    "  Either: !Or [!Condition IsProd, !Equals [!Ref AWS::Region, eu-west-1]]\n"
+    "Resources:\n"
+    "  Param:\n"
+    "    Type: AWS::SSM::Parameter\n"
+    "    Properties: {Name: /x/name, Type: String, Value: !Sub '${Env}-value'}\n"
+    "  Bucket:\n"
+    "    Type: AWS::S3::Bucket\n"
+    "  OnlyProd:\n"
+    "    Type: AWS::S3::Bucket\n"
+    "    Condition: IsProd\n"
+    "Outputs:\n"
+    "  Out:\n"
+    "    Value: !Sub '${AWS::StackName}-exported'\n"
+    "    Export: {Name: !Sub '${AWS::StackName}-Out'}\n";
+
+TEST(cfn_evaluator, ref_parameters_pseudo_and_resources) {
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"app.yml", base}}));
+  EXPECT_EQ(f.text("app", "!Ref Env"), "dev");
+  EXPECT_EQ(f.text("app", "!Ref Cidrs"), "[10.0.0.0/24,10.0.1.0/24]");
+  EXPECT_EQ(f.text("app", "!Ref AWS::Region"), "us-east-1");
+  EXPECT_EQ(f.text("app", "!Ref AWS::AccountId"), "123456789012");
+  EXPECT_EQ(f.text("app", "!Ref AWS::StackName"), "app");
+  EXPECT_EQ(f.text("app", "!Ref AWS::Partition"), "aws");
+  EXPECT_EQ(f.text("app", "!Ref AWS::URLSuffix"), "amazonaws.com");
+  EXPECT_EQ(f.text("app", "!Ref Bucket"), "bucket-app-Bucket");
+  EXPECT_EQ(f.text("app", "!Ref Param"), "/x/name");  // an SSM parameter's Ref is its Name
+  EXPECT_EQ(f.text("app", "[a, !Ref AWS::NoValue, b]"), "[a,b]");
+  EXPECT_EQ(f.text("app", "{Ref: Env}"), "dev");  // long form
+}
+
+TEST(cfn_evaluator, params_and_region_from_options) {
+  stacks_fixture f;
+  options o;
+  o.params = {{"Env", "prod"}};
+  o.region = "cn-north-1";
+  ASSERT_TRUE(f.load({{"app.yml", base}}, o));
+  EXPECT_EQ(f.text("app", "!Ref Env"), "prod");
+  EXPECT_EQ(f.text("app", "!Ref AWS::Partition"), "aws-cn");
+  EXPECT_EQ(f.text("app", "!Ref AWS::URLSuffix"), "amazonaws.com.cn");
+  EXPECT_EQ(f.text("app", "!Ref OnlyProd"), "bucket-app-OnlyProd");  // created: IsProd
+}
+
+TEST(cfn_evaluator, param_not_allowed_or_missing) {
+  stacks_fixture f;
+  options o;
+  o.params = {{"Env", "staging"}};
+  // The conditions ask for Env while the stacks are read.
+  EXPECT_FALSE(f.load({{"app.yml", base}}, o));
+  ASSERT_FALSE(f.errors.empty());
+  EXPECT_EQ(f.errors[0].to_string(),
+            "app.yml:3:5: error: OnlyProd: parameter 'Env': 'staging' is not one of its "
+            "AllowedValues");
+  stacks_fixture g;
+  g.load({{"k.yml",
+           "Parameters:\n  KeyName: {Type: 'AWS::EC2::KeyPair::KeyName'}\n"
+           "Resources:\n  B: {Type: 'AWS::S3::Bucket'}\n"}});
+  EXPECT_EQ(g.text("k", "!Ref KeyName"),
+            "<k.yml:2:3: error: parameter 'KeyName' (AWS::EC2::KeyPair::KeyName) of k.yml has "
+            "no Default; give --param KeyName=VALUE>");
+}
+
+TEST(cfn_evaluator, sub_in_string_and_list_forms) {
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"app.yml", base}}));
+  EXPECT_EQ(f.text("app", "!Sub '${Env}-${AWS::Region}-${!Literal}'"), "dev-us-east-1-${Literal}");
+  EXPECT_EQ(f.text("app", "!Sub ['${A}/${Env}', {A: !Select [1, !Ref Cidrs]}]"), "10.0.1.0/24/dev");
+  EXPECT_EQ(f.text("app", "!Sub '${Param.Value}'"), "dev-value");  // ${Res.Attr} is GetAtt
+  EXPECT_EQ(f.text("app", "{'Fn::Sub': 'x${Env}'}"), "xdev");
+}
+
+TEST(cfn_evaluator, getatt_join_select_split) {
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"app.yml", base}}));
+  EXPECT_EQ(f.text("app", "!GetAtt Param.Value"), "dev-value");
+  EXPECT_EQ(f.text("app", "!GetAtt [Param, Type]"), "String");
+  EXPECT_EQ(f.text("app", "!GetAtt Bucket.Arn"), "bucket-app-Bucket.Arn");
+  EXPECT_EQ(f.text("app", "!Join ['-', [a, !Ref Env, c]]"), "a-dev-c");
+  EXPECT_EQ(f.text("app", "!Join [',', !Ref Cidrs]"), "10.0.0.0/24,10.0.1.0/24");
+  EXPECT_EQ(f.text("app", "!Select ['1', [a, b, c]]"), "b");
+  EXPECT_EQ(f.text("app", "!Split [',', 'a,b,,c']"), "[a,b,,c]");
+  EXPECT_EQ(f.text("app", "!Select [3, [a, b]]").find("is outside the list of 2 values") !=
+                std::string::npos,
+            true);
+}
+
+TEST(cfn_evaluator, conditions_if_equals_and_or_not) {
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"app.yml", base}}));
+  EXPECT_EQ(f.text("app", "!If [IsProd, big, small]"), "small");
+  EXPECT_EQ(f.text("app", "!If [IsDev, big, small]"), "big");
+  EXPECT_EQ(f.text("app", "!If [Both, yes, no]"), "yes");
+  EXPECT_EQ(f.text("app", "!If [Either, yes, no]"), "no");
+  EXPECT_EQ(f.text("app", "!Equals [!Ref Env, dev]"), "true");
+  EXPECT_EQ(f.text("app", "[!If [IsProd, a, !Ref AWS::NoValue]]"), "[]");
+  // A resource whose Condition is false does not exist.
+  EXPECT_NE(f.text("app", "!Ref OnlyProd").find("not created"), std::string::npos);
+  EXPECT_NE(f.text("app", "!If [Nope, a, b]").find("no condition named 'Nope'"), std::string::npos);
+}
+
+TEST(cfn_evaluator, getazs_cidr_findinmap_base64) {
+  stacks_fixture f;
+  options o;
+  o.region = "ap-northeast-1";
+  ASSERT_TRUE(f.load({{"app.yml", base}}, o));
+  EXPECT_EQ(f.text("app", "!Select [0, !GetAZs '']"), "ap-northeast-1a");
+  EXPECT_EQ(f.text("app", "!GetAZs eu-west-1"), "[eu-west-1a,eu-west-1b,eu-west-1c]");
+  EXPECT_EQ(f.text("app", "!Cidr [192.168.2.0/24, 2, 7]"), "[192.168.2.0/25,192.168.2.128/25]");
+  EXPECT_EQ(f.text("app", "!Cidr ['10.0.0.0/16', 3, 8]"), "[10.0.0.0/24,10.0.1.0/24,10.0.2.0/24]");
+  EXPECT_EQ(f.text("app", "!Cidr ['2600:1f18:100::/56', 2, 64]"),
+            "[2600:1f18:100::/64,2600:1f18:100:1::/64]");
+  EXPECT_NE(f.text("app", "!Cidr ['10.0.0.0/24', 4, 7]").find("Fn::Cidr cannot cut"),
+            std::string::npos);
+  EXPECT_EQ(f.text("app", "!FindInMap [Sizes, !Ref Env, Instance]"), "t3.micro");
+  EXPECT_EQ(f.text("app", "!Base64 'hi!'"), "aGkh");
+}
+
+TEST(cfn_evaluator, unknown_intrinsic_is_an_error_at_its_key) {
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"app.yml", base}}));
+  EXPECT_EQ(f.text("app", "!Bogus x").substr(0, 61),
+            "<expr.yml:1:4: error: unknown intrinsic function 'Fn::Bogus' ");
+}
+
+// A template may be given before the one it depends on: an import and an SSM parameter
+// resolve against a stack that comes later, and JSON and YAML mix.
+TEST(cfn_evaluator, import_value_and_ssm_across_stacks_in_any_order) {
+  const std::string consumer =
+      "Parameters:\n"
+      "  Name:\n"
+      "    Type: AWS::SSM::Parameter::Value<String>\n"
+      "    Default: /x/name\n"
+      "  Names:\n"
+      "    Type: AWS::SSM::Parameter::Value<List<String>>\n"
+      "    Default: /x/list\n"
+      "Resources:\n"
+      "  B: {Type: AWS::S3::Bucket}\n";
+  const std::string json_producer =
+      "{\"Resources\": {\"L\": {\"Type\": \"AWS::SSM::Parameter\", \"Properties\": "
+      "{\"Name\": \"/x/list\", \"Type\": \"StringList\", \"Value\": \"a,b\"}}}}";
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"aaa.yml", consumer}, {"app.yml", base}, {"list.json", json_producer}}));
+  EXPECT_EQ(f.text("aaa", "!ImportValue app-Out"), "app-exported");
+  EXPECT_EQ(f.text("aaa", "!Ref Name"), "dev-value");
+  EXPECT_EQ(f.text("aaa", "!Ref Names"), "[a,b]");
+  EXPECT_NE(f.text("aaa", "!ImportValue nope").find("none of the templates exports it"),
+            std::string::npos);
+}
+
+TEST(cfn_evaluator, ssm_parameter_missing) {
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"a.yml",
+                       "Parameters:\n  P: {Type: 'AWS::SSM::Parameter::Value<String>', "
+                       "Default: /nope}\nResources:\n  B: {Type: 'AWS::S3::Bucket'}\n"}}));
+  EXPECT_EQ(f.text("a", "!Ref P"),
+            "<a.yml:2:60: error: SSM parameter '/nope': no AWS::SSM::Parameter in the "
+            "templates given has this Name>");
+}
+
+TEST(cfn_evaluator, cycles_name_their_chain) {
+  stacks_fixture f;
+  f.load({{"c.yml",
+           "Resources:\n"
+           "  A:\n"
+           "    Type: AWS::SSM::Parameter\n"
+           "    Properties: {Name: a, Type: String, Value: !Ref B}\n"
+           "  B:\n"
+           "    Type: AWS::SSM::Parameter\n"
+           "    Properties: {Name: b, Type: String, Value: !GetAtt A.Value}\n"}});
+  ASSERT_EQ(f.errors.size(), 1u);
+  EXPECT_EQ(f.errors[0].to_string(),
+            "c.yml:4:48: error: circular dependency between resources: A (c.yml:4:48) → B "
+            "(c.yml:7:56) → A");
+}
+
+TEST(cfn_evaluator, conditions_cycle_and_bad_sections) {
+  stacks_fixture f;
+  f.load({{"c.yml",
+           "Conditions:\n"
+           "  A: !Condition B\n"
+           "  B: !Not [!Condition A]\n"
+           "Resources:\n"
+           "  R: {Type: AWS::S3::Bucket, Condition: A}\n"
+           "Bogus: 1\n"}});
+  ASSERT_GE(f.errors.size(), 2u);
+  EXPECT_EQ(f.errors[0].to_string(), "c.yml:6:1: error: unknown top-level section 'Bogus'");
+  EXPECT_NE(f.errors[1].to_string().find("circular reference: c.Conditions.A"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace relaylab::cfn

@@ -1,0 +1,291 @@
+// Resources → the network model: every resource type, AWS's defaults, address assignment,
+// warnings and the errors for what cannot be modelled.
+#include "harness/cfn/cfn.hpp"
+#include "harness/cfn/explain.hpp"
+
+#include <gtest/gtest.h>
+
+namespace relaylab::cfn {
+namespace {
+
+struct imported {
+  std::vector<diagnostic> errors;
+  std::optional<import_result> r;
+  std::string first_error() const { return errors.empty() ? "" : errors[0].to_string(); }
+};
+
+imported import_yaml(const std::vector<std::pair<std::string, std::string>>& files,
+                     import_options o = {}) {
+  imported out;
+  std::vector<stack> stacks;
+  for (const auto& [file, text] : files) {
+    auto root = parse_template(text, file, out.errors);
+    if (!root) return out;
+    stacks.push_back({file, file.substr(0, file.find('.')), std::move(*root)});
+  }
+  out.r = import_stacks(std::move(stacks), o, out.errors);
+  return out;
+}
+
+const sim::vpc_spec& vpc(const import_result& r) { return r.network.vpcs.at(0); }
+template <class T>
+const T& named(const std::vector<T>& v, const std::string& name) {
+  for (const auto& x : v) {
+    if (x.name == name) return x;
+  }
+  static const T none{};
+  ADD_FAILURE() << "nothing named " << name;
+  return none;
+}
+
+// A VPC with a public and a private subnet, a NAT gateway, an ACL, groups and two instances.
+const std::string network =
+    "Resources:\n"
+    "  Vpc:\n"
+    "    Type: AWS::EC2::VPC\n"
+    "    Properties: {CidrBlock: 10.0.0.0/16, Tags: [{Key: Name, Value: lab}]}\n"
+    "  V6:\n"
+    "    Type: AWS::EC2::VPCCidrBlock\n"
+    "    Properties: {VpcId: !Ref Vpc, AmazonProvidedIpv6CidrBlock: true}\n"
+    "  Igw: {Type: AWS::EC2::InternetGateway}\n"
+    "  Attach:\n"
+    "    Type: AWS::EC2::VPCGatewayAttachment\n"
+    "    Properties: {VpcId: !Ref Vpc, InternetGatewayId: !Ref Igw}\n"
+    "  Public:\n"
+    "    Type: AWS::EC2::Subnet\n"
+    "    Properties:\n"
+    "      VpcId: !Ref Vpc\n"
+    "      CidrBlock: 10.0.1.0/24\n"
+    "      MapPublicIpOnLaunch: true\n"
+    "      Ipv6CidrBlock: !Select [1, !Cidr [!Select [0, !GetAtt Vpc.Ipv6CidrBlocks], 4, 64]]\n"
+    "  Private:\n"
+    "    Type: AWS::EC2::Subnet\n"
+    "    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.2.0/24}\n"
+    "  PublicRt: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
+    "  PublicDefault:\n"
+    "    Type: AWS::EC2::Route\n"
+    "    Properties: {RouteTableId: !Ref PublicRt, DestinationCidrBlock: 0.0.0.0/0, "
+    "GatewayId: !Ref Igw}\n"
+    "  PublicV6:\n"
+    "    Type: AWS::EC2::Route\n"
+    "    Properties: {RouteTableId: !Ref PublicRt, DestinationIpv6CidrBlock: '::/0', "
+    "GatewayId: !Ref Igw}\n"
+    "  PublicAssoc:\n"
+    "    Type: AWS::EC2::SubnetRouteTableAssociation\n"
+    "    Properties: {SubnetId: !Ref Public, RouteTableId: !Ref PublicRt}\n"
+    "  NatIp: {Type: AWS::EC2::EIP, Properties: {Domain: vpc}}\n"
+    "  Nat:\n"
+    "    Type: AWS::EC2::NatGateway\n"
+    "    Properties: {SubnetId: !Ref Public, AllocationId: !GetAtt NatIp.AllocationId}\n"
+    "  PrivateRt: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
+    "  PrivateDefault:\n"
+    "    Type: AWS::EC2::Route\n"
+    "    Properties: {RouteTableId: !Ref PrivateRt, DestinationCidrBlock: 0.0.0.0/0, "
+    "NatGatewayId: !Ref Nat}\n"
+    "  PrivateAssoc:\n"
+    "    Type: AWS::EC2::SubnetRouteTableAssociation\n"
+    "    Properties: {SubnetId: !Ref Private, RouteTableId: !Ref PrivateRt}\n"
+    "  Acl: {Type: AWS::EC2::NetworkAcl, Properties: {VpcId: !Ref Vpc}}\n"
+    "  AclIn:\n"
+    "    Type: AWS::EC2::NetworkAclEntry\n"
+    "    Properties: {NetworkAclId: !Ref Acl, RuleNumber: 100, Protocol: 6, RuleAction: allow,\n"
+    "                 CidrBlock: 0.0.0.0/0, PortRange: {From: 25, To: 587}}\n"
+    "  AclEphemeral:\n"
+    "    Type: AWS::EC2::NetworkAclEntry\n"
+    "    Properties: {NetworkAclId: !Ref Acl, RuleNumber: 110, Protocol: 6, RuleAction: allow,\n"
+    "                 CidrBlock: 10.0.0.0/16, PortRange: {From: 1024, To: 65535}}\n"
+    "  AclOut:\n"
+    "    Type: AWS::EC2::NetworkAclEntry\n"
+    "    Properties: {NetworkAclId: !Ref Acl, RuleNumber: 100, Protocol: -1, Egress: true,\n"
+    "                 RuleAction: allow, CidrBlock: 0.0.0.0/0}\n"
+    "  AclUdp:\n"
+    "    Type: AWS::EC2::NetworkAclEntry\n"
+    "    Properties: {NetworkAclId: !Ref Acl, RuleNumber: 90, Protocol: 17, RuleAction: deny,\n"
+    "                 CidrBlock: 0.0.0.0/0, PortRange: {From: 53, To: 53}}\n"
+    "  AclAssoc:\n"
+    "    Type: AWS::EC2::SubnetNetworkAclAssociation\n"
+    "    Properties: {SubnetId: !Ref Private, NetworkAclId: !Ref Acl}\n"
+    "  WebSg:\n"
+    "    Type: AWS::EC2::SecurityGroup\n"
+    "    Properties:\n"
+    "      GroupName: web\n"
+    "      GroupDescription: web\n"
+    "      VpcId: !Ref Vpc\n"
+    "      SecurityGroupIngress:\n"
+    "        - {IpProtocol: tcp, FromPort: 587, ToPort: 587, CidrIp: 0.0.0.0/0}\n"
+    "        - {IpProtocol: udp, FromPort: 53, ToPort: 53, CidrIp: 0.0.0.0/0}\n"
+    "  AppSg:\n"
+    "    Type: AWS::EC2::SecurityGroup\n"
+    "    Properties:\n"
+    "      GroupDescription: app\n"
+    "      VpcId: !Ref Vpc\n"
+    "      SecurityGroupEgress: [{IpProtocol: '-1', CidrIp: 10.0.0.0/16}]\n"
+    "      Tags: [{Key: Name, Value: app group}]\n"
+    "  WebFromApp:\n"
+    "    Type: AWS::EC2::SecurityGroupIngress\n"
+    "    Properties: {GroupId: !Ref WebSg, IpProtocol: tcp, FromPort: 25, ToPort: 25,\n"
+    "                 SourceSecurityGroupId: !GetAtt AppSg.GroupId}\n"
+    "  AppOut:\n"
+    "    Type: AWS::EC2::SecurityGroupEgress\n"
+    "    Properties: {GroupId: !Ref AppSg, IpProtocol: tcp, FromPort: 443, ToPort: 443,\n"
+    "                 CidrIp: 0.0.0.0/0}\n"
+    "  Web:\n"
+    "    Type: AWS::EC2::Instance\n"
+    "    Properties:\n"
+    "      NetworkInterfaces:\n"
+    "        - {DeviceIndex: 0, SubnetId: !Ref Public, GroupSet: [!Ref WebSg],\n"
+    "           Ipv6AddressCount: 1}\n"
+    "      Tags: [{Key: Name, Value: !Sub '${AWS::StackName}-web'}]\n"
+    "  App:\n"
+    "    Type: AWS::EC2::Instance\n"
+    "    Properties: {SubnetId: !Ref Private, SecurityGroupIds: [!Ref AppSg]}\n"
+    "  Spare:\n"
+    "    Type: AWS::EC2::Instance\n"
+    "    Properties: {SubnetId: !Ref Private, PrivateIpAddress: 10.0.2.4}\n"
+    "  Bucket: {Type: AWS::S3::Bucket}\n"
+    "  Role: {Type: AWS::IAM::Role}\n"
+    "  Role2: {Type: AWS::IAM::Role}\n";
+
+TEST(cfn_network, every_resource_type) {
+  const auto im = import_yaml({{"net.yml", network}});
+  ASSERT_TRUE(im.r) << im.first_error();
+  const auto& v = vpc(*im.r);
+  EXPECT_EQ(v.name, "lab");
+  EXPECT_EQ(v.cidr, "10.0.0.0/16");
+  EXPECT_EQ(v.cidr6, "2600:1f18::/56");
+  EXPECT_EQ(v.internet_gateway, "Igw");
+  ASSERT_EQ(v.nat_gateways.size(), 1u);
+  EXPECT_EQ(v.nat_gateways[0].subnet, "Public");
+  EXPECT_EQ(v.nat_gateways[0].public_ip, "203.0.113.1");
+  const auto& pub = named(v.subnets, "Public");
+  EXPECT_EQ(pub.route_table, "PublicRt");
+  EXPECT_EQ(pub.cidr6, "2600:1f18:0:1::/64");
+  EXPECT_EQ(pub.nacl, "");
+  EXPECT_EQ(named(v.subnets, "Private").nacl, "Acl");
+  const auto& prt = named(v.route_tables, "PublicRt");
+  ASSERT_EQ(prt.routes.size(), 4u);  // local v4, local v6, 0.0.0.0/0, ::/0
+  EXPECT_EQ(prt.routes[0].destination, "10.0.0.0/16");
+  EXPECT_EQ(prt.routes[0].target, sim::route_target::local);
+  EXPECT_EQ(prt.routes[2].target, sim::route_target::internet_gateway);
+  EXPECT_EQ(named(v.route_tables, "PrivateRt").routes.back().target_name, "Nat");
+  const auto& acl = named(v.nacls, "Acl");
+  ASSERT_EQ(acl.inbound.size(), 2u);  // the UDP entry changes nothing for TCP
+  EXPECT_EQ(acl.inbound[0].port_from, 25);
+  EXPECT_EQ(acl.inbound[0].port_to, 587);
+  ASSERT_EQ(acl.outbound.size(), 1u);
+  EXPECT_EQ(acl.outbound[0].protocol, "all");
+  const auto& web = named(v.security_groups, "web");
+  ASSERT_EQ(web.ingress.size(), 2u);
+  EXPECT_EQ(web.ingress[0].port_from, 587);
+  EXPECT_EQ(web.ingress[1].group, "app_group");
+  ASSERT_EQ(web.egress.size(), 2u);  // AWS's default egress, IPv4 and IPv6
+  EXPECT_EQ(web.egress[0].cidr, "0.0.0.0/0");
+  const auto& app = named(v.security_groups, "app_group");
+  ASSERT_EQ(app.egress.size(), 2u);  // its own, no default, plus the egress resource
+  EXPECT_EQ(app.egress[0].cidr, "10.0.0.0/16");
+  EXPECT_EQ(app.egress[1].port_from, 443);
+  const auto& hosts = im.r->network.hosts;
+  ASSERT_EQ(hosts.size(), 3u);
+  const auto& h_app = named(hosts, "App");
+  EXPECT_EQ(h_app.ipv4, "10.0.2.5");  // .4 is Spare's; .0-.3 are AWS's
+  EXPECT_EQ(h_app.public_ipv4, "");
+  EXPECT_EQ(named(hosts, "Spare").ipv4, "10.0.2.4");
+  EXPECT_EQ(named(hosts, "Spare").security_groups, std::vector<std::string>{"lab-default"});
+  const auto& h_web = named(hosts, "net-web");
+  EXPECT_EQ(h_web.ipv4, "10.0.1.4");
+  EXPECT_EQ(h_web.public_ipv4, "203.0.113.2");
+  EXPECT_EQ(h_web.ipv6, "2600:1f18:0:1::4");
+  EXPECT_EQ(h_web.security_groups, std::vector<std::string>{"web"});
+  // One warning per type outside the model.
+  ASSERT_EQ(im.r->warnings.size(), 2u);
+  EXPECT_EQ(im.r->warnings[0].message,
+            "AWS::IAM::Role is outside the network model: left out (2 resources: Role, Role2)");
+  EXPECT_EQ(im.r->warnings[1].where.to_string(), "net.yml:100:3");
+}
+
+TEST(cfn_network, ip_overrides_and_explain) {
+  import_options o;
+  o.ips = {{"App", "10.0.2.200"}};
+  o.public_ips = {{"net-web", "198.51.100.9"}};
+  const auto im = import_yaml({{"net.yml", network}}, o);
+  ASSERT_TRUE(im.r) << im.first_error();
+  EXPECT_EQ(named(im.r->network.hosts, "App").ipv4, "10.0.2.200");
+  EXPECT_EQ(named(im.r->network.hosts, "net-web").public_ipv4, "198.51.100.9");
+  std::string error;
+  const auto e = explain(*im.r, "net-web:25", "App", error);
+  ASSERT_TRUE(e) << error;
+  EXPECT_TRUE(e->connected) << e->text;
+  EXPECT_NE(e->text.find("security group web ingress tcp 25 from members of app_group: allowed"),
+            std::string::npos)
+      << e->text;
+  const auto blocked = explain(*im.r, "net-web:22", "App", error);
+  ASSERT_TRUE(blocked);
+  EXPECT_FALSE(blocked->connected);
+  EXPECT_NE(
+      blocked->text.find("security groups of net-web allow no inbound TCP 22 from 10.0.2.200"),
+      std::string::npos)
+      << blocked->text;
+  EXPECT_NE(blocked->text.find("    web: net.yml:63:3 WebSg\n"), std::string::npos)
+      << blocked->text;
+  o.ips = {{"App", "10.0.2.255"}};
+  EXPECT_NE(import_yaml({{"net.yml", network}}, o).first_error().find("AWS reserves"),
+            std::string::npos);
+}
+
+TEST(cfn_network, order_of_templates_does_not_matter) {
+  const std::string a =
+      "Resources:\n"
+      "  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.1.0.0/16}}\n"
+      "Outputs:\n"
+      "  V: {Value: !Ref Vpc, Export: {Name: vpc-id}}\n";
+  const std::string b =
+      "Resources:\n"
+      "  S:\n"
+      "    Type: AWS::EC2::Subnet\n"
+      "    Properties: {VpcId: !ImportValue vpc-id, CidrBlock: 10.1.0.0/24}\n"
+      "  H: {Type: AWS::EC2::Instance, Properties: {SubnetId: !Ref S}}\n";
+  const auto x = import_yaml({{"a.yml", a}, {"b.yml", b}});
+  const auto y = import_yaml({{"b.yml", b}, {"a.yml", a}});
+  ASSERT_TRUE(x.r && y.r) << x.first_error() << y.first_error();
+  EXPECT_EQ(write_topology(*x.r, "t", ""), write_topology(*y.r, "t", ""));
+  EXPECT_EQ(x.r->network.hosts.at(0).ipv4, "10.1.0.4");
+  EXPECT_EQ(x.r->network.vpcs.at(0).subnets.at(0).route_table, "Vpc-main");
+}
+
+TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
+  const std::string vpc =
+      "Resources:\n  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n";
+  auto err = [&](const std::string& more) {
+    return import_yaml({{"t.yml", vpc + more}}).first_error();
+  };
+  EXPECT_EQ(err("  S: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: "
+                "10.1.0.0/24}}\n"),
+            "t.yml:3:72: error: S: subnet 10.1.0.0/24 is not inside its VPC Vpc's 10.0.0.0/16");
+  EXPECT_EQ(err("  P: {Type: AWS::EC2::VPCPeeringConnection}\n"),
+            "t.yml:3:3: error: P: AWS::EC2::VPCPeeringConnection: VPC peering would change "
+            "which connections go through, and cannot be modelled");
+  EXPECT_NE(err("  T: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
+                "  R: {Type: AWS::EC2::Route, Properties: {RouteTableId: !Ref T, "
+                "DestinationCidrBlock: 0.0.0.0/0, GatewayId: igw-123}}\n")
+                .find("GatewayId: 'igw-123' is not a AWS::EC2::InternetGateway"),
+            std::string::npos);
+  EXPECT_NE(err("  S: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: "
+                "10.0.0.0/24}}\n"
+                "  E: {Type: AWS::EC2::EIP}\n"
+                "  N: {Type: AWS::EC2::NatGateway, Properties: {SubnetId: !Ref S, "
+                "AllocationId: !GetAtt E.AllocationId}}\n")
+                .find("whose route table has no 0.0.0.0/0 route to an internet gateway"),
+            std::string::npos);
+  EXPECT_NE(err("  G:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n"
+                "      VpcId: !Ref Vpc\n      GroupDescription: g\n"
+                "      SecurityGroupIngress: [{IpProtocol: tcp, FromPort: 1, ToPort: 2, "
+                "SourcePrefixListId: pl-1}]\n")
+                .find("prefix lists cannot be modelled"),
+            std::string::npos);
+  EXPECT_NE(err("  I: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1}}\n")
+                .find("the default VPC is not modelled"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace relaylab::cfn
