@@ -621,8 +621,9 @@ std::optional<node> evaluator::ref(std::size_t s, const node& arg, const positio
   if (params && params->find(name)) return parameter(s, name, arg.where);
   if (const resource* r = find(s, name)) {
     if (attributes_) {
+      const std::size_t before = errors_.size();
       if (auto v = attributes_->ref(*r, at)) return v;
-      if (failed()) return std::nullopt;
+      if (errors_.size() != before) return std::nullopt;
     }
     if (r->type == "AWS::SSM::Parameter") {
       auto n = property(*r, "Name");
@@ -892,6 +893,8 @@ std::optional<bool> evaluator::condition_value(std::size_t s, const node& expr, 
 std::optional<node> evaluator::import_value(const std::string& name, const position& at) {
   if (!exports_) {
     if (!enter("Outputs.*.Export.Name", at)) return std::nullopt;
+    const auto saved = context_;
+    context_.clear();  // the table's errors belong to no one resource
     std::map<std::string, std::pair<std::size_t, const node*>> table;
     std::map<std::string, position> where;
     for (std::size_t s = 0; s < stacks_.size(); ++s) {
@@ -916,6 +919,7 @@ std::optional<node> evaluator::import_value(const std::string& name, const posit
       }
     }
     leave();
+    context_ = saved;
     exports_ = std::move(table);
   }
   const auto it = exports_->find(name);
@@ -934,6 +938,8 @@ std::optional<node> evaluator::import_value(const std::string& name, const posit
 std::optional<node> evaluator::ssm_value(const std::string& name, const position& at) {
   if (!ssm_) {
     if (!enter("AWS::SSM::Parameter names", at)) return std::nullopt;
+    const auto saved = context_;
+    context_.clear();
     std::map<std::string, std::size_t> table;
     for (std::size_t i = 0; i < resources_.size(); ++i) {
       if (resources_[i].type != "AWS::SSM::Parameter") continue;
@@ -946,6 +952,7 @@ std::optional<node> evaluator::ssm_value(const std::string& name, const position
       }
     }
     leave();
+    context_ = saved;
     ssm_ = std::move(table);
   }
   const auto it = ssm_->find(name);

@@ -164,7 +164,7 @@ class scenario_run {
   bool setup() {
     // The network, with the scenario's changes.
     std::vector<sim::network_error> errors;
-    net_ = std::make_unique<sim::network>(world_, doc_.network, errors);
+    net_ = std::make_unique<sim::network>(world_, sc_.network_or(doc_.network), errors);
     for (const auto& e : errors) fail(sc_.where, "a valid network", e.what);
     if (!errors.empty()) return false;
     runtime_ = std::make_shared<sim::sim_runtime>(world_);
@@ -271,7 +271,7 @@ class scenario_run {
     env.hostname = spec.myhostname.empty() ? h.net.name : spec.myhostname;
     if (!h.net.ipv4.empty()) {
       std::string prefix = "/32";
-      for (const auto& v : doc_.network.vpcs) {
+      for (const auto& v : sc_.network_or(doc_.network).vpcs) {
         for (const auto& s : v.subnets) {
           if (s.name == h.net.subnet) prefix = s.cidr.substr(s.cidr.find('/'));
         }

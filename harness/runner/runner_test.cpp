@@ -69,10 +69,10 @@ TEST_P(handson_scenario, passes) {
 INSTANTIATE_TEST_SUITE_P(handson, handson_scenario,
                          ::testing::Values("port25-mynetworks", "auth-plain-587",
                                            "no-auth-587-rejected", "sg-without-587",
-                                           "latent-bug-roaming-auth", "latent-bug-fix-main-cf",
-                                           "latent-bug-fix-master-cf", "mx-tempfail-retry",
-                                           "load-auth-587", "tls-submission-587",
-                                           "tls-submission-no-starttls-530"),
+                                           "template-forgot-587", "latent-bug-roaming-auth",
+                                           "latent-bug-fix-main-cf", "latent-bug-fix-master-cf",
+                                           "mx-tempfail-retry", "load-auth-587",
+                                           "tls-submission-587", "tls-submission-no-starttls-530"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (auto& c : n)

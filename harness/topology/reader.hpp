@@ -398,9 +398,15 @@ class reader {
   std::string base_dir_;
   std::vector<diagnostic>& errors_;
   mutable std::vector<std::size_t> line_starts_;  // offsets where lines begin; built on first use
+  // What the root's <import> brought in: a scenario's own <import> replaces these.
+  std::set<std::string> imported_vpcs_, imported_hosts_;
 };
 
 /// Reads one <scenario> into doc.scenarios (scenario_reader.cpp).
 void read_scenario(reader& r, const pugi::xml_node& n, document& doc);
+
+/// Imports the network of an <import cfn="..."> element (import_reader.cpp); the templates'
+/// errors are reported at their own file:line:column. nullopt after an error.
+std::optional<sim::network_spec> read_import(reader& r, const pugi::xml_node& n);
 
 }  // namespace relaylab::topology::detail

@@ -21,9 +21,9 @@ step_kind step_of(const char* name, bool& ok) {
 
 void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
   r.attrs(n, {"name", "description", "time-max"}, {"name"});
-  r.children(n, {"override", "send", "dialogue", "load", "fault", "wait", "expect-maillog",
-                 "expect-maillog-sequence", "expect-mailbox", "expect-queue", "expect-duration",
-                 "expect-load"});
+  r.children(n, {"import", "override", "send", "dialogue", "load", "fault", "wait",
+                 "expect-maillog", "expect-maillog-sequence", "expect-mailbox", "expect-queue",
+                 "expect-duration", "expect-load"});
   scenario sc;
   sc.name = r.name_attr(n);
   sc.description = r.str(n, "description");
@@ -34,6 +34,39 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
       r.error(r.at(n, "name"),
               "scenario '" + sc.name + "' is already defined at " + other.where.to_string());
     }
+  }
+  for (auto im : n.children("import")) {
+    // This scenario's network: the root's imported VPCs replaced by these templates', the
+    // imported hosts (and the roles on them) kept by name.
+    if (r.imported_vpcs_.empty()) {
+      r.error(r.at(im),
+              "a <scenario>'s <import> replaces the topology's own <import>; the "
+              "topology has none");
+      continue;
+    }
+    auto net = read_import(r, im);
+    if (!net) continue;
+    sim::network_spec mine = doc.network;
+    std::erase_if(mine.vpcs, [&](const auto& v) { return r.imported_vpcs_.count(v.name) > 0; });
+    for (auto& v : net->vpcs) mine.vpcs.push_back(std::move(v));
+    for (auto& h : mine.hosts) {
+      if (!r.imported_hosts_.count(h.name)) continue;
+      const auto it = std::find_if(net->hosts.begin(), net->hosts.end(),
+                                   [&](const auto& x) { return x.name == h.name; });
+      if (it == net->hosts.end()) {
+        r.error(r.at(im, "cfn"), "these templates have no instance named '" + h.name +
+                                     "' (the topology's <import> has)");
+        continue;
+      }
+      const auto link = h.link;
+      h = *it;
+      h.link = link;
+    }
+    sim::world w;
+    std::vector<sim::network_error> errors;
+    sim::network check(w, mine, errors);
+    for (const auto& e : errors) r.error(r.at(im), e.what);
+    sc.network = std::move(mine);
   }
   std::set<std::string> step_names;
   for (auto o : n.children("override")) {

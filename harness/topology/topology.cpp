@@ -265,7 +265,7 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
     return std::nullopt;
   }
   r.attrs(root, {"name", "seed", "epoch", "xmlns", "xmlns:xsi", "xsi:schemaLocation"}, {"name"});
-  r.children(root, {"description", "internet", "vpc", "dns", "host", "scenario"});
+  r.children(root, {"description", "internet", "import", "vpc", "dns", "host", "scenario"});
   document doc;
   doc.file = file;
   doc.name = r.str(root, "name");
@@ -291,6 +291,27 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
     sim::link_spec def;
     def.latency = std::chrono::milliseconds(10);
     doc.network.internet = r.link(e, def);
+  }
+  // Imported networks: their VPCs as they are, their hosts for <host> elements to take by name.
+  std::map<std::string, sim::host_spec> imported;
+  for (auto im : root.children("import")) {
+    auto net = read_import(r, im);
+    if (!net) continue;
+    const location at = r.at(im);
+    for (auto& v : net->vpcs) {
+      r.imported_vpcs_.insert(v.name);
+      if (!v.internet_gateway.empty()) seen.gateways.emplace(v.internet_gateway, at);
+      for (const auto& g : v.nat_gateways) seen.gateways.emplace(g.name, at);
+      for (const auto& t : v.route_tables) seen.route_tables.emplace(t.name, at);
+      for (const auto& a : v.nacls) seen.nacls.emplace(a.name, at);
+      for (const auto& g : v.security_groups) seen.sgs.emplace(g.name, at);
+      for (const auto& sn : v.subnets) seen.subnets.emplace(sn.name, at);
+      doc.network.vpcs.push_back(std::move(v));
+    }
+    for (auto& h : net->hosts) {
+      r.imported_hosts_.insert(h.name);
+      imported.emplace(h.name, std::move(h));
+    }
   }
   for (auto v : root.children("vpc")) read_vpc(r, v, doc.network, seen, checks);
   for (auto d : root.children("dns")) {
@@ -322,21 +343,34 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
                 "host '" + out.net.name + "' is already defined at " + it->second.to_string());
       }
     }
-    out.net.subnet = r.str(h, "subnet");
-    if (!out.net.subnet.empty()) checks.emplace_back("subnet", h);
-    out.net.ipv4 = r.address(h, "ipv4", 4);
-    out.net.public_ipv4 = r.address(h, "public-ipv4", 4);
-    out.net.ipv6 = r.address(h, "ipv6", 6);
-    out.net.security_groups = split_words(r.str(h, "security-groups"));
-    if (!out.net.security_groups.empty()) checks.emplace_back("security-groups", h);
-    out.net.link = r.link(h);
-    if (out.net.ipv4.empty() && out.net.ipv6.empty()) {
-      r.error(r.at(h), "<host> needs attribute 'ipv4' or 'ipv6'");
-    }
-    if (out.net.subnet.empty() &&
-        (!out.net.public_ipv4.empty() || !out.net.security_groups.empty())) {
-      r.error(r.at(h), "a host outside every VPC (no 'subnet') has no 'public-ipv4' or " +
-                           std::string("'security-groups'; its 'ipv4' is already public"));
+    if (auto it = imported.find(out.net.name); it != imported.end()) {
+      // A role on an imported host: the network is the import's.
+      for (const char* a : {"subnet", "ipv4", "public-ipv4", "ipv6", "security-groups"}) {
+        if (h.attribute(a)) {
+          r.error(r.at(h, a), "host '" + out.net.name + "' comes from <import>: attribute '" + a +
+                                  "' is the template's");
+        }
+      }
+      out.net = it->second;
+      imported.erase(it);
+      out.net.link = r.link(h, out.net.link);
+    } else {
+      out.net.subnet = r.str(h, "subnet");
+      if (!out.net.subnet.empty()) checks.emplace_back("subnet", h);
+      out.net.ipv4 = r.address(h, "ipv4", 4);
+      out.net.public_ipv4 = r.address(h, "public-ipv4", 4);
+      out.net.ipv6 = r.address(h, "ipv6", 6);
+      out.net.security_groups = split_words(r.str(h, "security-groups"));
+      if (!out.net.security_groups.empty()) checks.emplace_back("security-groups", h);
+      out.net.link = r.link(h);
+      if (out.net.ipv4.empty() && out.net.ipv6.empty()) {
+        r.error(r.at(h), "<host> needs attribute 'ipv4' or 'ipv6'");
+      }
+      if (out.net.subnet.empty() &&
+          (!out.net.public_ipv4.empty() || !out.net.security_groups.empty())) {
+        r.error(r.at(h), "a host outside every VPC (no 'subnet') has no 'public-ipv4' or " +
+                             std::string("'security-groups'; its 'ipv4' is already public"));
+      }
     }
     for (auto rl : h.children("relay")) {
       r.attrs(rl, {"myhostname", "tls"});
@@ -388,6 +422,15 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
       r.children(c, {});
       out.client = true;
     }
+    doc.network.hosts.push_back(out.net);
+    doc.hosts.push_back(std::move(out));
+  }
+  // Imported hosts without a role are on the network all the same.
+  for (auto& [name, net] : imported) {
+    host out;
+    out.where = r.at(root.child("import"));
+    out.net = std::move(net);
+    seen.hosts.emplace(name, out.where);
     doc.network.hosts.push_back(out.net);
     doc.hosts.push_back(std::move(out));
   }

@@ -192,7 +192,12 @@ struct scenario {
   std::vector<expectation> expectations;
   std::vector<override_spec> overrides;
   std::chrono::milliseconds time_max{std::chrono::hours(24 * 7)};
+  /// The scenario's own network (its <import>); nullopt = the document's.
+  std::optional<sim::network_spec> network;
   location where;
+  const sim::network_spec& network_or(const sim::network_spec& doc) const {
+    return network ? *network : doc;
+  }
 };
 
 struct document {
