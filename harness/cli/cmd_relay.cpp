@@ -26,6 +26,7 @@
 #include "relay/queue/spool.hpp"
 #include "relay/queue/storage.hpp"
 #include "relay/sasl/sasl.hpp"
+#include "relay/smtpd/sasl_setup.hpp"
 #include "relay/smtpd/smtpd.hpp"
 
 #include <fcntl.h>
@@ -106,10 +107,7 @@ int run_relay(const relay_args& a) {
       !a.maillog.empty() ? a.maillog
                          : (cfg.main.get("maillog_file").empty() ? std::string("(stderr)")
                                                                  : cfg.main.get("maillog_file"));
-  bool sasl_wanted = false;
-  for (const auto& s : cfg.services) {
-    if (cfg.main.with_overrides(s.overrides).get_bool("smtpd_sasl_auth_enable")) sasl_wanted = true;
-  }
+  const bool sasl_wanted = smtpd::sasl_wanted(cfg);
   const auto inet_interfaces = cfg.main.get_list("inet_interfaces");
   const auto inet_protocols = cfg.main.get_list("inet_protocols");
 
@@ -153,24 +151,13 @@ int run_relay(const relay_args& a) {
   // 4. SASL.
   std::shared_ptr<sasl::server_library> sasl_lib;
   if (sasl_wanted) {
-    sasl::server_config sc;
-    sc.config_path = cfg.sasl_config_path().string();
-    sc.app_name = cfg.main.get("smtpd_sasl_path");
-    sc.service = cfg.main.get("smtpd_sasl_service");
-    sc.server_fqdn = cfg.main.get("myhostname");
-    sc.user_realm = cfg.main.get("smtpd_sasl_local_domain");
     std::string error;
-    auto sec = sasl::security_options::parse(cfg.main.get("smtpd_sasl_security_options"), error);
-    if (!sec) {
-      std::cerr << "relaylab relay: fatal: smtpd_sasl_security_options: " << error << "\n";
-      return exit_usage;
-    }
-    sc.security = *sec;
-    sasl_lib = sasl::server_library::init(sc, error);
+    sasl_lib = smtpd::init_sasl(cfg, error);
     if (!sasl_lib) {
-      std::cerr << "relaylab relay: fatal: SASL: " << error << "\n";
-      logger.write(master, log::severity::fatal, "SASL: " + error);
-      return exit_failure;
+      std::cerr << "relaylab relay: fatal: " << error << "\n";
+      logger.write(master, log::severity::fatal, error);
+      // A bad smtpd_sasl_security_options value is a configuration error.
+      return error.rfind("smtpd_sasl_security_options", 0) == 0 ? exit_usage : exit_failure;
     }
   }
 

@@ -44,6 +44,9 @@ subcommand add_run(CLI::App& root);
 subcommand add_sweep(CLI::App& root);
 subcommand add_report(CLI::App& root);
 #endif
+#if RELAYLAB_HAVE_MATRIX
+subcommand add_matrix(CLI::App& root);
+#endif
 #if RELAYLAB_HAVE_FAKES
 subcommand add_mx(CLI::App& root);
 subcommand add_send(CLI::App& root);

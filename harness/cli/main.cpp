@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   commands.push_back(add_sweep(root));
   commands.push_back(add_report(root));
 #endif
+#if RELAYLAB_HAVE_MATRIX
+  commands.push_back(add_matrix(root));
+#endif
 #if RELAYLAB_HAVE_FAKES
   commands.push_back(add_mx(root));
   commands.push_back(add_send(root));

@@ -140,6 +140,14 @@ class string_table : public table {
     return entries_.emplace(fold_case(key), std::move(value)).second;
   }
   std::size_t size() const { return entries_.size(); }
+  std::vector<std::string> keys(std::size_t count_max) const override {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : entries_) {
+      if (out.size() >= count_max) break;
+      out.push_back(key);
+    }
+    return out;
+  }
 
  private:
   std::string name_;

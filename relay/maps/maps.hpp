@@ -26,6 +26,13 @@ class table {
   /// tables (cidr). Postfix's access checks try partial keys (parent domains, user@, network
   /// prefixes) only against fixed-string tables (DICT_FLAG_FIXED).
   virtual bool fixed_string() const noexcept { return true; }
+  /// The keys of a fixed-string table that holds its entries (inline, texthash, hash ...), in
+  /// order, at most `count_max`; empty for tables that cannot list keys (static, unix, cidr).
+  /// For tools that pick example inputs from a table (relaylab matrix).
+  virtual std::vector<std::string> keys(std::size_t count_max) const {
+    (void)count_max;
+    return {};
+  }
 };
 
 /// How to read a table's source text.

@@ -77,6 +77,7 @@ void evaluator::begin(const session_state& s, std::string where) {
   sender_ = s.in_transaction ? &s.sender : nullptr;
   recipient_ = nullptr;
   warnings_before_ = warnings_.size();
+  decider_.clear();
 }
 
 std::optional<rejection> evaluator::finish(bool rejected) {
@@ -118,7 +119,7 @@ status evaluator::server_error() {
 
 void evaluator::defer_if(deferral& d, int code, std::string dsn, std::string reason) {
   if (d.active) return;  // keep the first reason
-  d = deferral{true, error_class::policy, code, std::move(dsn), std::move(reason)};
+  d = deferral{true, error_class::policy, code, std::move(dsn), std::move(reason), current_};
 }
 
 // DEFER_IF_PERMIT*: with warn_if_reject it only warns.
@@ -175,6 +176,7 @@ status evaluator::mail_stage(const std::string* sender) {
   if (c_->reject_unlisted_sender && st != status::reject && !sender_rcptmap_checked_ &&
       !sender->empty()) {
     st = check_sender_rcpt_maps(*sender);
+    if (st == status::reject) decider_ = "smtpd_reject_unlisted_sender";
   }
   sender_ = saved;
   return st;
@@ -208,9 +210,11 @@ status evaluator::rcpt_stage(const session_state& s) {
   if (st != status::reject && defer_if_permit_.active) {
     st = reject(defer_if_permit_.cls, defer_if_permit_.code, defer_if_permit_.dsn,
                 defer_if_permit_.reason);
+    decider_ = defer_if_permit_.decider;
   }
   if (c_->reject_unlisted_rcpt && st != status::reject && !recipient_rcptmap_checked_) {
     st = check_recipient_rcpt_maps(recipient);
+    if (st == status::reject) decider_ = "smtpd_reject_unlisted_recipient";
   }
   return st;
 }
@@ -226,6 +230,7 @@ status evaluator::data_stage(const session_state& s, const restriction_list& lis
   if (st != status::reject && defer_if_permit_.active) {
     st = reject(defer_if_permit_.cls, defer_if_permit_.code, defer_if_permit_.dsn,
                 defer_if_permit_.reason);
+    decider_ = defer_if_permit_.decider;
   }
   return st;
 }
@@ -237,6 +242,9 @@ status evaluator::generic_checks(const restriction_list& list, const std::string
   int saved_recursion = recursion_++;
   status st = status::dunno;
   for (const step& one : list.steps) {
+    if (one.what != step::kind::restriction_class)
+      current_ = list.name + ": " + one.text +
+                 (one.arg.empty() || one.what == step::kind::table ? "" : " " + one.arg);
     switch (one.what) {
       case step::kind::warn_if_reject:
         if (warn_if_reject_ == 0) warn_if_reject_ = recursion_;
@@ -259,6 +267,7 @@ status evaluator::generic_checks(const restriction_list& list, const std::string
         break;
     }
     if (warn_if_reject_ >= recursion_) warn_if_reject_ = 0;
+    if (st != status::dunno && one.what != step::kind::restriction_class) decider_ = current_;
     if (st != status::dunno) break;
     if (defer_if_permit_.active && defer_if_reject_.active) break;
   }

@@ -30,6 +30,7 @@ struct deferral {
   int code = 0;
   std::string dsn;
   std::string reason;
+  std::string decider;  // the restriction that asked for it (last_decider())
 };
 
 /// One restriction being evaluated: the step, and what the enclosing list rejects.
@@ -47,6 +48,7 @@ class evaluator final : public engine {
 
   std::unique_ptr<engine> new_session() const override;
   std::vector<rejection> take_warnings() override;
+  std::string last_decider() const override { return decider_; }
 
   std::optional<rejection> check_client(session_state& s) override;
   std::optional<rejection> check_helo(session_state& s) override;
@@ -81,6 +83,8 @@ class evaluator final : public engine {
   std::string reject_reply_;  // the reply of the last real rejection
   std::vector<rejection> warnings_;
   std::size_t warnings_before_ = 0;
+  std::string decider_;  // last_decider()
+  std::string current_;  // the restriction being run, "LIST: NAME [ARG]"
 
   std::shared_ptr<const compiled> c_;
   resolver resolver_;

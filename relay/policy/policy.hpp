@@ -92,6 +92,12 @@ class engine {
   /// "reject_warning" replies produced by warn_if_reject since the last call, oldest first.
   /// check_*() also returns the first of them (warn_only = true) when nothing else rejected.
   virtual std::vector<rejection> take_warnings() { return {}; }
+  /// The restriction that answered last (permit, reject or defer) in the latest check_*() call,
+  /// as "LIST: RESTRICTION [ARG]", e.g. "smtpd_recipient_restrictions: reject_unauth_destination"
+  /// (LIST is a restriction class's name inside a class); implicit checks are named by their
+  /// parameter ("smtpd_reject_unlisted_recipient"). "" when every restriction said dunno.
+  /// For tools that explain decisions (relaylab matrix); the relay itself does not need it.
+  virtual std::string last_decider() const { return {}; }
 };
 
 /// Converts an SMTP path as the client wrote it ("<@a,@b:\"x y\"@c.example>") into Postfix's

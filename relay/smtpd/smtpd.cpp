@@ -109,6 +109,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     session_.tls_failed(now);
   }
 
+  std::string take_policy_decider() override { return std::exchange(decider_, {}); }
+
   void run_pending(smtp::timestamp now) override {
     if (!commit_) return;
     queue::commit_status status;
@@ -188,6 +190,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
 
   /// Logs a policy result; returns the reply when the command is refused.
   smtp::verdict decide(std::optional<policy::rejection> r) {
+    decider_ = policy_->last_decider();
     if (!r) return std::nullopt;
     log_reject(*r);
     if (r->warn_only) return std::nullopt;
@@ -320,7 +323,9 @@ class smtpd_connection final : public connection, private smtp::server_handler {
       pending_reply("552 5.3.4 Message size exceeds fixed limit");
       return;
     }
-    if (auto r = policy_->check_end_of_data(state_)) {
+    auto r = policy_->check_end_of_data(state_);
+    decider_ = policy_->last_decider();
+    if (r) {
       log_reject(*r);
       if (!r->warn_only) {
         pending_reply(r->reply);
@@ -485,6 +490,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   std::string cleaned_;  // reused buffer for cleaned content
   std::shared_ptr<commit_slot> commit_;
   std::string auth_mechanism_;
+  std::string decider_;  // take_policy_decider()
   bool auth_in_progress_ = false;
   std::optional<tls::session_info> tls_;
   smtp::server_session session_;  // last: its constructor may call back into this handler

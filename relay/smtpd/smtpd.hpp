@@ -70,6 +70,10 @@ class connection {
   /// tls::take_openssl_errors): logs Postfix's lines and ends the session.
   virtual void tls_failed(bool peer_closed, const std::vector<std::string>& openssl_errors,
                           smtp::timestamp now) = 0;
+  /// The restriction that decided the latest policy check (policy::engine::last_decider()),
+  /// then "" until the next check; "" also when the last command consulted no policy.
+  /// For relaylab matrix, which drives connections command by command.
+  virtual std::string take_policy_decider() { return {}; }
 };
 
 class service {
