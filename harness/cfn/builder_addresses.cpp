@@ -188,6 +188,7 @@ void builder::ensure_hosts() {
     };
     std::optional<node> subnet = ev_.property(*r, "SubnetId");
     if (!subnet) subnet = get("SubnetId");
+    if (!subnet && (written(*r, "SubnetId") || (nis && !ni))) continue;  // already reported
     if (!subnet) {
       error(r->where, r->logical,
             "needs SubnetId (or NetworkInterfaces with SubnetId): the "

@@ -956,6 +956,11 @@ std::optional<node> evaluator::ssm_value(const std::string& name, const position
     ssm_ = std::move(table);
   }
   const auto it = ssm_->find(name);
+  if (it == ssm_->end() && name.rfind("/aws/service/", 0) == 0) {
+    // AWS's own public parameters (AMI IDs, regions ...) name nothing in the network: their
+    // value stands for itself.
+    return node::scalar("resolve:ssm:" + name, at);
+  }
   if (it == ssm_->end()) {
     error(at, "SSM parameter '" + name +
                   "': no AWS::SSM::Parameter in the templates given "

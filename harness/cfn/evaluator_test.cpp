@@ -225,6 +225,17 @@ TEST(cfn_evaluator, ssm_parameter_missing) {
             "templates given has this Name>");
 }
 
+TEST(cfn_evaluator, aws_public_ssm_parameters_stand_for_themselves) {
+  stacks_fixture f;
+  ASSERT_TRUE(
+      f.load({{"a.yml",
+               "Parameters:\n  Ami: {Type: 'AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>', "
+               "Default: /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64}"
+               "\nResources:\n  B: {Type: 'AWS::S3::Bucket'}\n"}}));
+  EXPECT_EQ(f.text("a", "!Ref Ami"),
+            "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64");
+}
+
 TEST(cfn_evaluator, cycles_name_their_chain) {
   stacks_fixture f;
   f.load({{"c.yml",
