@@ -570,11 +570,13 @@ bool network::sg_allows(const host_state& h, bool ingress, std::uint16_t port,
   const char* dir = ingress ? "ingress" : "egress";
   auto allowed = [&](const std::string& group, const sg_rule& r, const std::string& peer_text) {
     if (hops) {
-      hops->push_back("security group " + group + " " + dir + " " + r.protocol + " " +
-                      (r.port_from == 0 && r.port_to == 65535 ? std::string("all ports")
-                       : r.port_from == r.port_to
-                           ? std::to_string(r.port_from)
-                           : std::to_string(r.port_from) + "-" + std::to_string(r.port_to)) +
+      const bool all_ports = r.port_from == 0 && r.port_to == 65535;
+      hops->push_back("security group " + group + " " + dir + " " +
+                      (r.protocol == "all"        ? std::string("all traffic")
+                       : all_ports                ? "tcp all ports"
+                       : r.port_from == r.port_to ? "tcp " + std::to_string(r.port_from)
+                                                  : "tcp " + std::to_string(r.port_from) + "-" +
+                                                        std::to_string(r.port_to)) +
                       (ingress ? " from " : " to ") + peer_text + ": allowed" +
                       (r.description.empty() ? "" : " (" + r.description + ")"));
     }
