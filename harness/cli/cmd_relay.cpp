@@ -307,6 +307,7 @@ int run_relay(const relay_args& a) {
       fatal = fatal || d.level == config::diagnostic::severity::fatal;
     }
     if (!service || fatal) return exit_usage;
+    for (const auto& d : smtpd::exposure_warnings(cfg, svc)) std::cerr << d.to_string() << "\n";
     std::string error;
     const auto hosts = net::listen_hosts(svc.listen_host, inet_interfaces, inet_protocols, error);
     if (hosts.empty()) {

@@ -43,6 +43,15 @@ class builder {
     c->xclient_hosts =
         make_list("smtpd_authorized_xclient_hosts", p_.get("smtpd_authorized_xclient_hosts"),
                   parent("smtpd_authorized_xclient_hosts"), true);
+    // Postfix matches these as mynetworks: same syntax and parent-domain style. The default
+    // "$mynetworks" must see mynetworks_style's value when mynetworks itself is unset.
+    const std::string excl_raw{
+        trim(p_.raw("smtpd_forbid_bare_newline_exclusions").value_or("$mynetworks"))};
+    c->bare_newline_exclusions = make_list("smtpd_forbid_bare_newline_exclusions",
+                                           excl_raw == "$mynetworks" || excl_raw == "${mynetworks}"
+                                               ? mynetworks_value()
+                                               : p_.get("smtpd_forbid_bare_newline_exclusions"),
+                                           parent("mynetworks"), true);
     own_addresses(p_.get("inet_interfaces"));
     own_addresses(p_.get("proxy_interfaces"));
 

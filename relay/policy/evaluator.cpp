@@ -44,6 +44,19 @@ std::optional<rejection> evaluator::check_rcpt(session_state& s) {
   return finish(rcpt_stage(s) == status::reject);
 }
 
+std::optional<rejection> evaluator::check_vrfy(session_state& s) {
+  begin(s, "VRFY");
+  return finish(rcpt_stage(s) == status::reject);
+}
+
+std::optional<rejection> evaluator::check_etrn(session_state& s) {
+  if (!c_->delay_reject) return std::nullopt;
+  begin(s, "ETRN");
+  const bool rejected =
+      client_stage(s) == status::reject || (helo_ && helo_stage(*helo_) == status::reject);
+  return finish(rejected);
+}
+
 std::optional<rejection> evaluator::check_data(session_state& s) {
   begin(s, "DATA");
   return finish(data_stage(s, c_->data, "DATA", "Data command") == status::reject);
@@ -68,6 +81,10 @@ bool evaluator::is_relay_domain(const std::string& domain) const {
 
 bool evaluator::xclient_authorized(const std::string& name, const std::string& addr) const {
   return list_match(c_->xclient_hosts, name, addr);
+}
+
+bool evaluator::bare_newline_excluded(const std::string& name, const std::string& addr) const {
+  return list_match(c_->bare_newline_exclusions, name, addr);
 }
 
 void evaluator::begin(const session_state& s, std::string where) {

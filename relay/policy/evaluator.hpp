@@ -54,6 +54,8 @@ class evaluator final : public engine {
   std::optional<rejection> check_helo(session_state& s) override;
   std::optional<rejection> check_mail(session_state& s) override;
   std::optional<rejection> check_rcpt(session_state& s) override;
+  std::optional<rejection> check_vrfy(session_state& s) override;
+  std::optional<rejection> check_etrn(session_state& s) override;
   std::optional<rejection> check_data(session_state& s) override;
   std::optional<rejection> check_end_of_data(session_state& s) override;
 
@@ -66,6 +68,7 @@ class evaluator final : public engine {
   bool is_local_domain(const std::string& domain) const override;
   bool is_relay_domain(const std::string& domain) const override;
   bool xclient_authorized(const std::string& name, const std::string& addr) const override;
+  bool bare_newline_excluded(const std::string& name, const std::string& addr) const override;
 
  private:
   // --- evaluation context (Postfix SMTPD_STATE fields used by smtpd_check.c) ---

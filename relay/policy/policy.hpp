@@ -65,6 +65,15 @@ class engine {
   virtual std::optional<rejection> check_helo(session_state& s) = 0;
   virtual std::optional<rejection> check_mail(session_state& s) = 0;
   virtual std::optional<rejection> check_rcpt(session_state& s) = 0;
+  /// VRFY: smtpd_check_rcpt() for s.recipient with stage "VRFY" (delayed client/helo/sender
+  /// restrictions, relay and recipient restrictions, the recipient tables).
+  virtual std::optional<rejection> check_vrfy(session_state& s) { return check_rcpt(s); }
+  /// ETRN: with smtpd_delay_reject, the client and helo restrictions (smtpd_check_etrn();
+  /// smtpd_etrn_restrictions themselves are refused at start-up).
+  virtual std::optional<rejection> check_etrn(session_state& s) {
+    (void)s;
+    return std::nullopt;
+  }
   virtual std::optional<rejection> check_data(session_state& s) = 0;
   virtual std::optional<rejection> check_end_of_data(session_state& s) = 0;
   /// A new HELO, MAIL or XCLIENT invalidates results cached for the session/transaction.
@@ -77,6 +86,12 @@ class engine {
   virtual bool is_relay_domain(const std::string& domain) const = 0;  // relay_domains
   /// smtpd_authorized_xclient_hosts matches the client (name or address).
   virtual bool xclient_authorized(const std::string& name, const std::string& addr) const {
+    (void)name;
+    (void)addr;
+    return false;
+  }
+  /// smtpd_forbid_bare_newline_exclusions matches the client (name or address).
+  virtual bool bare_newline_excluded(const std::string& name, const std::string& addr) const {
     (void)name;
     (void)addr;
     return false;

@@ -34,6 +34,7 @@ bool server_session::impl::data(const std::vector<std::string_view>& argv) {
   pending_cr = false;
   body_bytes = 0;
   size_exceeded = false;
+  content_bare_lf = false;
   return true;
 }
 
@@ -123,7 +124,7 @@ void server_session::impl::scan_bdat() {
 
 void server_session::impl::body(const char* p, std::size_t n) {
   if (n == 0) return;
-  if (size_exceeded) return;
+  if (size_exceeded || content_bare_lf) return;
   body_bytes += n;
   if (opt.message_size_limit > 0 && body_bytes > opt.message_size_limit) {
     size_exceeded = true;
@@ -160,12 +161,7 @@ void server_session::impl::scan_data() {
       }
       const bool crlf = nl > cur && nl[-1] == '\r';
       const std::size_t len = static_cast<std::size_t>(nl - cur) - (crlf ? 1 : 0);
-      if (!crlf && opt.forbid_bare_newline_reject) {
-        flush(cur);
-        in_pos = static_cast<std::size_t>(nl + 1 - in.data());
-        bare_lf_reject();
-        return;
-      }
+      if (!crlf && opt.forbid_bare_newline_reject) content_bare_lf = true;
       if (len == 1 && (!strict || (crlf && prev_crlf))) {
         flush(cur);
         in_pos = static_cast<std::size_t>(nl + 1 - in.data());
@@ -196,12 +192,7 @@ void server_session::impl::scan_data() {
     const bool crlf = nl > cur ? nl[-1] == '\r' : pending_cr;
     pending_cr = false;
     if (!crlf) {
-      if (opt.forbid_bare_newline_reject) {
-        flush(nl);
-        in_pos = static_cast<std::size_t>(nl + 1 - in.data());
-        bare_lf_reject();
-        return;
-      }
+      if (opt.forbid_bare_newline_reject) content_bare_lf = true;
       flush(nl);
       body("\r\n", 2);
       run = nl + 1;
@@ -214,15 +205,23 @@ void server_session::impl::scan_data() {
   in_pos = static_cast<std::size_t>(cur - in.data());
 }
 
-void server_session::impl::bare_lf_reject() {
-  m = mode::command;
-  send(std::to_string(opt.forbid_bare_newline_reject_code) + " 5.5.2 " + opt.myhostname +
-       " Error: bare <LF> received");
-  ++total[c_data];
-  close_now("bare <LF> received");
-}
-
+// smtpd_forbid_bare_newline = reject in message content: as Postfix 3.7.11, the rest of the
+// content is read (only <CR><LF>.<CR><LF> ends it) and dropped, then the message is refused;
+// the session goes on unless the code is 521.
 void server_session::impl::end_of_data() {
+  if (content_bare_lf) {
+    m = mode::command;
+    const int code = opt.forbid_bare_newline_reject_code;
+    send(std::to_string(code) + " 5.5.2 " + opt.myhostname + " Error: bare <LF> received");
+    reset_transaction();
+    if (code == 521) {
+      ++total[c_data];
+      close_now("bare <LF> received");
+      return;
+    }
+    finish_command(c_data, false);
+    return;
+  }
   m = mode::commit;
   h.on_message_end(cl, size_exceeded);
 }

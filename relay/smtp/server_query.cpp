@@ -8,6 +8,19 @@
 #include "relay/smtp/base64.hpp"
 
 namespace relaylab::smtp {
+namespace {
+
+// Postfix parses the VRFY argument as an RFC 822 address list of one, so a display name in
+// front of an address in angle brackets ("Alice <alice@example.com>") is one address.
+std::optional<std::string> display_name_address(std::string_view arg) {
+  const std::size_t lt = arg.rfind('<');
+  if (lt == std::string_view::npos || lt == 0 || arg.back() != '>') return std::nullopt;
+  const std::string_view phrase = arg.substr(0, lt);
+  if (phrase.find_first_of("<>@,;:\"[]()") != std::string_view::npos) return std::nullopt;
+  return parse_address(arg.substr(lt), false);
+}
+
+}  // namespace
 
 bool server_session::impl::vrfy(const std::vector<std::string_view>& argv, const std::string&) {
   if (opt.disable_vrfy_command) {
@@ -26,6 +39,7 @@ bool server_session::impl::vrfy(const std::vector<std::string_view>& argv, const
     arg += argv[i];
   }
   auto addr = parse_address(arg, false);
+  if (!addr) addr = display_name_address(arg);
   if (!addr) {
     send("501 5.1.3 Bad recipient address syntax");
     return false;
@@ -47,10 +61,15 @@ bool server_session::impl::etrn(const std::vector<std::string_view>& argv) {
   }
   std::string_view d = argv[1];
   if (!d.empty() && (d[0] == '@' || d[0] == '#')) d.remove_prefix(1);
-  if (!valid_hostname(d)) {
+  // RFC 1985 takes a domain; Postfix also takes an address literal in [].
+  const bool literal = d.size() > 2 && d.front() == '[' && d.back() == ']' &&
+                       (valid_ipv4(d.substr(1, d.size() - 2)) ||
+                        (istarts(d.substr(1), "IPv6:") && valid_ipv6(d.substr(6, d.size() - 7))));
+  if (!valid_hostname(d) && !literal) {
     send("501 Error: invalid parameter syntax");
     return false;
   }
+  if (auto v = h.on_etrn(cl, d)) return send_result(*v);
   // No flush(8) service: Postfix answers this for every domain not in fast_flush_domains.
   send("459 <" + std::string(d) + ">: service unavailable");
   return false;

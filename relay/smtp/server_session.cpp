@@ -534,6 +534,11 @@ void server_session::set_xclient_authorized(bool yes) noexcept {
   impl_->opt.xclient_authorized = yes;
 }
 
+void server_session::set_bare_newline_rules(bool normalize, bool reject) noexcept {
+  impl_->opt.forbid_bare_newline = normalize;
+  impl_->opt.forbid_bare_newline_reject = reject;
+}
+
 std::optional<std::uint64_t> server_session::bdat_bytes() const noexcept {
   if (!impl_->bdat_started) return std::nullopt;
   return impl_->bdat_total;

@@ -153,6 +153,13 @@ class server_handler {
     (void)mechanism;
   }
   virtual verdict on_vrfy(const client_identity& client, std::string_view address) = 0;
+  /// ETRN with a valid domain (or address literal), before the flush request: Postfix's
+  /// smtpd_check_etrn(). nullopt lets the engine answer as Postfix without a flush service.
+  virtual verdict on_etrn(const client_identity& client, std::string_view domain) {
+    (void)client;
+    (void)domain;
+    return std::nullopt;
+  }
   /// XCLIENT changed the client identity; policy state derived from the old one is stale.
   virtual void on_xclient(const client_identity& client) = 0;
   /// The session is over (QUIT, error limit, timeout, lost connection). For the disconnect log.
@@ -217,6 +224,10 @@ class server_session {
   /// XCLIENT authorization follows the client address: Postfix re-evaluates
   /// smtpd_authorized_xclient_hosts for the address XCLIENT set, so call this from on_xclient.
   void set_xclient_authorized(bool yes) noexcept;
+  /// smtpd_forbid_bare_newline for this client: Postfix re-evaluates the exclusions for the
+  /// client XCLIENT installed, so the owner calls this at connect time and from on_xclient.
+  /// `normalize`: only <CR><LF>.<CR><LF> ends DATA; `reject`: also refuse any bare <LF>.
+  void set_bare_newline_rules(bool normalize, bool reject) noexcept;
 
  private:
   struct impl;

@@ -103,8 +103,9 @@ struct server_session::impl {
 
   // DATA scanner state.
   bool at_line_start = true;
-  bool prev_crlf = true;    // the previous DATA line ended in CRLF (or it's the first)
-  bool pending_cr = false;  // last byte given to on_body was a '\r' of an unfinished line
+  bool prev_crlf = true;         // the previous DATA line ended in CRLF (or it's the first)
+  bool pending_cr = false;       // last byte given to on_body was a '\r' of an unfinished line
+  bool content_bare_lf = false;  // reject mode: a content line ended in bare <LF>
   std::string auth_mech;
 
   impl(server_options o, server_handler& hh, client_identity c, timestamp t)
@@ -207,8 +208,6 @@ struct server_session::impl {
   // The DATA hot path: memchr for LF, hand whole runs of ordinary CRLF lines to on_body in one
   // call, and copy nothing. Only dot lines and bare-LF lines break a run.
   void scan_data();
-
-  void bare_lf_reject();
 
   void end_of_data();
 

@@ -553,15 +553,32 @@ TEST(ServerSession, DataStrictEndWhenNormalizing) {
   EXPECT_EQ(d.h.body, "a\r\n\r\n\r\nb\r\n");
 }
 
-TEST(ServerSession, DataRejectModeClosesOnBareLf) {
+// Postfix 3.7.11 (testdata/dialogues/harden-bare-lf-reject-data.ref): the content after a bare
+// <LF> is read up to <CR><LF>.<CR><LF> and dropped, the message is refused, the session goes on.
+TEST(ServerSession, DataRejectModeRefusesMessageOnBareLf) {
   auto o = main_opts();
   o.forbid_bare_newline_reject = true;
   driver d(o);
   d.exchange("MAIL FROM:<a@b>");
   d.exchange("RCPT TO:<c@d>");
   d.exchange("DATA");
-  d.send("ok\r\nbad\n.\r\n");
+  d.send("ok\r\nbad\n.\nMAIL FROM:<x@y>\r\n.\r\n");
   EXPECT_EQ(d.take(), "550 5.5.2 relay.example.com Error: bare <LF> received\r\n");
+  EXPECT_FALSE(d.s.closing());
+  EXPECT_EQ(d.h.body, "ok\r\n");  // what came before; the handler's transaction was reset
+  EXPECT_EQ(d.exchange("RCPT TO:<c@d>"), "503 5.5.1 Error: need MAIL command\r\n");
+}
+
+TEST(ServerSession, DataRejectCode521Closes) {
+  auto o = main_opts();
+  o.forbid_bare_newline_reject = true;
+  o.forbid_bare_newline_reject_code = 521;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  d.send("bad\n.\r\n");
+  EXPECT_EQ(d.take(), "521 5.5.2 relay.example.com Error: bare <LF> received\r\n");
   EXPECT_TRUE(d.s.closing());
 }
 

@@ -7,6 +7,7 @@
 #include "relay/policy/policy.hpp"
 #include "relay/queue/spool.hpp"
 #include "relay/sasl/sasl.hpp"
+#include "relay/smtpd/diagnostic.hpp"
 #include "relay/smtpd/received.hpp"
 #include "relay/tls/context.hpp"
 #include "relay/tls/settings.hpp"
@@ -14,12 +15,26 @@
 #include <algorithm>
 #include <cctype>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 namespace relaylab::smtpd {
 namespace {
 
 constexpr std::string_view queue_write_error = "451 4.3.0 Error: queue file write error";
+
+/// smtpd_forbid_bare_newline (Postfix 3.7.10+): "yes" is normalize's old spelling.
+enum class bare_newline { no, normalize, reject };
+
+std::optional<bare_newline> parse_bare_newline(std::string_view v) {
+  std::string s(v);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s == "no") return bare_newline::no;
+  if (s == "yes" || s == "normalize") return bare_newline::normalize;
+  if (s == "reject") return bare_newline::reject;
+  return std::nullopt;
+}
 
 /// Everything derived from one service's parameters once, shared by its connections.
 struct service_settings {
@@ -36,6 +51,7 @@ struct service_settings {
   std::shared_ptr<tls::server_context> tls_context;  // null without TLS
   sasl::security_options sasl_tls_security;          // smtpd_sasl_tls_security_options
   bool sasl_tls_security_differs = false;
+  bare_newline bare_lf = bare_newline::no;  // smtpd_forbid_bare_newline
 };
 
 std::string upper(std::string_view s) {
@@ -147,7 +163,19 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     if (sasl_) o.sasl_mechanisms = sasl_->mechanisms();
     o.sasl_auth_enable = o.sasl_auth_enable && !o.sasl_mechanisms.empty();
     o.xclient_authorized = policy_->xclient_authorized(state_.client_name, state_.client_addr);
+    const auto rules = bare_newline_rules(state_.client_name, state_.client_addr);
+    o.forbid_bare_newline = rules.first;
+    o.forbid_bare_newline_reject = rules.second;
     return o;
+  }
+
+  /// (normalize, reject) for this client: smtpd_forbid_bare_newline unless the client is in
+  /// smtpd_forbid_bare_newline_exclusions.
+  std::pair<bool, bool> bare_newline_rules(const std::string& name, const std::string& addr) {
+    const auto mode = settings_->bare_lf;
+    if (mode == bare_newline::no || policy_->bare_newline_excluded(name, addr))
+      return {false, false};
+    return {true, mode == bare_newline::reject};
   }
 
   static policy::session_state initial_state(const endpoint& remote) {
@@ -179,10 +207,10 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     c.addr = state_.client_addr;
     c.reply = r.reply;
     if (r.stage == "RCPT" || r.stage == "MAIL" || r.stage == "DATA" ||
-        r.stage == "END-OF-MESSAGE") {
+        r.stage == "END-OF-MESSAGE" || r.stage == "VRFY") {
       if (state_.in_transaction || r.stage == "MAIL") c.sender = state_.sender;
     }
-    if (r.stage == "RCPT") c.recipient = state_.recipient;
+    if (r.stage == "RCPT" || r.stage == "VRFY") c.recipient = state_.recipient;
     c.protocol = state_.protocol;
     if (!state_.helo_name.empty()) c.helo = state_.helo_name;
     deps_.log->info(settings_->smtpd_origin, log::reject_line(c));
@@ -449,10 +477,20 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     return out;
   }
 
+  // Postfix's vrfy_cmd() runs smtpd_check_rcpt() on the unquoted address, keeping the RCPT
+  // state of a transaction in progress (SMTPD_CHECK_PUSH/POP).
   smtp::verdict on_vrfy(const smtp::client_identity& client, std::string_view address) override {
     sync_client(client);
-    (void)address;
-    return std::nullopt;
+    std::string saved = std::exchange(state_.recipient, policy::internalize_address(address));
+    auto verdict = decide(policy_->check_vrfy(state_));
+    state_.recipient = std::move(saved);
+    return verdict;
+  }
+
+  smtp::verdict on_etrn(const smtp::client_identity& client, std::string_view domain) override {
+    sync_client(client);
+    (void)domain;
+    return decide(policy_->check_etrn(state_));
   }
 
   void on_xclient(const smtp::client_identity& client) override {
@@ -460,6 +498,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     sync_client(client);
     // Postfix re-checks the authorization against the identity XCLIENT installed.
     session_.set_xclient_authorized(policy_->xclient_authorized(client.name, client.addr));
+    const auto rules = bare_newline_rules(client.name, client.addr);
+    session_.set_bare_newline_rules(rules.first, rules.second);
     state_.sasl_method.clear();
     state_.sasl_username.clear();
     policy_->reset_session();
@@ -540,19 +580,15 @@ smtp::server_options options_from(const config::parameters& p) {
   o.sasl_auth_enable = p.get_bool("smtpd_sasl_auth_enable");
   o.broken_sasl_auth_clients = p.get_bool("broken_sasl_auth_clients");
   o.discard_ehlo_keywords = p.get_list("smtpd_discard_ehlo_keywords");
-  o.forbid_bare_newline = p.get_bool("smtpd_forbid_bare_newline");
+  o.forbid_bare_newline_reject_code =
+      static_cast<int>(p.get_int("smtpd_forbid_bare_newline_reject_code"));
   return o;
 }
 
 config::diagnostic service_fatal(const config::master_service& definition, std::string parameter,
                                  std::string message) {
-  config::diagnostic d;
-  d.level = config::diagnostic::severity::fatal;
-  d.file = definition.file;
-  d.line = definition.line;
-  d.parameter = std::move(parameter);
-  d.message = "service " + definition.name + ": " + std::move(message);
-  return d;
+  return detail::service_diagnostic(config::diagnostic::severity::fatal, definition,
+                                    std::move(parameter), std::move(message));
 }
 
 // smtpd_tls_*: settings (refusing what relaylab does not implement), the OpenSSL context
@@ -601,6 +637,22 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
   settings->params = cfg.main.with_service_overrides(definition);
   for (auto& d : settings->params.validate()) diags.push_back(std::move(d));
   settings->options = options_from(settings->params);
+  if (auto mode = parse_bare_newline(settings->params.get("smtpd_forbid_bare_newline"))) {
+    settings->bare_lf = *mode;
+  } else {
+    diags.push_back(service_fatal(definition, "smtpd_forbid_bare_newline",
+                                  "invalid smtpd_forbid_bare_newline value \"" +
+                                      settings->params.get("smtpd_forbid_bare_newline") +
+                                      "\" (specify no, normalize, yes or reject)"));
+    return nullptr;
+  }
+  if (const int code = settings->options.forbid_bare_newline_reject_code;
+      code < 500 || code > 599) {
+    diags.push_back(service_fatal(definition, "smtpd_forbid_bare_newline_reject_code",
+                                  "smtpd_forbid_bare_newline_reject_code = " +
+                                      std::to_string(code) + ": specify a 5XX status code"));
+    return nullptr;
+  }
   settings->mail_name = settings->params.get("mail_name");
   settings->replace_stray_cr_lf = settings->params.get_bool("cleanup_replace_stray_cr_lf");
   settings->header_size_limit =

@@ -90,4 +90,10 @@ class service {
                                            smtp::timestamp now, std::function<void()> notify) = 0;
 };
 
+/// Warnings (file:line of the master.cf service) for settings that leave the service open to a
+/// known attack, each with the fix: smtpd_forbid_bare_newline = no (SMTP smuggling), and
+/// clients still excluded from it. Never fatal: Postfix 3.7's defaults are legal, only unsafe.
+std::vector<config::diagnostic> exposure_warnings(const config::configuration& cfg,
+                                                  const config::master_service& service);
+
 }  // namespace relaylab::smtpd

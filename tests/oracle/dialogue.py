@@ -15,6 +15,9 @@ A dialogue reads as a transcript. Header lines first, then client lines and opti
     R: DATA\r\n                  #   R: sends the bytes as written (no CRLF added)
     P*10000: NOOP                # repeat a line N times (N <= 100000)
     S*2: 250*                    # N replies matching the same glob
+    data-end: crlf               # optional: the server ends DATA only at <CR><LF>.<CR><LF>
+                                 #   (smtpd_forbid_bare_newline = normalize/reject); default
+                                 #   lf: any "." line ends it, as Postfix's default "no" reads
     T:                           # the client starts TLS here (after the 220 to STARTTLS):
                                  #   Python's ssl, trusting testdata/tls/ca.crt and checking
                                  #   the name relay.example.com; the result is recorded as
@@ -51,7 +54,8 @@ REPLIES_PER_DIALOGUE_MAX = 200000
 READ_BYTES_MAX = 64 << 20
 DIALOGUE_TIMEOUT_S = 120.0
 
-HEADER_KEYS = {"title", "config", "listener", "client", "note"}
+HEADER_KEYS = {"title", "config", "listener", "client", "note", "data-end"}
+DATA_ENDS = {"lf", "crlf"}
 LISTENERS = {"smtp", "submission", "smtps", "authonly"}
 TLS_CA = Path(__file__).resolve().parents[2] / "testdata" / "tls" / "ca.crt"
 TLS_SERVER_NAME = "relay.example.com"
@@ -180,6 +184,8 @@ def parse(path):
         raise dialogue_error(f"{path}: listener must be one of {sorted(LISTENERS)}")
     if headers["client"] not in CLIENTS:
         raise dialogue_error(f"{path}: client must be one of {sorted(CLIENTS)}")
+    if headers.setdefault("data-end", "lf") not in DATA_ENDS:
+        raise dialogue_error(f"{path}: data-end must be one of {sorted(DATA_ENDS)}")
     return dialogue(path=path, headers=headers, steps=steps)
 
 
@@ -290,6 +296,8 @@ def play(dlg, host, port, reply_timeout_s=REPLY_TIMEOUT_S):
                                       shown=[f"C: {XCLIENT_OUTSIDE}"])))
         writes += list(enumerate(dlg.steps))
         in_data = False
+        strict_end = dlg.headers.get("data-end") == "crlf"
+        prev_crlf = True  # the previous content line ended in CRLF (strict_end only)
         partial = b""
         replies_total = 0
         for index, st in writes:
@@ -311,9 +319,12 @@ def play(dlg, host, port, reply_timeout_s=REPLY_TIMEOUT_S):
             lines = chunk.split(b"\n")
             partial = lines.pop()  # bytes after the last LF wait for a later write
             for line in lines:
-                text = line[:-1] if line.endswith(b"\r") else line
+                crlf = line.endswith(b"\r")
+                text = line[:-1] if crlf else line
                 if in_data:
-                    if text != b".":
+                    ends = text == b"." and (not strict_end or (crlf and prev_crlf))
+                    prev_crlf = crlf
+                    if not ends:
                         continue
                     in_data = False
                 if time.monotonic() - started > DIALOGUE_TIMEOUT_S:
@@ -327,6 +338,7 @@ def play(dlg, host, port, reply_timeout_s=REPLY_TIMEOUT_S):
                     break
                 if text.strip().upper() == b"DATA" and _code(r) == "354":
                     in_data = True
+                    prev_crlf = True
                 if text.strip().upper() == b"STARTTLS" and _code(r) == "220":
                     break  # what followed in this write is plaintext the server discards
                 if replies_total > REPLIES_PER_DIALOGUE_MAX:
