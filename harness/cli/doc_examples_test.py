@@ -5,8 +5,10 @@ In ```console blocks, a line `$ COMMAND` is run with sh from SOURCE_DIR (`relayl
 of the command is the binary under test) and what it prints (standard output, then standard
 error) must be the lines that follow, up to the next `$ ` line or the end of the block; a
 trailing `[exit N]` line is the exit status expected (0 when absent). `wall=...` fields are
-masked, being the only thing that reads the real clock.
+masked, being the only thing that reads the real clock. The binary's directory comes first in
+PATH, so scripts the examples run find `relaylab` too.
 """
+import os
 import re
 import subprocess
 import sys
@@ -31,8 +33,10 @@ for command, expected in examples:
     if expected and re.fullmatch(r"\[exit \d+\]", expected[-1]):
         status = int(expected.pop()[6:-1])
     run = re.sub(r"^relaylab\b", relaylab, command)
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(os.path.abspath(relaylab)) + os.pathsep + env.get("PATH", "")
     p = subprocess.run(["sh", "-c", run], cwd=source_dir, capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, env=env)
     got = mask(p.stdout + p.stderr).rstrip("\n").split("\n") if (p.stdout + p.stderr) else []
     want = [mask(l) for l in expected]
     while want and want[-1] == "":

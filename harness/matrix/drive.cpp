@@ -87,23 +87,42 @@ class dialogue {
   smtp::timestamp now_{0};
 };
 
+/// The in-process side: the relay's smtpd connection, fed bytes and virtual time.
+class in_process final : public exchange {
+ public:
+  explicit in_process(smtpd::connection& c, std::atomic<bool>& notified) : c_(c), d_(c, notified) {}
+  std::string greeting() override { return d_.reply(); }
+  std::string send(std::string_view line) override { return d_.send(line); }
+  std::string decider() override { return c_.take_policy_decider(); }
+
+ private:
+  smtpd::connection& c_;
+  dialogue d_;
+};
+
 void drive_cell(smtpd::service& svc, const std::string& myhostname, const axes& a, cell& c,
                 const sample& client, auth_mode auth) {
   std::atomic<bool> notified{false};
   smtpd::endpoint remote{client.value, "40000", client.name};
   smtpd::endpoint local{"127.0.0.1", std::to_string(svc.definition().listen_port), myhostname};
   auto conn = svc.open(remote, local, smtp::timestamp{0}, [&notified] { notified = true; });
-  dialogue d(*conn, notified);
-  auto stage = [&](const char* name, const std::string& full) {
-    c.stages.push_back({name, first_line(full), conn->take_policy_decider()});
-    return reply_code(c.stages.back().reply);
-  };
   if (conn->session().tls_wanted()) {
-    c.stages.push_back({"connect", "(TLS wrapper mode: not driven)", ""});
+    c.stages.push_back({"connect", std::string(tls_wrapper_not_driven), ""});
     return;
   }
-  if (stage("connect", d.reply()) / 100 != 2) return;
-  std::string ehlo = d.send(std::string("EHLO ") + client_helo + "\r\n");
+  in_process x(*conn, notified);
+  play(x, a, auth, c);
+}
+
+}  // namespace
+
+void play(exchange& x, const axes& a, auth_mode auth, cell& c) {
+  auto stage = [&](const char* name, const std::string& full) {
+    c.stages.push_back({name, first_line(full), x.decider()});
+    return reply_code(c.stages.back().reply);
+  };
+  if (stage("connect", x.greeting()) / 100 != 2) return;
+  std::string ehlo = x.send(std::string("EHLO ") + client_helo + "\r\n");
   c.auth_offered =
       ehlo.find("250-AUTH ") != std::string::npos || ehlo.find("250 AUTH ") != std::string::npos;
   if (stage("helo", ehlo) / 100 != 2) return;
@@ -112,16 +131,14 @@ void drive_cell(smtpd::service& svc, const std::string& myhostname, const axes& 
     std::string password = auth == auth_mode::success ? a.auth->password : "wrong-password";
     std::string plain = std::string(1, '\0') + user + std::string(1, '\0') + password;
     c.authenticated =
-        stage("auth", d.send("AUTH PLAIN " + smtp::base64_encode(plain) + "\r\n")) == 235;
+        stage("auth", x.send("AUTH PLAIN " + smtp::base64_encode(plain) + "\r\n")) == 235;
   }
-  if (stage("mail", d.send("MAIL FROM:<" + c.sender_addr + ">\r\n")) / 100 != 2) return;
-  if (stage("rcpt", d.send("RCPT TO:<" + c.recipient_addr + ">\r\n")) / 100 != 2) return;
-  if (stage("data", d.send("DATA\r\n")) != 354) return;
-  stage("eod", d.send(message_body));
-  d.send("QUIT\r\n");
+  if (stage("mail", x.send("MAIL FROM:<" + c.sender_addr + ">\r\n")) / 100 != 2) return;
+  if (stage("rcpt", x.send("RCPT TO:<" + c.recipient_addr + ">\r\n")) / 100 != 2) return;
+  if (stage("data", x.send("DATA\r\n")) != 354) return;
+  stage("eod", x.send(message_body));
+  x.send("QUIT\r\n");
 }
-
-}  // namespace
 
 const stage_result& cell::decisive() const {
   for (const auto& s : stages) {
@@ -217,6 +234,7 @@ std::optional<table> run(const config::configuration& cfg, const axes& a,
             c.sender = sender.label;
             c.recipient = rcpt.label;
             c.client_addr = client.value;
+            c.client_name = client.name;
             c.sender_addr = sender.value;
             c.recipient_addr = rcpt.value;
             drive_cell(*svc, myhostname, a, c, client, auth);

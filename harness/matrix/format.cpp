@@ -345,11 +345,22 @@ std::string render(const table& t, const format_options& o) {
   return out;
 }
 
+/// `c`'s stage at the first position where `a` and `b` differ (its last stage if none).
+static const stage_result& first_differing(const cell& c, const cell& a, const cell& b) {
+  for (std::size_t i = 0; i < c.stages.size(); ++i) {
+    if (i >= a.stages.size() || i >= b.stages.size() || a.stages[i].stage != b.stages[i].stage ||
+        normalize_reply(a.stages[i].reply) != normalize_reply(b.stages[i].reply))
+      return c.stages[i];
+  }
+  return c.stages.back();
+}
+
 std::string render_differences(const table& before, const table& after,
                                const std::vector<difference>& diffs, const format_options& o) {
-  const std::vector<std::string> h{"listener",       "client",    "auth",
-                                   "sender",         "recipient", "old",
-                                   "old decided by", "new",       "new decided by"};
+  const std::string o_l = o.old_label, n_l = o.new_label;
+  const std::vector<std::string> h{
+      "listener", "client",           "auth", "sender", "recipient", o_l, o_l + " decided by",
+      n_l,        n_l + " decided by"};
   grid g;
   std::vector<std::string> colours;
   for (const auto& d : diffs) {
@@ -361,8 +372,9 @@ std::string render_differences(const table& before, const table& after,
         f.push_back("");
         continue;
       }
-      const auto& s = c->decisive();
-      f.push_back(s.stage + ": " + normalize_reply(s.reply));
+      const stage_result* s = &c->decisive();
+      if (o.first_difference && d.before && d.after) s = &first_differing(*c, *d.before, *d.after);
+      f.push_back(s->stage + ": " + normalize_reply(s->reply));
       f.push_back(c->decided_by());
     }
     colours.push_back(o.colour ? "\x1b[33m" : "");
@@ -374,8 +386,9 @@ std::string render_differences(const table& before, const table& after,
     case format::csv:
       return csv(h, g);
     case format::json: {
-      std::string out = "{\"old\":" + log::json_quote(before.config_dir) +
-                        ",\"new\":" + log::json_quote(after.config_dir) + ",\"differences\":[";
+      std::string out = "{" + log::json_quote(o_l) + ":" + log::json_quote(before.config_dir) +
+                        "," + log::json_quote(n_l) + ":" + log::json_quote(after.config_dir) +
+                        ",\"differences\":[";
       for (std::size_t i = 0; i < g.size(); ++i) {
         out += i ? ",\n{" : "\n{";
         for (std::size_t j = 0; j < h.size(); ++j)
@@ -388,7 +401,7 @@ std::string render_differences(const table& before, const table& after,
     case format::html:
       break;
   }
-  std::string out = "old: " + before.config_dir + "\nnew: " + after.config_dir + "\n";
+  std::string out = o_l + ": " + before.config_dir + "\n" + n_l + ": " + after.config_dir + "\n";
   if (g.empty())
     return out + "no cell decides differently (" + std::to_string(before.cells.size()) +
            " cells)\n";

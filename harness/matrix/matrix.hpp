@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace relaylab::matrix {
@@ -69,9 +70,10 @@ struct cell {
   std::string listener;                         // master.cf service name
   std::string client, auth, sender, recipient;  // axis labels
   std::string client_addr, sender_addr, recipient_addr;
-  std::vector<stage_result> stages;  // in dialogue order, up to the first refusal
-  bool auth_offered = false;         // EHLO offered AUTH (plaintext session)
-  bool authenticated = false;        // AUTH answered 235
+  std::string client_name = "unknown";  // the verified client host name the cell claims
+  std::vector<stage_result> stages;     // in dialogue order, up to the first refusal
+  bool auth_offered = false;            // EHLO offered AUTH (plaintext session)
+  bool authenticated = false;           // AUTH answered 235
   /// The stage that decided the cell: the first refused one, else "eod" (accepted).
   const stage_result& decisive() const;
   bool accepted() const;  // end of data answered 2xx
@@ -94,6 +96,23 @@ struct table {
 std::optional<table> run(const config::configuration& cfg, const axes& a,
                          std::vector<std::string>& errors, std::size_t cells_max = 100000);
 
+/// One side of a cell's dialogue: the in-process smtpd (drive.cpp) or a real server over TCP
+/// (oracle.cpp). Each call returns the complete reply, possibly multi-line.
+class exchange {
+ public:
+  virtual ~exchange() = default;
+  virtual std::string greeting() = 0;                    // the connect stage
+  virtual std::string send(std::string_view bytes) = 0;  // one command line or message
+  virtual std::string decider() { return {}; }           // the restriction behind the last reply
+};
+
+/// The connect stage's text for a cell of a TLS wrapper-mode listener (not driven).
+inline constexpr std::string_view tls_wrapper_not_driven = "(TLS wrapper mode: not driven)";
+
+/// Plays cell `c`'s dialogue through `x`: greeting, EHLO, AUTH PLAIN (`auth`, credentials from
+/// `a`), MAIL, RCPT, DATA, a short message, QUIT, recording each stage up to the first refusal.
+void play(exchange& x, const axes& a, auth_mode auth, cell& c);
+
 /// The three-digit code of a reply line, 0 when it has none.
 int reply_code(const std::string& reply);
 
@@ -107,6 +126,10 @@ struct format_options {
   bool colour = false;
   bool fold = false;
   bool highlight = false;
+  /// Differences show the first stage whose reply differs (the oracle), not the decisive one.
+  bool first_difference = false;
+  const char* old_label = "old";
+  const char* new_label = "new";
 };
 std::string render(const table& t, const format_options& o);
 
@@ -129,5 +152,23 @@ struct finding {
   std::string text;  // one line naming the deciding restriction
 };
 std::vector<finding> highlight(const table& t);
+
+// --- oracle.cpp ---
+class postfix_instance;
+struct oracle_result {
+  table postfix;                        // the same cells as Postfix answered them
+  std::vector<bool> masked;             // per cell: connect stage compared with the client masked
+  std::vector<difference> differences;  // before = relaylab, after = Postfix
+  double seconds = 0;                   // wall time of the Postfix dialogues
+};
+/// What XCLIENT cannot show Postfix in `cfg`, one line each: permit_inet_interfaces looks at
+/// the real (loopback) peer, so every XCLIENT client matches it in Postfix.
+std::vector<std::string> oracle_caveats(const config::configuration& cfg);
+/// Plays every cell of `relaylab` against `pf`, `jobs` connections at once, and compares the
+/// replies stage by stage (queue IDs normalised). Errors (a listener Postfix does not have):
+/// messages in `errors`, nullopt. A cell Postfix does not answer is a difference, not an error.
+std::optional<oracle_result> run_oracle(const postfix_instance& pf, const table& relaylab,
+                                        const axes& a, unsigned jobs,
+                                        std::vector<std::string>& errors);
 
 }  // namespace relaylab::matrix

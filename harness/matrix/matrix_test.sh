@@ -3,11 +3,8 @@
 # Configs are the oracle suite's templates (testdata/configs), rendered by render_config.sh.
 set -u
 bin=$1 case=$2 repo=$3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/relaylab_matrix.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-auth="--auth-user smtp-auth@example.com --auth-password relay-pass-1"
-render() { sh "$repo/harness/matrix/render_config.sh" "$bin" "$repo/testdata/configs/$1" "$tmp/$1"; }
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=test_common.sh
+. "$repo/harness/matrix/test_common.sh"
 golden() {  # golden OLD NEW: --against output equals testdata/matrix/OLD-vs-NEW.txt, exit 1
   render "$1"; render "$2"
   # shellcheck disable=SC2086

@@ -3,6 +3,7 @@
 #include "harness/runner/expectations.hpp"
 #include "harness/runner/incarnation.hpp"
 #include "harness/runner/invariants.hpp"
+#include "harness/runner/matrix_step.hpp"
 #include "harness/runner/tasks.hpp"
 
 #include "fakes/client/dialogue.hpp"
@@ -595,7 +596,24 @@ class scenario_run {
         return run_fault(st);
       case topology::step_kind::load:
         return start_load(st);
+      case topology::step_kind::matrix:
+        return run_matrix(st);
     }
+  }
+
+  // <matrix>: the relay's policy table from the configuration this scenario runs (overrides
+  // applied); no virtual time passes.
+  void run_matrix(const topology::step& st) {
+    for (const auto& r : relays_) {
+      if (r->host != st.matrix.relay) continue;
+      const auto* h = doc_.find_host(r->host);
+      auto t = run_matrix_step(
+          st, r->cfg, h && h->relay ? h->relay->sasl_users : std::vector<topology::sasl_user>{},
+          result_.failures);
+      if (t) matrices_[st.name] = std::move(*t);
+      return;
+    }
+    fail(st.where, "relay host " + st.matrix.relay + " to be set up", "it is not");
   }
 
   // Starts the load generator on its host and returns at once: the load goes on while later
@@ -817,6 +835,11 @@ class scenario_run {
         step_times_,
         world_.now(),
     };
+    if (x.kind == topology::expect_kind::matrix_cell) {
+      const auto it = matrices_.find(x.step);
+      judge_matrix_cell(x, it == matrices_.end() ? nullptr : &it->second, result_.failures);
+      return;
+    }
     judge(x, o, result_.failures);
   }
 
@@ -889,6 +912,7 @@ class scenario_run {
   std::unique_ptr<fakes::dns::fake_resolver> dns_;
   std::vector<std::unique_ptr<mx_host>> mxs_;
   std::vector<std::unique_ptr<relay_host>> relays_;
+  std::map<std::string, matrix::table> matrices_;  // <matrix> step name -> its table
   std::vector<std::unique_ptr<sim::host_connector>> load_connectors_;
   std::vector<std::pair<std::string, std::shared_ptr<load_outcome>>> loads_;  // by step name
   std::vector<std::shared_ptr<sasl::server_library>> sasl_libs_;

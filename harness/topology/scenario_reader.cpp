@@ -13,6 +13,7 @@ step_kind step_of(const char* name, bool& ok) {
   if (n == "load") return step_kind::load;
   if (n == "fault") return step_kind::fault;
   if (n == "wait") return step_kind::wait;
+  if (n == "matrix") return step_kind::matrix;
   ok = false;
   return step_kind::wait;
 }
@@ -21,9 +22,9 @@ step_kind step_of(const char* name, bool& ok) {
 
 void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
   r.attrs(n, {"name", "description", "time-max"}, {"name"});
-  r.children(n, {"import", "override", "send", "dialogue", "load", "fault", "wait",
+  r.children(n, {"import", "override", "send", "dialogue", "load", "fault", "wait", "matrix",
                  "expect-maillog", "expect-maillog-sequence", "expect-mailbox", "expect-queue",
-                 "expect-duration", "expect-load"});
+                 "expect-duration", "expect-load", "expect-matrix-cell"});
   scenario sc;
   sc.name = r.name_attr(n);
   sc.description = r.str(n, "description");
@@ -69,6 +70,7 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
     sc.network = std::move(mine);
   }
   std::set<std::string> step_names;
+  std::string last_matrix;  // the name of the latest <matrix> step read
   for (auto o : n.children("override")) {
     r.attrs(o, {"host"}, {"host"});
     r.children(o, {"main-cf", "master-cf", "script"});
@@ -266,6 +268,33 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
           if (f.kind == fault_kind::dns) f.records = r.text(e);
           break;
         }
+        case step_kind::matrix: {
+          r.attrs(e, {"name", "at", "relay", "expect-no"}, {"relay"});
+          r.children(e, {});
+          s.matrix.relay = r.str(e, "relay");
+          const host* h = doc.find_host(s.matrix.relay);
+          if (!h) {
+            need_host(s.matrix.relay, "relay");
+          } else if (!h->relay) {
+            r.error(r.at(e, "relay"),
+                    "attribute 'relay': host '" + s.matrix.relay + "' runs no <relay>");
+          }
+          static const std::set<std::string> kinds = {
+              "open-relay",       "auth-refused-relay",       "auth-without-tls",
+              "bare-lf-accepted", "defer-unauth-destination", "permanent-auth-reject"};
+          for (auto& k : split_words(r.str(e, "expect-no"))) {
+            if (!kinds.count(k)) {
+              r.error(r.at(e, "expect-no"),
+                      "attribute 'expect-no': '" + k +
+                          "' is not a finding (open-relay, auth-refused-relay, auth-without-tls, "
+                          "bare-lf-accepted, defer-unauth-destination, permanent-auth-reject)");
+            }
+            s.matrix.expect_no.push_back(std::move(k));
+          }
+          if (s.name.empty()) s.name = "matrix-" + std::to_string(sc.steps.size() + 1);
+          last_matrix = s.name;
+          break;
+        }
         case step_kind::wait: {
           r.attrs(e, {"name", "at", "for", "until"});
           r.children(e, {});
@@ -355,6 +384,29 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
       x.failed = r.number(e, "failed", 10000000);
       x.accepted_min = r.number(e, "accepted-min", 10000000);
       x.accepted_max = r.number(e, "accepted-max", 10000000);
+    } else if (en == "expect-matrix-cell") {
+      r.attrs(e, {"step", "listener", "client", "auth", "sender", "recipient", "outcome", "stage",
+                  "reply", "decided-by"});
+      r.children(e, {});
+      x.kind = expect_kind::matrix_cell;
+      x.step = r.str(e, "step", last_matrix.c_str());
+      bool is_matrix = false;
+      for (const auto& st : sc.steps)
+        is_matrix = is_matrix || (st.name == x.step && st.kind == step_kind::matrix);
+      if (!is_matrix) {
+        r.error(r.at(e), x.step.empty() ? "<expect-matrix-cell> needs a <matrix> step before it"
+                                        : "attribute 'step': no <matrix> step named '" + x.step +
+                                              "' before this expectation");
+      }
+      x.listener = r.str(e, "listener", "*");
+      x.client = r.str(e, "client", "*");
+      x.auth = r.str(e, "auth", "*");
+      x.sender = r.str(e, "sender", "*");
+      x.cell_recipient = r.str(e, "recipient", "*");
+      x.outcome = r.keyword(e, "outcome", {"accepted", "refused"});
+      x.stage = r.keyword(e, "stage", {"connect", "helo", "auth", "mail", "rcpt", "data", "eod"});
+      x.reply = r.str(e, "reply");
+      x.decided_by = r.str(e, "decided-by");
     } else {
       continue;  // reported by children()
     }

@@ -84,7 +84,7 @@ struct host {
 // ---------------------------------------------------------------------------------------------
 // Scenarios.
 
-enum class step_kind { send, dialogue, load, fault, wait };
+enum class step_kind { send, dialogue, load, fault, wait, matrix };
 
 enum class fault_kind {
   link_down,
@@ -140,6 +140,14 @@ struct fault_step {
   text_source records;            // dns: zone text replacing the name's records
 };
 
+/// <matrix relay="HOST" expect-no="open-relay ...">: the relay's policy table (relaylab matrix)
+/// computed from its configuration as the scenario runs it; each kind in expect-no is a
+/// --highlight finding that must not appear.
+struct matrix_step {
+  std::string relay;
+  std::vector<std::string> expect_no;
+};
+
 struct step {
   step_kind kind = step_kind::wait;
   std::string name;                  // for expectations that refer to a step
@@ -152,10 +160,11 @@ struct step {
   fault_step fault;
   std::chrono::milliseconds wait_for{0};
   std::string wait_until;  // "", "queue-empty" or "loads-done"
+  matrix_step matrix;
   location where;
 };
 
-enum class expect_kind { maillog, maillog_sequence, mailbox, queue, duration, load };
+enum class expect_kind { maillog, maillog_sequence, mailbox, queue, duration, load, matrix_cell };
 
 struct expectation {
   expect_kind kind = expect_kind::maillog;
@@ -171,6 +180,12 @@ struct expectation {
   /// load: messages the server accepted (250 after DATA) / that failed; exact, or bounds.
   std::optional<std::uint64_t> accepted, failed, accepted_min, accepted_max;
   std::optional<std::chrono::milliseconds> min, max;  // duration bounds (virtual time)
+  /// matrix_cell (<expect-matrix-cell>), against the table of the <matrix> step named `step`:
+  /// the cells whose labels match these globs (at least one must) all have this outcome
+  /// ("accepted" or "refused"), decisive stage, reply and deciding restriction (globs; "" =
+  /// anything).
+  std::string listener, client, auth, sender, cell_recipient;
+  std::string outcome, stage, reply, decided_by;
   /// Checked after this many steps of the scenario have run (expectations sit between steps).
   std::size_t after_step = 0;
   location where;

@@ -12,7 +12,9 @@ status evaluator::client_restriction(const check_call& call) {
     case restriction::reject_unknown_reverse_client_hostname:
       if (s.client_name == "unknown") {
         bool reverse = call.id == restriction::reject_unknown_reverse_client_hostname;
-        return reject(error_class::policy, c_->unk_client_code, "4.7.1",
+        // Postfix 3.7: 4.7.25 (RFC 7372) when the name does not verify, still 4.7.1 when
+        // there is no reverse name at all.
+        return reject(error_class::policy, c_->unk_client_code, reverse ? "4.7.1" : "4.7.25",
                       std::string("Client host rejected: cannot find your ") +
                           (reverse ? "reverse " : "") + "hostname, [" + s.client_addr + "]");
       }

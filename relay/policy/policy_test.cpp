@@ -508,7 +508,7 @@ TEST(policy_stages, client_name_lookups_and_unknown_client) {
                  "check_client_access inline:{example.net=OK}, reject_unknown_client_hostname, "
                  "permit_inet_interfaces, reject"}});
   EXPECT_EQ(f.rcpt("root@relay.example.com"),
-            "450 4.7.1 Client host rejected: cannot find your hostname, [203.0.113.9]");
+            "450 4.7.25 Client host rejected: cannot find your hostname, [203.0.113.9]");
   f.s.client_name = "mail.example.net";
   EXPECT_EQ(f.rcpt("root@relay.example.com"), "OK");
   f.s.client_name = "localhost";
