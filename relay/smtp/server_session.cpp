@@ -200,6 +200,13 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
     return;
   }
   last_cmd = cmd_upper[static_cast<std::size_t>(id)];
+  if (opt.forbid_unauth_pipelining && more_input &&
+      (cl.protocol != "ESMTP" || !ehlo_pipelining || ends_group(id))) {
+    // Postfix answers this instead of running the command, and hangs up.
+    send("554 5.5.0 Error: SMTP protocol synchronization");
+    close_now("SMTP protocol synchronization");
+    return;
+  }
   if (access_denied && id != c_quit) {
     // The greeting was a rejection (smtpd_delay_reject = no): Postfix answers every
     // recognized command but QUIT like this, and counts it as an error.
@@ -281,6 +288,13 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
     return;  // counted when the exchange, the content or the chunk is complete
   if (m == mode::closed) return;
   finish_command(id, success);
+}
+
+// RFC 2920 section 3.1: these end a command group, so nothing may follow them in one write
+// (as observed on Postfix 3.7.11: AUTH, ETRN, QUIT, RSET, MAIL and RCPT may be followed).
+bool server_session::impl::ends_group(int id) {
+  return id == c_helo || id == c_ehlo || id == c_data || id == c_vrfy || id == c_noop ||
+         id == c_starttls;
 }
 
 bool server_session::impl::forbidden(std::string_view word) const {

@@ -72,6 +72,10 @@ struct server_options {
   /// smtpd_forbidden_commands (the default's regexp part, /^[^A-Z]/, is forbid_nonalpha_commands).
   std::vector<std::string> forbidden_commands{"CONNECT", "GET", "POST"};
   bool forbid_nonalpha_commands = true;
+  /// smtpd_forbid_unauth_pipelining: a command read while more input is already waiting, when
+  /// PIPELINING is not in force or the command must end a group (HELO, EHLO, DATA, VRFY, NOOP,
+  /// STARTTLS), gets "554 5.5.0 Error: SMTP protocol synchronization" and the session ends.
+  bool forbid_unauth_pipelining = false;
   /// Memory bounds: input is not parsed further while output() holds this much, and
   /// want_input() turns false once this much input is buffered.
   std::size_t output_bytes_max = 64 * 1024;

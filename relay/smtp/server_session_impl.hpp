@@ -151,6 +151,7 @@ struct server_session::impl {
   void command(const std::string& line, bool bare_lf, bool more_input);
 
   bool forbidden(std::string_view word) const;
+  static bool ends_group(int id);
 
   void reset_transaction();
 

@@ -539,13 +539,18 @@ TEST(ServerSession, DataBareLfNormalizedToCrlf) {
   EXPECT_EQ(d.h.body, "a\r\nb\rc\r\n.\r\nx\r\n");
 }
 
+// MAIL, RCPT and DATA, each answered.
+void start_data(driver& d) {
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+}
+
 TEST(ServerSession, DataStrictEndWhenNormalizing) {
   auto o = main_opts();
   o.forbid_bare_newline = true;
   driver d(o);
-  d.exchange("MAIL FROM:<a@b>");
-  d.exchange("RCPT TO:<c@d>");
-  d.exchange("DATA");
+  start_data(d);
   d.send("a\n.\n.\r\n");  // ".\n" and "\n.\r\n" are content
   EXPECT_EQ(d.take(), "");
   d.send("b\r\n.\r\n");
@@ -559,9 +564,7 @@ TEST(ServerSession, DataRejectModeRefusesMessageOnBareLf) {
   auto o = main_opts();
   o.forbid_bare_newline_reject = true;
   driver d(o);
-  d.exchange("MAIL FROM:<a@b>");
-  d.exchange("RCPT TO:<c@d>");
-  d.exchange("DATA");
+  start_data(d);
   d.send("ok\r\nbad\n.\nMAIL FROM:<x@y>\r\n.\r\n");
   EXPECT_EQ(d.take(), "550 5.5.2 relay.example.com Error: bare <LF> received\r\n");
   EXPECT_FALSE(d.s.closing());
@@ -574,11 +577,21 @@ TEST(ServerSession, DataRejectCode521Closes) {
   o.forbid_bare_newline_reject = true;
   o.forbid_bare_newline_reject_code = 521;
   driver d(o);
-  d.exchange("MAIL FROM:<a@b>");
-  d.exchange("RCPT TO:<c@d>");
-  d.exchange("DATA");
+  start_data(d);
   d.send("bad\n.\r\n");
   EXPECT_EQ(d.take(), "521 5.5.2 relay.example.com Error: bare <LF> received\r\n");
+  EXPECT_TRUE(d.s.closing());
+}
+
+// smtpd_forbid_unauth_pipelining (testdata/dialogues/harden-pipe-pipe-forbid-*.ref).
+TEST(ServerSession, ForbidUnauthPipeliningAnswersInsteadOfTheCommand) {
+  auto o = main_opts();
+  o.forbid_unauth_pipelining = true;
+  driver d(o);
+  d.exchange("EHLO x");
+  d.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nearly body\r\n");
+  EXPECT_EQ(d.take(),
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n554 5.5.0 Error: SMTP protocol synchronization\r\n");
   EXPECT_TRUE(d.s.closing());
 }
 

@@ -580,6 +580,7 @@ smtp::server_options options_from(const config::parameters& p) {
   o.sasl_auth_enable = p.get_bool("smtpd_sasl_auth_enable");
   o.broken_sasl_auth_clients = p.get_bool("broken_sasl_auth_clients");
   o.discard_ehlo_keywords = p.get_list("smtpd_discard_ehlo_keywords");
+  o.forbid_unauth_pipelining = p.get_bool("smtpd_forbid_unauth_pipelining");
   o.forbid_bare_newline_reject_code =
       static_cast<int>(p.get_int("smtpd_forbid_bare_newline_reject_code"));
   return o;
