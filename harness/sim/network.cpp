@@ -528,7 +528,8 @@ network::network(world& w, network_spec spec, std::vector<network_error>& errors
   // Who answers at an address: the first host by name that has it, as a scan of hosts_ in
   // order would find (addresses never change after construction), so a connect costs a lookup,
   // not a pass over every host.
-  for (const auto& [name, h] : hosts_) {
+  for (const auto& entry : hosts_) {
+    const auto& h = entry.second;  // not a structured binding: clang 14 cannot capture one
     auto add = [&](const std::optional<ip_address>& a, bool via_public) {
       if (a) owners_.emplace(*a, address_owner{h.get(), via_public});
     };

@@ -435,7 +435,9 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
     doc.hosts.push_back(std::move(out));
   }
   // References, now that every name is known.
-  for (const auto& [kind, node] : checks) {
+  for (const auto& check : checks) {
+    const auto& [kind, node_ref] = check;
+    const auto& node = node_ref;  // a plain reference: clang 14 cannot capture a binding
     auto need = [&](const std::map<std::string, location>& m, const char* attr,
                     const std::string& value, const char* what) {
       if (!value.empty() && !m.count(value)) {
