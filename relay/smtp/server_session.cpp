@@ -172,7 +172,18 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
   }
   // Postfix's line reader hands smtpd a C string: a NUL byte ends the command there
   // ("NOOP\0x" is NOOP, "\0\0" is an empty line and gets "bad syntax").
-  auto argv = tokenize(std::string_view(line).substr(0, line.find('\0')));
+  const std::string_view text = std::string_view(line).substr(0, line.find('\0'));
+  // smtputf8_enable = yes (the default; another value is refused at start-up): a command
+  // that is not UTF-8 is refused before it is parsed.
+  if (!valid_utf8(text)) {
+    send("500 5.5.2 Error: bad UTF-8 syntax");
+    ++error_count;
+    ++total[c_unknown];
+    last_cmd = "UNKNOWN";
+    check_hard_limit();
+    return;
+  }
+  auto argv = tokenize(text);
   if (argv.empty()) {
     send("500 5.5.2 Error: bad syntax");
     ++error_count;
@@ -185,7 +196,6 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
       id = i;
       break;
     }
-  if (id == c_xforward) id = c_unknown;  // not implemented: smtpd_authorized_xforward_hosts
   ++total[id];
   if (id == c_unknown) {
     last_cmd = "UNKNOWN";
@@ -234,6 +244,9 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
       break;
     case c_ehlo:
       success = helo(argv, true);
+      break;
+    case c_xforward:
+      success = xforward(argv);
       break;
     case c_xclient:
       if (xclient(argv)) {

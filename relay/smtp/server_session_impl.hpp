@@ -227,6 +227,7 @@ struct server_session::impl {
 
   // --- XCLIENT ------------------------------------------------------------------------------
   bool xclient(const std::vector<std::string_view>& argv);
+  bool xforward(const std::vector<std::string_view>& argv);
 };
 
 }  // namespace relaylab::smtp

@@ -11,16 +11,18 @@ namespace relaylab::smtp {
 
 // --- XCLIENT ------------------------------------------------------------------------------
 bool server_session::impl::xclient(const std::vector<std::string_view>& argv) {
-  if (!opt.xclient_authorized) {
-    send("550 5.7.0 Error: insufficient authorization");
+  // Postfix's order: the transaction, the syntax, then the authorization (found by
+  // tests/oracle/diff_fuzz.py: an unauthorized XCLIENT inside a transaction gets the 503).
+  if (in_mail) {
+    send("503 5.5.1 Error: MAIL transaction in progress");
     return false;
   }
   if (argv.size() < 2) {
     send("501 5.5.4 Syntax: XCLIENT attribute=value...");
     return false;
   }
-  if (in_mail) {
-    send("503 5.5.1 Error: MAIL transaction in progress");
+  if (!opt.xclient_authorized) {
+    send("550 5.7.0 Error: insufficient authorization");
     return false;
   }
   client_identity next = cl;
@@ -100,6 +102,22 @@ bool server_session::impl::xclient(const std::vector<std::string_view>& argv) {
   h.on_xclient(cl);
   send("220 " + opt.banner);
   return true;
+}
+
+// --- XFORWARD ------------------------------------------------------------------------------
+// No client is ever authorized: a non-empty smtpd_authorized_xforward_hosts is refused at
+// start-up. Postfix's checks, in its order, give the replies a client sees.
+bool server_session::impl::xforward(const std::vector<std::string_view>& argv) {
+  if (in_mail) {
+    send("503 5.5.1 Error: MAIL transaction in progress");
+    return false;
+  }
+  if (argv.size() < 2) {
+    send("501 5.5.4 Syntax: XFORWARD attribute=value...");
+    return false;
+  }
+  send("550 5.7.0 Error: insufficient authorization");
+  return false;
 }
 
 }  // namespace relaylab::smtp

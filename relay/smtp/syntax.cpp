@@ -32,6 +32,41 @@ std::string upper(std::string_view s) {
 }
 
 // Token rules of Postfix's smtpd_token(): whitespace separates, NUL ends a C string.
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto tail = [&](std::size_t k) { return k < n && (at(k) & 0xc0) == 0x80; };
+  while (i < n) {
+    const unsigned char c = at(i);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;  // over-long
+      if (c == 0xed) hi = 0x9f;  // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;  // over-long
+      if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (i + 1 >= n || at(i + 1) < lo || at(i + 1) > hi) return false;
+    for (std::size_t k = 2; k < len; ++k) {
+      if (!tail(i + k)) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
 std::vector<std::string_view> tokenize(std::string_view line) {
   std::vector<std::string_view> out;
   std::size_t i = 0;

@@ -29,6 +29,8 @@ std::vector<std::string_view> tokenize(std::string_view line);
 std::optional<std::string> xtext_decode(std::string_view s);
 
 bool valid_hostname(std::string_view s);
+/// RFC 3629 UTF-8 (no over-long forms, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s);
 
 bool valid_ipv4(std::string_view s);
 
