@@ -72,11 +72,22 @@ void header_scanner::finish(std::string& message_id) {
 
 void header_scanner::reset() { *this = header_scanner(); }
 
-void header_scanner::finish_line(std::string& message_id) {
-  if (overflow_ || found_ || line_.size() < 11) return;
-  static constexpr std::string_view name = "message-id:";
+namespace {
+
+// The header's name is `name` (lower case, with the colon), in any case.
+bool header_named(std::string_view line, std::string_view name) {
+  if (line.size() < name.size()) return false;
   for (std::size_t i = 0; i < name.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(line_[i])) != name[i]) return;
+    if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+void header_scanner::finish_line(std::string& message_id) {
+  if (header_named(line_, "received:")) ++received_;
+  static constexpr std::string_view name = "message-id:";
+  if (overflow_ || found_ || !header_named(line_, name)) return;
   std::string_view value(line_);
   value.remove_prefix(name.size());
   std::string collapsed;

@@ -44,6 +44,8 @@ class header_scanner {
   /// End of content: a last header line without a following line end still counts.
   void finish(std::string& message_id);
   void reset();
+  /// Received: headers seen so far (cleanup's hop count, before smtpd's own Received:).
+  std::size_t received_headers() const noexcept { return received_; }
 
  private:
   void finish_line(std::string& message_id);
@@ -52,6 +54,7 @@ class header_scanner {
   bool overflow_ = false;
   bool found_ = false;
   bool at_line_start_ = true;
+  std::size_t received_ = 0;
 };
 
 /// Postfix cleanup's content normalisation, applied to the content as it streams in:

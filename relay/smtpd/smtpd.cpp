@@ -36,6 +36,34 @@ std::optional<bare_newline> parse_bare_newline(std::string_view v) {
   return std::nullopt;
 }
 
+/// smtpd_forbidden_commands: command words, plus Postfix's default inline regexp (a command not
+/// starting with a letter). Any other table would be a promise relaylab cannot keep: refused.
+bool parse_forbidden_commands(std::string value, smtp::server_options& o, std::string& error) {
+  static constexpr std::string_view nonalpha = "regexp:{{/^[^A-Z]/ Bogus}}";
+  o.forbid_nonalpha_commands = false;
+  if (auto at = value.find(nonalpha); at != std::string::npos) {
+    o.forbid_nonalpha_commands = true;
+    value.erase(at, nonalpha.size());
+  }
+  o.forbidden_commands.clear();
+  std::string word;
+  value += ' ';
+  for (char c : value) {
+    if (c == ' ' || c == ',' || c == '\t' || c == '\n') {
+      if (word.find_first_of(":{}/") != std::string::npos) {
+        error = "table " + word + " is not supported (only command names and the default " +
+                std::string(nonalpha) + ")";
+        return false;
+      }
+      if (!word.empty()) o.forbidden_commands.push_back(word);
+      word.clear();
+    } else {
+      word += c;
+    }
+  }
+  return true;
+}
+
 /// Everything derived from one service's parameters once, shared by its connections.
 struct service_settings {
   config::master_service definition;
@@ -47,6 +75,7 @@ struct service_settings {
   bool sasl_enabled = false;
   bool replace_stray_cr_lf = true;    // cleanup_replace_stray_cr_lf
   std::size_t header_size_limit = 0;  // header_size_limit (bytes per header)
+  std::size_t hopcount_limit = 50;    // hopcount_limit (Received: headers, smtpd's own too)
   tls::server_settings tls;
   std::shared_ptr<tls::server_context> tls_context;  // null without TLS
   sasl::security_options sasl_tls_security;          // smtpd_sasl_tls_security_options
@@ -364,6 +393,13 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     cleanup_.finish(cleaned_);
     if (!cleaned_.empty()) (void)message_.append_content(cleaned_);
     headers_.finish(message_id_);
+    // Postfix's cleanup counts the Received: headers, smtpd's own included (mail loops).
+    if (headers_.received_headers() + 1 >= settings_->hopcount_limit) {
+      deps_.log->warning(settings_->cleanup_origin,
+                         message_.queue_id() + ": message rejected: hopcount exceeded");
+      pending_reply("554 5.4.0 Error: too many hops");
+      return;
+    }
     // Postfix's cleanup logs the Message-ID while it writes the queue file, so the line comes
     // before the queue manager can see the message (and before a write error's warning).
     deps_.log->info(settings_->cleanup_origin, message_.queue_id() + ": message-id=" + message_id_);
@@ -647,6 +683,12 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
                                       "\" (specify no, normalize, yes or reject)"));
     return nullptr;
   }
+  if (std::string error; !parse_forbidden_commands(settings->params.get("smtpd_forbidden_commands"),
+                                                   settings->options, error)) {
+    diags.push_back(service_fatal(definition, "smtpd_forbidden_commands",
+                                  "smtpd_forbidden_commands: " + error));
+    return nullptr;
+  }
   if (const int code = settings->options.forbid_bare_newline_reject_code;
       code < 500 || code > 599) {
     diags.push_back(service_fatal(definition, "smtpd_forbid_bare_newline_reject_code",
@@ -658,6 +700,8 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
   settings->replace_stray_cr_lf = settings->params.get_bool("cleanup_replace_stray_cr_lf");
   settings->header_size_limit =
       static_cast<std::size_t>(std::max(0LL, settings->params.get_int("header_size_limit")));
+  settings->hopcount_limit =
+      static_cast<std::size_t>(std::max(1LL, settings->params.get_int("hopcount_limit")));
   settings->sasl_enabled = settings->options.sasl_auth_enable;
   settings->smtpd_origin.syslog_name = settings->params.get("syslog_name");
   settings->smtpd_origin.program = "smtpd";

@@ -328,3 +328,43 @@ TEST_F(smtpd_dialogue, stray_cr_is_not_queued_cleanup_replaces_it_with_a_space) 
 
 }  // namespace
 }  // namespace relaylab::smtpd
+
+namespace relaylab::smtpd {
+namespace {
+
+// Fail closed: a value relaylab cannot honour stops the service with file:line (docs/relay.md).
+TEST_F(smtpd_dialogue, unsupported_hardening_values_are_fatal) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"smtpd_forbid_bare_newline", "sometimes"},
+      {"smtpd_forbid_bare_newline_reject_code", "450"},
+      {"smtpd_forbidden_commands", "CONNECT hash:/etc/postfix/forbidden"},
+  };
+  for (const auto& [name, value] : bad) {
+    build({{name, value}});
+    dependencies deps;
+    deps.log = log_.get();
+    deps.spool = spool_.get();
+    deps.sasl = sasl_library();
+    deps.wall_clock = fixed_time;
+    std::vector<config::diagnostic> diags;
+    EXPECT_EQ(service::create(cfg_, smtp_, deps, diags), nullptr) << name;
+    ASSERT_FALSE(diags.empty()) << name;
+    EXPECT_EQ(diags.back().level, config::diagnostic::severity::fatal) << name;
+    EXPECT_EQ(diags.back().parameter, name);
+  }
+}
+
+TEST_F(smtpd_dialogue, hopcount_limit_counts_smtpds_own_received_header) {
+  build({{"hopcount_limit", "3"}});
+  connect(smtp_);
+  say("EHLO client.example.net");
+  say("MAIL FROM:<a@client.example.net>");
+  say("RCPT TO:<friend@remote.example>");
+  say("DATA");
+  EXPECT_EQ(send("Received: one\r\nReceived: two\r\n\r\nbody\r\n.\r\n"),
+            "554 5.4.0 Error: too many hops\r\n");
+  EXPECT_TRUE(log_has("message rejected: hopcount exceeded"));
+}
+
+}  // namespace
+}  // namespace relaylab::smtpd
