@@ -36,6 +36,9 @@ constexpr std::size_t config_files_max = 1000;
 constexpr std::uintmax_t config_bytes_max = 64u << 20;
 constexpr std::size_t output_bytes_max = 1u << 20;
 constexpr std::size_t maillog_tail_bytes = 4000;
+constexpr int watchdog_round_ms = 500;
+constexpr int watchdog_quiet_rounds = 8;  // 4 s without a live master: the start is over
+constexpr int watchdog_rounds_max = 60;
 
 /// fork() with a pipe between parent and child (both ends close-on-exec); -1 on failure.
 pid_t fork_with_pipe(int (&fds)[2]) {
@@ -102,19 +105,21 @@ int run_postfix(const std::string& config_dir, const std::string& what, std::str
       out);
 }
 
-int free_loopback_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return 0;
+/// A loopback port nobody listens on, and the socket bound to it: the caller keeps the socket
+/// until it has all its ports, so that two listeners never get the same one. 0 on failure.
+int free_loopback_port(int& fd) {
+  fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(s);
-  return port;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    return ntohs(a.sin_port);
+  ::close(fd);
+  fd = -1;
+  return 0;
 }
 
 bool accepts(int port) {
@@ -195,13 +200,22 @@ bool rewrite_master_cf(const fs::path& file, std::map<std::string, int>& ports,
   std::istringstream in(read_file(file));
   std::string out, line;
   int lineno = 0;
+  std::vector<int> held;  // the chosen ports' sockets, closed once all are chosen
+  struct closer {
+    std::vector<int>& fds;
+    ~closer() {
+      for (int fd : fds) ::close(fd);
+    }
+  } close_held{held};
   while (std::getline(in, line)) {
     ++lineno;
     std::istringstream fields(line);
     std::string service, type;
     if (!line.empty() && line[0] != '#' && !std::isspace(static_cast<unsigned char>(line[0])) &&
         (fields >> service >> type) && type == "inet") {
-      const int port = free_loopback_port();
+      int fd = -1;
+      const int port = free_loopback_port(fd);
+      if (fd >= 0) held.push_back(fd);
       if (port == 0) {
         error = file.string() + ":" + std::to_string(lineno) + ": no free loopback port";
         return false;
@@ -225,28 +239,50 @@ std::string tail(const std::string& s, std::size_t n) {
   return s.size() <= n ? s : s.substr(s.size() - n);
 }
 
-/// The watchdog: a child that waits on a pipe. A byte means "stopped already, exit"; end of file
-/// without it means relaylab died, so it stops Postfix and removes the directory.
+/// The watchdog: a process that waits on a pipe. A byte means "stopped already, exit"; end of
+/// file without it means relaylab died, so it stops Postfix and removes the directory. It is
+/// forked twice and in its own session, so that neither a Ctrl-C for relaylab nor a test
+/// driver that kills relaylab's process tree (CTest on a timeout) takes it along.
 pid_t start_watchdog(const std::string& dir, int& write_fd) {
   int fds[2];
   const pid_t pid = fork_with_pipe(fds);
   if (pid < 0) return -1;
   if (pid == 0) {
     ::close(fds[1]);
-    ::setsid();  // a Ctrl-C for relaylab must not kill the watchdog before it cleaned up
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);  // the watchdog is the grandchild, adopted by init
+    // Nothing of relaylab's stays open: a caller reading relaylab's output sees its end.
+    const int devnull = ::open("/dev/null", O_RDWR);
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO})
+      if (devnull >= 0) ::dup2(devnull, fd);
     char c = 0;
     ssize_t n;
     do n = ::read(fds[0], &c, 1);
     while (n < 0 && errno == EINTR);
     if (n == 1) ::_exit(0);
-    std::string out;
-    run_postfix(dir + "/etc", "stop", out);
+    // relaylab may have died while `postfix start` was still bringing the master up: stop
+    // until no master has been alive for a while, then remove the directory.
+    const fs::path pidfile = fs::path(dir) / "spool/pid/master.pid";
+    for (int round = 0, quiet = 0; round < watchdog_rounds_max && quiet < watchdog_quiet_rounds;
+         ++round) {
+      std::string out;
+      run_postfix(dir + "/etc", "stop", out);
+      const pid_t master = std::atoi(read_file(pidfile).c_str());
+      if (master > 0 && ::kill(master, 0) == 0) {
+        quiet = 0;
+        if (round > watchdog_quiet_rounds) ::kill(master, SIGKILL);
+      } else {
+        ++quiet;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(watchdog_round_ms));
+    }
     std::error_code ec;
     fs::remove_all(dir, ec);
     ::_exit(0);
   }
   ::close(fds[0]);
   write_fd = fds[1];
+  ::waitpid(pid, nullptr, 0);  // the intermediate child exits at once
   return pid;
 }
 
@@ -281,7 +317,10 @@ std::unique_ptr<postfix_instance> postfix_instance::start(const config::configur
   }
   pf->dir_ = tmpl;
   const fs::path dir = pf->dir_, etc = dir / "etc";
-  pf->watchdog_ = start_watchdog(pf->dir_, pf->watchdog_fd_);
+  if (start_watchdog(pf->dir_, pf->watchdog_fd_) < 0) {
+    error = std::string("cannot start the instance's watchdog: ") + std::strerror(errno);
+    return nullptr;
+  }
   std::error_code ec;
   fs::permissions(dir,
                   fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
@@ -373,7 +412,6 @@ postfix_instance::~postfix_instance() {
     [[maybe_unused]] ssize_t n = ::write(watchdog_fd_, &done, 1);
     ::close(watchdog_fd_);
   }
-  if (watchdog_ > 0) ::waitpid(watchdog_, nullptr, 0);
 }
 
 }  // namespace relaylab::matrix

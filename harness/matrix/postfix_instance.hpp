@@ -8,8 +8,6 @@
 
 #include "relay/config/config.hpp"
 
-#include <sys/types.h>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -41,7 +39,6 @@ class postfix_instance {
   std::string dir_;
   std::string version_;
   std::map<std::string, int> ports_;
-  pid_t watchdog_ = -1;
   int watchdog_fd_ = -1;  // closing it without writing lets the watchdog clean up
 };
 
