@@ -859,6 +859,21 @@ TEST(ServerSession, OverlongLineWithoutNewlineStaysBounded) {
   EXPECT_EQ(d.take(), "500 5.5.2 Error: command not recognized\r\n250 2.0.0 Ok\r\n");
 }
 
+// Issue 15: a client trickling an endless command one byte per write keeps the session's
+// buffer bounded (want_input never turns false), and the tail never runs as a command.
+TEST(ServerSession, OneByteChunksOfAnOverlongCommandStayBounded) {
+  driver d(main_opts());
+  const std::string head = "NOOP ";
+  for (char c : head) d.send(std::string(1, c));
+  for (int i = 0; i < 300000; ++i) {
+    d.send(i % 1000 == 999 ? "\r" : "x");
+    ASSERT_TRUE(d.s.want_input()) << "after " << i << " bytes";
+  }
+  d.send("QUIT\r\n");
+  EXPECT_EQ(d.take(), "250 2.0.0 Ok\r\n");  // NOOP takes any argument, as in Postfix
+  EXPECT_FALSE(d.s.closing());              // "QUIT" was part of the overlong line, not a command
+}
+
 // A NUL ends the command where it stands, as in Postfix 3.7.11 (testdata/dialogues/nul-bytes).
 TEST(ServerSession, NulBytesInCommand) {
   driver d(main_opts());
