@@ -568,7 +568,6 @@ TEST(ServerSession, DataRejectModeRefusesMessageOnBareLf) {
   d.send("ok\r\nbad\n.\nMAIL FROM:<x@y>\r\n.\r\n");
   EXPECT_EQ(d.take(), "550 5.5.2 relay.example.com Error: bare <LF> received\r\n");
   EXPECT_FALSE(d.s.closing());
-  EXPECT_EQ(d.h.body, "ok\r\n");  // what came before; the handler's transaction was reset
   EXPECT_EQ(d.exchange("RCPT TO:<c@d>"), "503 5.5.1 Error: need MAIL command\r\n");
 }
 
@@ -578,7 +577,7 @@ TEST(ServerSession, DataRejectCode521Closes) {
   o.forbid_bare_newline_reject_code = 521;
   driver d(o);
   start_data(d);
-  d.send("bad\n.\r\n");
+  d.send("bad\n.\r\n\r\n.\r\n");  // "\n.\r\n" is content: the end needs <CR><LF> before it
   EXPECT_EQ(d.take(), "521 5.5.2 relay.example.com Error: bare <LF> received\r\n");
   EXPECT_TRUE(d.s.closing());
 }
