@@ -192,8 +192,15 @@ def play_text(text, inst, tmp):
         return [f"S: [player error: {exc}]"]
     # Whether a write after the server closed fails (EPIPE, ECONNRESET) or goes unnoticed is a
     # race of the kernel's, not a reply of the server's.
-    return [("S: [connection closed]" if l.startswith("S: [send failed:") else l)
-            for l in dl.transcript(rec)]
+    # Likewise whether the player saw the close before its next write ("[not sent]") or
+    # after it: once the server has closed, only its replies before the close count.
+    lines = [("S: [connection closed]" if l.startswith("S: [send failed:") else l)
+             for l in dl.transcript(rec)]
+    # So the trailing client lines and close markers are dropped on both sides alike.
+    closing = ("S: [connection closed]", "S: [not sent: connection closed]")
+    while lines and (not lines[-1].startswith("S") or lines[-1] in closing):
+        lines.pop()
+    return lines
 
 
 def first_difference(left, right):
