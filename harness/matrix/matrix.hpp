@@ -156,8 +156,10 @@ std::vector<finding> highlight(const table& t);
 // --- oracle.cpp ---
 class postfix_instance;
 struct oracle_result {
-  table postfix;                        // the same cells as Postfix answered them
-  std::vector<bool> masked;             // per cell: connect stage compared with the client masked
+  table postfix;  // the same cells as Postfix answered them
+  // per cell, nonzero: connect stage compared with the client masked. Not vector<bool>: the
+  // workers set cells concurrently, and vector<bool> packs neighbours into one word.
+  std::vector<unsigned char> masked;
   std::vector<difference> differences;  // before = relaylab, after = Postfix
   double seconds = 0;                   // wall time of the Postfix dialogues
 };

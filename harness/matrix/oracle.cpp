@@ -172,7 +172,7 @@ std::optional<oracle_result> run_oracle(const postfix_instance& pf, const table&
   r.postfix.notes = relaylab.notes;
   r.postfix.listener_params = relaylab.listener_params;
   r.postfix.cells.resize(relaylab.cells.size());
-  r.masked.assign(relaylab.cells.size(), false);
+  r.masked.assign(relaylab.cells.size(), 0);
   std::map<std::string, auth_mode> modes{{to_string(auth_mode::none), auth_mode::none},
                                          {to_string(auth_mode::success), auth_mode::success},
                                          {to_string(auth_mode::failure), auth_mode::failure}};
@@ -206,7 +206,8 @@ std::optional<oracle_result> run_oracle(const postfix_instance& pf, const table&
   for (auto& t : pool) t.join();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (std::size_t i = 0; i < relaylab.cells.size(); ++i) {
-    if (replies(relaylab.cells[i], r.masked[i]) != replies(r.postfix.cells[i], r.masked[i]))
+    if (replies(relaylab.cells[i], r.masked[i] != 0) !=
+        replies(r.postfix.cells[i], r.masked[i] != 0))
       r.differences.push_back({relaylab.cells[i].key(), &relaylab.cells[i], &r.postfix.cells[i]});
   }
   return r;
