@@ -3,6 +3,8 @@
 #include "relay/policy/policy.hpp"
 #include "relay/policy/text.hpp"
 
+#include <optional>
+
 namespace relaylab::policy::detail {
 namespace {
 
@@ -39,7 +41,7 @@ resolved resolver::resolve(std::string_view addr) const {
   resolved r;
   std::string a = rewrite(std::string(addr));
   std::string remote_domain;
-  std::string saved_domain;
+  std::optional<std::string> saved_domain;  // "user@" saves an empty domain: an error
   bool have_remote = false;
   std::size_t loops_max = addr.size() + resolve_loops_extra;
   for (std::size_t loop = 0; loop < loops_max; ++loop) {
@@ -78,9 +80,7 @@ resolved resolver::resolve(std::string_view addr) const {
     if (a.empty()) a = c_.empty_address;
     break;
   }
-  std::string domain = have_remote             ? remote_domain
-                       : !saved_domain.empty() ? saved_domain
-                                               : c_.myhostname;
+  std::string domain = have_remote ? remote_domain : saved_domain ? *saved_domain : c_.myhostname;
   r.recipient = lower(a + "@" + domain);
   std::string_view rcpt_domain = std::string_view(r.recipient).substr(a.size() + 1);
   if (!rcpt_domain.empty() && rcpt_domain.front() == '[') {

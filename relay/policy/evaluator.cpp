@@ -3,6 +3,8 @@
 // smtpd_check_reject() (the only place that turns a decision into a reject reply).
 #include "relay/policy/evaluator.hpp"
 
+#include <algorithm>
+
 #include "relay/policy/reply.hpp"
 #include "relay/policy/text.hpp"
 
@@ -73,6 +75,16 @@ bool evaluator::in_mynetworks(const std::string& addr) const {
 
 bool evaluator::is_local_domain(const std::string& domain) const {
   return resolver_.is_local(domain);
+}
+
+bool evaluator::address_resolves(std::string_view address, bool smtputf8) const {
+  if (address.empty()) return true;
+  const auto r = resolver_.resolve(address);
+  if (r.error || (!r.recipient.empty() && r.recipient.front() == '-')) return false;
+  const auto at = r.recipient.rfind('@');
+  if (smtputf8 || at == std::string::npos) return true;
+  return std::all_of(r.recipient.begin() + static_cast<std::ptrdiff_t>(at) + 1, r.recipient.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 bool evaluator::is_relay_domain(const std::string& domain) const {

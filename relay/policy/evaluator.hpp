@@ -67,6 +67,7 @@ class evaluator final : public engine {
   bool in_mynetworks(const std::string& addr) const override;
   bool is_local_domain(const std::string& domain) const override;
   bool is_relay_domain(const std::string& domain) const override;
+  bool address_resolves(std::string_view address, bool smtputf8) const override;
   bool xclient_authorized(const std::string& name, const std::string& addr) const override;
   bool bare_newline_excluded(const std::string& name, const std::string& addr) const override;
 

@@ -84,6 +84,14 @@ class engine {
   virtual bool in_mynetworks(const std::string& addr) const = 0;
   virtual bool is_local_domain(const std::string& domain) const = 0;  // mydestination
   virtual bool is_relay_domain(const std::string& domain) const = 0;  // relay_domains
+  /// smtpd_check_addr(): a non-empty MAIL/RCPT/VRFY address (internal form) resolves without
+  /// trivial-rewrite's error flag (a bad domain or address literal, a local part that starts
+  /// with '-'), and its domain is ASCII unless the client sent SMTPUTF8.
+  virtual bool address_resolves(std::string_view address, bool smtputf8) const {
+    (void)address;
+    (void)smtputf8;
+    return true;
+  }
   /// smtpd_authorized_xclient_hosts matches the client (name or address).
   virtual bool xclient_authorized(const std::string& name, const std::string& addr) const {
     (void)name;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "relay/smtp/base64.hpp"
+#include "relay/smtp/rfc822_address.hpp"
 
 namespace relaylab::smtp {
 
@@ -688,14 +689,14 @@ bool client_session::start(const client_envelope& e, client_timestamp now) {
     s.queue(client_stage::rset, "RSET");
     s.need_rset = false;
   }
-  std::string mail = "MAIL FROM:<" + e.sender + ">";
+  std::string mail = "MAIL FROM:<" + rfc822::externalize(e.sender) + ">";
   if (s.features.size && e.size > 0) mail += " SIZE=" + std::to_string(e.size);
   if (s.features.eightbitmime && e.body_8bit) mail += " BODY=8BITMIME";
   if (s.features.smtputf8 && e.smtputf8) mail += " SMTPUTF8";
   if (s.features.dsn && !e.mail_dsn_parameters.empty()) mail += " " + e.mail_dsn_parameters;
   s.queue(client_stage::mail, std::move(mail));
   for (std::size_t i = 0; i < e.recipients.size(); ++i) {
-    std::string rcpt = "RCPT TO:<" + e.recipients[i] + ">";
+    std::string rcpt = "RCPT TO:<" + rfc822::externalize(e.recipients[i]) + ">";
     if (s.features.dsn && i < e.rcpt_dsn_parameters.size() && !e.rcpt_dsn_parameters[i].empty()) {
       rcpt += " " + e.rcpt_dsn_parameters[i];
     }

@@ -12,6 +12,7 @@ namespace relaylab::smtp {
 void server_session::impl::reset_transaction() {
   const bool had = in_mail;
   in_mail = false;
+  smtputf8_mail = false;
   msg_size = 0;
   rcpt_count = 0;
   rcpt_overshoot = 0;
@@ -29,14 +30,18 @@ bool server_session::impl::mail(const std::vector<std::string_view>& argv) {
     send("503 5.5.1 Error: nested MAIL command");
     return false;
   }
-  std::string_view atok;
-  std::size_t first = 0;
-  if (!split_path(argv, "FROM:", atok, first)) {
+  if (!split_path(argv, "FROM:")) {
     send("501 5.5.4 Syntax: MAIL FROM:<address>");
     return false;
   }
-  auto addr = parse_address(atok, true);
-  if (!addr) {
+  const std::size_t first = 3;
+  // SMTPUTF8 among the parameters decides whether a non-ASCII domain is acceptable.
+  const bool smtputf8 = !discarded("SMTPUTF8") &&
+                        std::any_of(argv.begin() + 3, argv.end(),
+                                    [](std::string_view p) { return iequals(p, "SMTPUTF8"); });
+  std::optional<std::string> addr;
+  if (!token_unterminated(argv[2])) addr = parse_address(argv[2], true);
+  if (!addr || (!addr->empty() && !h.on_address_check(*addr, smtputf8))) {
     send("501 5.1.7 Bad sender address syntax");
     return false;
   }
@@ -108,6 +113,7 @@ bool server_session::impl::mail(const std::vector<std::string_view>& argv) {
   }
   if (auto v = h.on_mail(cl, mc)) return send_result(*v);
   in_mail = true;
+  smtputf8_mail = smtputf8;
   rcpt_count = 0;
   send("250 2.1.0 Ok");
   return true;
@@ -118,14 +124,14 @@ bool server_session::impl::rcpt(const std::vector<std::string_view>& argv) {
     send("503 5.5.1 Error: need MAIL command");
     return false;
   }
-  std::string_view atok;
-  std::size_t first = 0;
-  if (!split_path(argv, "TO:", atok, first)) {
+  if (!split_path(argv, "TO:")) {
     send("501 5.5.4 Syntax: RCPT TO:<address>");
     return false;
   }
-  auto addr = parse_address(atok, false);
-  if (!addr) {
+  const std::size_t first = 3;
+  std::optional<std::string> addr;
+  if (!token_unterminated(argv[2])) addr = parse_address(argv[2], false);
+  if (!addr || !h.on_address_check(*addr, smtputf8_mail)) {
     send("501 5.1.3 Bad recipient address syntax");
     return false;
   }

@@ -8,39 +8,28 @@
 #include "relay/smtp/base64.hpp"
 
 namespace relaylab::smtp {
-namespace {
-
-// Postfix parses the VRFY argument as an RFC 822 address list of one, so a display name in
-// front of an address in angle brackets ("Alice <alice@example.com>") is one address.
-std::optional<std::string> display_name_address(std::string_view arg) {
-  const std::size_t lt = arg.rfind('<');
-  if (lt == std::string_view::npos || lt == 0 || arg.back() != '>') return std::nullopt;
-  const std::string_view phrase = arg.substr(0, lt);
-  if (phrase.find_first_of("<>@,;:\"[]()") != std::string_view::npos) return std::nullopt;
-  return parse_address(arg.substr(lt), false);
-}
-
-}  // namespace
 
 bool server_session::impl::vrfy(const std::vector<std::string_view>& argv, const std::string&) {
   if (opt.disable_vrfy_command) {
     send("502 5.5.1 VRFY command is disabled");
     return false;
   }
-  if (argv.size() < 2) {
+  std::size_t n = argv.size();
+  const bool smtputf8 = n > 1 && !discarded("SMTPUTF8") && iequals(argv[n - 1], "SMTPUTF8");
+  if (smtputf8) --n;
+  if (n < 2) {
     send("501 5.5.4 Syntax: VRFY address [SMTPUTF8]");
     return false;
   }
-  std::size_t n = argv.size();
-  if (n > 2 && iequals(argv[n - 1], "SMTPUTF8")) --n;
   std::string arg;
   for (std::size_t i = 1; i < n; ++i) {
     if (i > 1) arg += ' ';
     arg += argv[i];
   }
+  // The arguments joined by one space are one RFC 822 address list (collapse_args()), so a
+  // display name before <address> is fine; a second address is not.
   auto addr = parse_address(arg, false);
-  if (!addr) addr = display_name_address(arg);
-  if (!addr) {
+  if (!addr || !h.on_address_check(*addr, smtputf8)) {
     send("501 5.1.3 Bad recipient address syntax");
     return false;
   }

@@ -157,6 +157,14 @@ class server_handler {
     (void)mechanism;
   }
   virtual verdict on_vrfy(const client_identity& client, std::string_view address) = 0;
+  /// The last step of extract_addr() for MAIL, RCPT and VRFY (smtpd_check_addr()): false when a
+  /// non-empty address (internal form) does not resolve, or has a non-ASCII domain without
+  /// SMTPUTF8; the command then gets the syntax error. Default: every address is fine.
+  virtual bool on_address_check(std::string_view address, bool smtputf8) {
+    (void)address;
+    (void)smtputf8;
+    return true;
+  }
   /// ETRN with a valid domain (or address literal), before the flush request: Postfix's
   /// smtpd_check_etrn(). nullopt lets the engine answer as Postfix without a flush service.
   virtual verdict on_etrn(const client_identity& client, std::string_view domain) {

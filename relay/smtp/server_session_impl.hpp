@@ -83,6 +83,7 @@ struct server_session::impl {
   bool authenticated = false;
   bool ehlo_pipelining = false;  // PIPELINING was offered in an EHLO reply
   bool in_mail = false;
+  bool smtputf8_mail = false;  // MAIL FROM had SMTPUTF8 (for the RCPT addresses' check)
   std::uint64_t msg_size = 0;  // SIZE= value; survives a rejected MAIL as in Postfix
   std::size_t rcpt_count = 0;
   std::size_t rcpt_overshoot = 0;
@@ -178,19 +179,10 @@ struct server_session::impl {
   // AUTH is available now (enabled, and not held back until TLS by smtpd_tls_auth_only).
   bool sasl_active() const { return opt.sasl_auth_enable && (!opt.tls_auth_only || tls_on); }
 
-  // Splits "FROM:<addr> params" into the address token and the parameter tokens.
-  bool split_path(const std::vector<std::string_view>& argv, std::string_view keyword,
-                  std::string_view& addr, std::size_t& first_param) {
-    if (argv.size() < 2 || !istarts(argv[1], keyword)) return false;
-    if (argv[1].size() > keyword.size()) {
-      addr = argv[1].substr(keyword.size());
-      first_param = 2;
-    } else {
-      if (argv.size() < 3) return false;
-      addr = argv[2];
-      first_param = 3;
-    }
-    return true;
+  // Postfix's check of "MAIL FROM:<addr> params": argv[1] is the keyword with its colon (the
+  // tokenizer ends it there), argv[2] the path and the rest parameters.
+  static bool split_path(const std::vector<std::string_view>& argv, std::string_view keyword) {
+    return argv.size() >= 3 && iequals(argv[1], keyword);
   }
 
   bool mail(const std::vector<std::string_view>& argv);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "relay/smtp/base64.hpp"
+#include "relay/smtp/rfc822_address.hpp"
 
 namespace relaylab::smtp::syntax {
 
@@ -31,7 +32,6 @@ std::string upper(std::string_view s) {
   return r;
 }
 
-// Token rules of Postfix's smtpd_token(): whitespace separates, NUL ends a C string.
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   const std::size_t n = s.size();
@@ -67,26 +67,75 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+namespace {
+
+// smtp_quoted(): from just after an opening '<' or '"' to just after its match. Inside <...>
+// a "..." nests and so does another <...>; inside "..." nothing does; a backslash takes the next
+// byte. `closed` is false when the line ends first (Postfix's SMTPD_TOK_ERROR).
+std::size_t skip_quoted(std::string_view s, std::size_t i, char last, bool& closed) {
+  std::string wanted(1, last);
+  closed = false;
+  while (i < s.size()) {
+    const char c = s[i++];
+    if (c == '\\') {
+      if (i >= s.size()) break;
+      ++i;
+    } else if (c == wanted.back()) {
+      wanted.pop_back();
+      if (wanted.empty()) {
+        closed = true;
+        return i;
+      }
+    } else if (c == '"') {
+      wanted += '"';
+    } else if (c == '<' && wanted.back() == '>') {
+      wanted += '>';
+    }
+  }
+  return i;
+}
+
+// One token of smtp_next_token() starting at `b` (not white space); returns its end.
+std::size_t token_end(std::string_view line, std::size_t b, bool& unterminated) {
+  unterminated = false;
+  std::size_t i = b;
+  while (i < line.size() && !is_space(line[i])) {
+    const char c = line[i++];
+    bool closed = true;
+    if (c == '<' || c == '"') {
+      i = skip_quoted(line, i, c == '<' ? '>' : '"', closed);
+      if (!closed) unterminated = true;
+    } else if (c == ':') {
+      // "MAIL FROM:<a>" is three tokens: the keyword ends after its colon.
+      const auto t = line.substr(b, i - b);
+      if (iequals(t, "FROM:") || iequals(t, "TO:")) break;
+    } else if (c == '\\' && i < line.size()) {
+      ++i;
+    }
+  }
+  return i;
+}
+
+}  // namespace
+
 std::vector<std::string_view> tokenize(std::string_view line) {
   std::vector<std::string_view> out;
   std::size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && is_space(line[i])) ++i;
     if (i >= line.size()) break;
-    const std::size_t b = i;
-    bool quoted = false;  // a quoted string may contain white space, as in "a b"@c
-    while (i < line.size() && (quoted || !is_space(line[i]))) {
-      if (line[i] == '\\' && i + 1 < line.size())
-        ++i;
-      else if (line[i] == '"')
-        quoted = !quoted;
-      ++i;
-    }
-    std::string_view t = line.substr(b, i - b);
-    if (auto z = t.find('\0'); z != std::string_view::npos) t = t.substr(0, z);
-    out.push_back(t);
+    bool unterminated = false;
+    const std::size_t e = token_end(line, i, unterminated);
+    out.push_back(line.substr(i, e - i));
+    i = e;
   }
   return out;
+}
+
+bool token_unterminated(std::string_view tok) {
+  bool unterminated = false;
+  for (std::size_t i = 0; i < tok.size() && !unterminated;) i = token_end(tok, i, unterminated);
+  return unterminated;
 }
 
 // RFC 3461 xtext: printable ASCII except '+' and '=', with "+HH" escapes.
@@ -175,54 +224,10 @@ bool valid_ipv6(std::string_view s) {
   return doubles ? groups < 8 : groups == 8;
 }
 
-// Address syntax as Postfix's extract_addr() accepts it: quoted strings and backslash escapes
-// are fine, unquoted white space or control characters are not, nothing may follow '>'.
 std::optional<std::string> parse_address(std::string_view tok, bool allow_empty) {
-  if (tok.empty()) return std::nullopt;
-  std::string_view inner = tok;
-  if (tok.front() == '<') {
-    // Find the matching '>' outside quotes; it must end the token.
-    bool q = false;
-    std::size_t end = std::string_view::npos;
-    for (std::size_t i = 1; i < tok.size(); ++i) {
-      if (tok[i] == '\\') {
-        ++i;
-        continue;
-      }
-      if (tok[i] == '"')
-        q = !q;
-      else if (!q && tok[i] == '>') {
-        end = i;
-        break;
-      }
-    }
-    if (end == std::string_view::npos || end + 1 != tok.size()) return std::nullopt;
-    inner = tok.substr(1, end - 1);
-  }
-  bool q = false;
-  for (std::size_t i = 0; i < inner.size(); ++i) {
-    const auto c = static_cast<unsigned char>(inner[i]);
-    if (c == '\\') {
-      ++i;
-      continue;
-    }
-    if (c == '"') {
-      q = !q;
-      continue;
-    }
-    if (q) continue;
-    if (c <= ' ' || c == 127 || c == '<' || c == '>' || c == '(' || c == ')' || c == ';')
-      return std::nullopt;
-  }
-  if (q) return std::nullopt;
-  // A source route "@a,@b:user@domain" is accepted and dropped, as Postfix does.
-  if (!inner.empty() && inner.front() == '@') {
-    auto colon = inner.find(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    inner = inner.substr(colon + 1);
-  }
-  if (inner.empty() && !allow_empty) return std::nullopt;
-  return std::string(inner);
+  auto x = rfc822::extract(tok);
+  if (x.addresses > 1 || (x.address.empty() && !allow_empty)) return std::nullopt;
+  return std::move(x.address);
 }
 
 // Cyrus sasl_decode64 as Postfix uses it: full quanta are checked first ("bad protocol /

@@ -1,6 +1,7 @@
 // SMTP command-line syntax as Postfix's smtpd reads it: tokens, RFC 3461 xtext, host names, IP
-// address literals, RFC 5321 paths (extract_addr()) and Cyrus's base64 for AUTH responses.
-// Pure functions on strings, shared by the server session's command handlers (and the fuzzers).
+// address literals, RFC 5321 paths (extract_addr(), in rfc822_address.hpp) and Cyrus's base64 for
+// AUTH responses. Pure functions on strings, shared by the server session's command handlers (and
+// the fuzzers).
 #pragma once
 
 #include <optional>
@@ -22,8 +23,13 @@ bool all_digits(std::string_view s);
 
 std::string upper(std::string_view s);
 
-// Token rules of Postfix's smtpd_token(): whitespace separates, NUL ends a C string.
+// Postfix's smtpd_token(): white space separates tokens, except inside <...> (which nests, and
+// may hold "...") and "..."; a backslash escapes the next byte; "FROM:" and "TO:" end a token
+// at their colon. Each token is the line's bytes as they are. (The caller cuts at a NUL.)
 std::vector<std::string_view> tokenize(std::string_view line);
+
+/// The token holds a <...> or "..." that the line ended inside (SMTPD_TOK_ERROR).
+bool token_unterminated(std::string_view tok);
 
 // RFC 3461 xtext: printable ASCII except '+' and '=', with "+HH" escapes.
 std::optional<std::string> xtext_decode(std::string_view s);
@@ -36,8 +42,8 @@ bool valid_ipv4(std::string_view s);
 
 bool valid_ipv6(std::string_view s);
 
-// Address syntax as Postfix's extract_addr() accepts it: quoted strings and backslash escapes
-// are fine, unquoted white space or control characters are not, nothing may follow '>'.
+// extract_addr() without the policy's check (see rfc822_address.hpp): the one address in `tok`
+// in internal form, nullopt when there are two or more, or none and !allow_empty.
 std::optional<std::string> parse_address(std::string_view tok, bool allow_empty);
 
 // Cyrus sasl_decode64 as Postfix uses it: full quanta are checked first ("bad protocol /

@@ -297,7 +297,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
                   " bytes needed (" + ec.message() + ")");
       return smtp::reply{std::string(queue::smtp_reply(ec))};
     }
-    state_.sender = policy::internalize_address(mail.sender);
+    state_.sender = mail.sender;
     auto verdict = decide(policy_->check_mail(state_));
     if (verdict) {
       state_.sender.clear();
@@ -310,7 +310,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   smtp::verdict on_rcpt(const smtp::client_identity& client,
                         const smtp::rcpt_command& rcpt) override {
     sync_client(client);
-    state_.recipient = policy::internalize_address(rcpt.recipient);
+    state_.recipient = rcpt.recipient;
     if (auto verdict = decide(policy_->check_rcpt(state_))) return verdict;
     if (!message_.valid()) {
       if (deps_.spool->begin(message_)) return smtp::reply{std::string(queue_write_error)};
@@ -517,10 +517,14 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   // state of a transaction in progress (SMTPD_CHECK_PUSH/POP).
   smtp::verdict on_vrfy(const smtp::client_identity& client, std::string_view address) override {
     sync_client(client);
-    std::string saved = std::exchange(state_.recipient, policy::internalize_address(address));
+    std::string saved = std::exchange(state_.recipient, std::string(address));
     auto verdict = decide(policy_->check_vrfy(state_));
     state_.recipient = std::move(saved);
     return verdict;
+  }
+
+  bool on_address_check(std::string_view address, bool smtputf8) override {
+    return policy_->address_resolves(address, smtputf8);
   }
 
   smtp::verdict on_etrn(const smtp::client_identity& client, std::string_view domain) override {
