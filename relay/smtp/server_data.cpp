@@ -70,6 +70,15 @@ bool server_session::impl::bdat(const std::vector<std::string_view>& argv) {
     bdat_error = "502 5.5.1 Error: command not implemented";
     return false;
   }
+  if (n == 0 && !last) {
+    bdat_error = "551 5.7.1 Null BDAT request";
+    return false;
+  }
+  // After a failed BDAT, Postfix skips the chunks of the transaction up to BDAT LAST or RSET.
+  if (bdat_failed) {
+    bdat_error = "551 5.0.0 Discarded " + std::to_string(n) + " bytes after earlier error";
+    return false;
+  }
   if (!in_mail) {
     bdat_error = "503 5.5.1 Error: need RCPT command";
     return false;
@@ -109,6 +118,11 @@ void server_session::impl::scan_bdat() {
   m = mode::command;
   if (bdat_discard) {
     send(bdat_error);
+    // skip_bdat(): a failed last chunk ends the transaction, another one fails the rest.
+    if (bdat_last)
+      reset_transaction();
+    else
+      bdat_failed = true;
     finish_command(c_bdat, false);
     return;
   }

@@ -16,7 +16,7 @@ void server_session::impl::reset_transaction() {
   msg_size = 0;
   rcpt_count = 0;
   rcpt_overshoot = 0;
-  bdat_started = bdat_rejected = false;
+  bdat_started = bdat_rejected = bdat_failed = false;
   bdat_total = 0;
   body_bytes = 0;
   size_exceeded = false;

@@ -174,6 +174,9 @@ class server_handler {
   }
   /// XCLIENT changed the client identity; policy state derived from the old one is stale.
   virtual void on_xclient(const client_identity& client) = 0;
+  /// After on_xclient: XCLIENT LOGIN=user made the session authenticated as `user`, as a SASL
+  /// login would (Postfix's smtpd_sasl_auth_extern() with method "XCLIENT").
+  virtual void on_xclient_login(std::string_view user) { (void)user; }
   /// The session is over (QUIT, error limit, timeout, lost connection). For the disconnect log.
   virtual void on_disconnect(const client_identity& client, std::string_view reason) = 0;
 };

@@ -89,6 +89,7 @@ struct server_session::impl {
   std::size_t rcpt_overshoot = 0;
   bool bdat_started = false;
   bool bdat_rejected = false;  // data restrictions rejected this transaction's BDAT
+  bool bdat_failed = false;    // a BDAT of this transaction failed: skip the rest
   bool bdat_last = false;
   bool bdat_discard = false;  // skip the chunk, then send bdat_error
   std::string bdat_error;

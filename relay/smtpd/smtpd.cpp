@@ -545,6 +545,11 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     policy_->reset_session();
   }
 
+  void on_xclient_login(std::string_view user) override {
+    state_.sasl_method = "XCLIENT";
+    state_.sasl_username = std::string(user);
+  }
+
   void on_disconnect(const smtp::client_identity& client, std::string_view reason) override {
     sync_client(client);
     if (auth_in_progress_ && sasl_) sasl_->reset();
