@@ -4,6 +4,8 @@
 
 #include "harness/topology/reader.hpp"
 
+#include "harness/cfn/address_math.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -27,6 +29,13 @@ std::string diagnostic::to_string() const { return where.to_string() + ": error:
 const host* document::find_host(const std::string& name) const {
   for (const auto& h : hosts) {
     if (h.net.name == name) return &h;
+  }
+  return nullptr;
+}
+
+const host_group* document::find_group(const std::string& name) const {
+  for (const auto& g : groups) {
+    if (g.name == name) return &g;
   }
   return nullptr;
 }
@@ -243,6 +252,150 @@ void read_vpc(reader& r, const pugi::xml_node& n, sim::network_spec& net, names&
   net.vpcs.push_back(std::move(v));
 }
 
+void read_mx_and_client(reader& r, const pugi::xml_node& h, host& out) {
+  for (auto m : h.children("mx")) {
+    r.attrs(m, {"port", "tls", "tls-wrapper", "tls-names"});
+    r.children(m, {"script"});
+    mx_spec mx;
+    mx.where = r.at(m);
+    mx.port = static_cast<std::uint16_t>(r.number(m, "port", 65535).value_or(25));
+    mx.tls = r.keyword(m, "tls", {"good", "self-signed", "expired"});
+    mx.tls_wrapper = r.keyword(m, "tls-wrapper", {"yes", "no"}, "no") == "yes";
+    mx.tls_names = split_words(r.str(m, "tls-names"));
+    if (mx.tls.empty() && (m.attribute("tls-wrapper") || m.attribute("tls-names"))) {
+      r.error(r.at(m), "attributes 'tls-wrapper' and 'tls-names' need attribute 'tls'");
+    }
+    for (auto s : m.children("script")) {
+      r.attrs(s, {"file"});
+      r.children(s, {}, true);
+      mx.script = r.text(s);
+    }
+    out.mx.push_back(std::move(mx));
+  }
+  for (auto c : h.children("client")) {
+    r.attrs(c, {});
+    r.children(c, {});
+    out.client = true;
+  }
+}
+
+// <hosts>: `count` hosts named prefix1 .. prefixN. Addresses come in order from the block:
+// in a subnet, from its fifth address on (AWS reserves the first four and the last, as for
+// imported instances); on the internet (cidr=), from the block's second address to the one
+// before its last (network and broadcast addresses). Addresses that other hosts, groups or NAT
+// gateways hold are skipped. `taken` holds them and gets the new ones.
+void read_host_group(reader& r, const pugi::xml_node& h, document& doc, names& seen,
+                     std::set<std::string>& taken,
+                     std::vector<std::pair<std::string, pugi::xml_node>>& checks) {
+  r.attrs(h,
+          {"name", "count", "prefix", "subnet", "cidr", "security-groups", "latency", "jitter",
+           "bandwidth", "loss"},
+          {"count", "prefix"});
+  r.children(h, {"mx", "client"});
+  const std::size_t errors_before = r.errors_.size();
+  host_group g;
+  g.where = r.at(h);
+  g.name = r.name_attr(h);
+  if (!g.name.empty()) {
+    if (const auto* other = doc.find_group(g.name)) {
+      r.error(r.at(h, "name"),
+              "host group '" + g.name + "' is already defined at " + other->where.to_string());
+    }
+  }
+  g.prefix = r.name_attr(h, "prefix");
+  const auto count = r.number(h, "count", group_hosts_max);
+  if (count && *count == 0) {
+    r.error(r.at(h, "count"), "attribute 'count': expected a whole number from 1 to " +
+                                  std::to_string(group_hosts_max) + ", got '0'");
+  }
+  host proto;
+  proto.where = g.where;
+  proto.net.subnet = r.str(h, "subnet");
+  proto.net.security_groups = split_words(r.str(h, "security-groups"));
+  proto.net.link = r.link(h);
+  std::string block;
+  if (h.attribute("subnet") && h.attribute("cidr")) {
+    r.error(r.at(h, "cidr"),
+            "<hosts> takes 'subnet' (a subnet's name) or 'cidr' (a block on "
+            "the internet), not both");
+  } else if (h.attribute("subnet")) {
+    for (const auto& v : doc.network.vpcs) {
+      for (const auto& sn : v.subnets) {
+        if (sn.name == proto.net.subnet) block = sn.cidr;
+      }
+    }
+    if (block.empty()) {
+      r.error(r.at(h, "subnet"), "attribute 'subnet': no subnet named '" + proto.net.subnet + "'");
+    }
+  } else if (h.attribute("cidr")) {
+    block = r.cidr(h, "cidr", 4);
+    if (!proto.net.security_groups.empty()) {
+      r.error(r.at(h, "security-groups"),
+              "hosts outside every VPC (cidr=, no 'subnet') have no 'security-groups'");
+    }
+  } else {
+    r.error(r.at(h),
+            "<hosts> needs attribute 'subnet' (a subnet's name) or 'cidr' (a block on "
+            "the internet)");
+  }
+  if (!proto.net.security_groups.empty()) checks.emplace_back("security-groups", h);
+  read_mx_and_client(r, h, proto);
+  if (r.errors_.size() != errors_before || !count) return;
+  const auto c = sim::parse_cidr(block);
+  if (!c || c->base.v6) return;  // reported above
+  // Addresses, in order.
+  const auto net = cfn::network_of(c->base, c->prefix);
+  const std::uint64_t size = cfn::block_size(*c);
+  const std::uint64_t first = proto.net.subnet.empty() ? 1 : 4;
+  std::vector<std::string> addresses;
+  addresses.reserve(static_cast<std::size_t>(*count));
+  std::uint64_t held = 0;
+  for (std::uint64_t k = first; k + 1 < size && addresses.size() < *count; ++k) {
+    const auto a = cfn::add_shifted(net, k, 0);
+    if (!a) break;
+    std::string text = a->to_string();
+    if (taken.count(text)) {
+      ++held;
+      continue;
+    }
+    addresses.push_back(std::move(text));
+  }
+  if (addresses.size() < *count) {
+    r.error(r.at(h, "count"),
+            "attribute 'count': " + std::to_string(*count) + " hosts do not fit in " +
+                (proto.net.subnet.empty() ? "block " + block
+                                          : "subnet " + proto.net.subnet + " (" + block + ")") +
+                ": it has " + std::to_string(addresses.size()) + " free addresses (" +
+                (proto.net.subnet.empty() ? "the first and the last are reserved"
+                                          : "AWS reserves the first four and the last") +
+                (held ? "; other hosts hold " + std::to_string(held) : std::string()) + ")");
+    return;
+  }
+  // Names: every one new.
+  for (std::uint64_t i = 1; i <= *count; ++i) {
+    const std::string name = g.prefix + std::to_string(i);
+    auto [it, fresh] = seen.hosts.emplace(name, g.where);
+    if (!fresh) {
+      r.error(r.at(h, "prefix"), "host '" + name + "' of this <hosts> is already defined at " +
+                                     it->second.to_string());
+      return;  // one is enough: the rest would clash the same way
+    }
+  }
+  g.first = doc.hosts.size();
+  g.count = static_cast<std::size_t>(*count);
+  doc.hosts.reserve(doc.hosts.size() + g.count);
+  doc.network.hosts.reserve(doc.network.hosts.size() + g.count);
+  for (std::size_t i = 0; i < g.count; ++i) {
+    host out = proto;
+    out.net.name = g.prefix + std::to_string(i + 1);
+    out.net.ipv4 = addresses[i];
+    taken.insert(addresses[i]);
+    doc.network.hosts.push_back(out.net);
+    doc.hosts.push_back(std::move(out));
+  }
+  doc.groups.push_back(std::move(g));
+}
+
 }  // namespace
 
 std::optional<document> parse(std::string_view xml, const std::string& file,
@@ -265,7 +418,8 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
     return std::nullopt;
   }
   r.attrs(root, {"name", "seed", "epoch", "xmlns", "xmlns:xsi", "xsi:schemaLocation"}, {"name"});
-  r.children(root, {"description", "internet", "import", "vpc", "dns", "host", "scenario"});
+  r.children(root,
+             {"description", "internet", "import", "vpc", "dns", "host", "hosts", "scenario"});
   document doc;
   doc.file = file;
   doc.name = r.str(root, "name");
@@ -398,30 +552,7 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
       if (!rs.main_cf.present) r.error(r.at(rl), "<relay> needs <main-cf>");
       out.relay = std::move(rs);
     }
-    for (auto m : h.children("mx")) {
-      r.attrs(m, {"port", "tls", "tls-wrapper", "tls-names"});
-      r.children(m, {"script"});
-      mx_spec mx;
-      mx.where = r.at(m);
-      mx.port = static_cast<std::uint16_t>(r.number(m, "port", 65535).value_or(25));
-      mx.tls = r.keyword(m, "tls", {"good", "self-signed", "expired"});
-      mx.tls_wrapper = r.keyword(m, "tls-wrapper", {"yes", "no"}, "no") == "yes";
-      mx.tls_names = split_words(r.str(m, "tls-names"));
-      if (mx.tls.empty() && (m.attribute("tls-wrapper") || m.attribute("tls-names"))) {
-        r.error(r.at(m), "attributes 'tls-wrapper' and 'tls-names' need attribute 'tls'");
-      }
-      for (auto s : m.children("script")) {
-        r.attrs(s, {"file"});
-        r.children(s, {}, true);
-        mx.script = r.text(s);
-      }
-      out.mx.push_back(std::move(mx));
-    }
-    for (auto c : h.children("client")) {
-      r.attrs(c, {});
-      r.children(c, {});
-      out.client = true;
-    }
+    read_mx_and_client(r, h, out);
     doc.network.hosts.push_back(out.net);
     doc.hosts.push_back(std::move(out));
   }
@@ -433,6 +564,19 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
     seen.hosts.emplace(name, out.where);
     doc.network.hosts.push_back(out.net);
     doc.hosts.push_back(std::move(out));
+  }
+  // Host groups, after every single host: their addresses skip the ones those hold.
+  if (root.child("hosts")) {
+    std::set<std::string> taken;
+    for (const auto& h : doc.network.hosts) {
+      for (const auto* a : {&h.ipv4, &h.public_ipv4}) {
+        if (!a->empty()) taken.insert(*a);
+      }
+    }
+    for (const auto& v : doc.network.vpcs) {
+      for (const auto& g : v.nat_gateways) taken.insert(g.public_ip);
+    }
+    for (auto g : root.children("hosts")) read_host_group(r, g, doc, seen, taken, checks);
   }
   // References, now that every name is known.
   for (const auto& check : checks) {

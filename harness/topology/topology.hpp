@@ -81,6 +81,20 @@ struct host {
   location where;
 };
 
+/// <hosts count="N" prefix="client-" subnet="..."|cidr="...">: N hosts named prefix1 ..
+/// prefixN (no zero padding), each as a <host> with the group's attributes and roles, held
+/// in document::hosts[first, first + count) in that order.
+struct host_group {
+  std::string name;  // "" = unnamed
+  std::string prefix;
+  std::size_t first = 0;
+  std::size_t count = 0;
+  location where;
+};
+
+/// The most hosts one <hosts> element declares.
+inline constexpr std::uint64_t group_hosts_max = 65536;
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios.
 
@@ -223,8 +237,10 @@ struct document {
   sim::network_spec network;
   std::vector<text_source> zones;
   std::vector<host> hosts;
+  std::vector<host_group> groups;
   std::vector<scenario> scenarios;
   const host* find_host(const std::string& name) const;
+  const host_group* find_group(const std::string& name) const;
 };
 
 /// Loads and validates a topology file. Every problem found is appended to `errors` (the

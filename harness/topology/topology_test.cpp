@@ -70,6 +70,134 @@ TEST(topology, handson_loads) {
   EXPECT_EQ(doc->scenarios[1].expectations[0].patterns.size(), 8u);
 }
 
+// A VPC with one /24 subnet, then `body`.
+std::string group_topology(const std::string& body) {
+  return "<topology name=\"t\">\n"                                           // 1
+         "  <vpc name=\"v\" cidr=\"10.0.0.0/16\">\n"                         // 2
+         "    <route-table name=\"rt\"><route destination=\"10.0.0.0/16\" "  // 3
+         "target=\"local\"/></route-table>\n"
+         "    <security-group name=\"sg\"/>\n"                                 // 4
+         "    <subnet name=\"s\" cidr=\"10.0.1.0/24\" route-table=\"rt\"/>\n"  // 5
+         "  </vpc>\n"                                                          // 6
+         "  <host name=\"relay\" subnet=\"s\" ipv4=\"10.0.1.5\"/>\n" +         // 7
+         body +
+         "</topology>\n";
+}
+
+TEST(topology, host_group_expands_in_order_skipping_reserved_and_taken_addresses) {
+  std::vector<diagnostic> errors;
+  const auto doc = parse(group_topology("  <hosts name=\"clients\" count=\"3\" prefix=\"c-\" "
+                                        "subnet=\"s\" security-groups=\"sg\"><client/></hosts>\n"
+                                        "  <hosts count=\"2\" prefix=\"mx-\" "
+                                        "cidr=\"198.51.100.0/30\"><mx port=\"2525\"/></hosts>\n"),
+                         "t.xml", ".", errors);
+  ASSERT_TRUE(doc) << errors.front().to_string();
+  ASSERT_EQ(doc->hosts.size(), 6u);
+  ASSERT_EQ(doc->network.hosts.size(), 6u);
+  // .0-.3 are AWS's, .5 is the relay's.
+  const char* expected[][2] = {{"c-1", "10.0.1.4"},
+                               {"c-2", "10.0.1.6"},
+                               {"c-3", "10.0.1.7"},
+                               {"mx-1", "198.51.100.1"},
+                               {"mx-2", "198.51.100.2"}};
+  for (const auto& [name, ip] : expected) {
+    const auto* h = doc->find_host(name);
+    ASSERT_TRUE(h) << name;
+    EXPECT_EQ(h->net.ipv4, ip) << name;
+  }
+  const auto* c2 = doc->find_host("c-2");
+  EXPECT_TRUE(c2->client);
+  EXPECT_EQ(c2->net.subnet, "s");
+  EXPECT_EQ(c2->net.security_groups, std::vector<std::string>{"sg"});
+  EXPECT_EQ(c2->where.to_string(), "t.xml:8:3");
+  const auto* m = doc->find_host("mx-2");
+  ASSERT_EQ(m->mx.size(), 1u);
+  EXPECT_EQ(m->mx[0].port, 2525);
+  EXPECT_TRUE(m->net.subnet.empty());
+  ASSERT_EQ(doc->groups.size(), 2u);
+  const auto* g = doc->find_group("clients");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->first, 1u);
+  EXPECT_EQ(g->count, 3u);
+  EXPECT_EQ(doc->hosts[g->first].net.name, "c-1");
+}
+
+// The first error of `body` in the group topology, as "LINE:COLUMN: message".
+std::string group_error(const std::string& body) {
+  std::vector<diagnostic> errors;
+  const auto doc = parse(group_topology(body), "t.xml", ".", errors);
+  if (doc || errors.empty()) return "no error";
+  const auto& e = errors.front();
+  return std::to_string(e.where.line) + ":" + std::to_string(e.where.column) + ": " + e.message;
+}
+
+TEST(topology, host_group_errors_name_the_place_and_what_was_expected) {
+  EXPECT_EQ(group_error("  <hosts count=\"0\" prefix=\"c-\" subnet=\"s\"/>\n"),
+            "8:10: attribute 'count': expected a whole number from 1 to 65536, got '0'");
+  EXPECT_EQ(group_error("  <hosts count=\"65537\" prefix=\"c-\" subnet=\"s\"/>\n"),
+            "8:10: attribute 'count': expected a whole number from 0 to 65536, got '65537'");
+  // 256 - 5 reserved - the relay's = 250.
+  EXPECT_EQ(group_error("  <hosts count=\"251\" prefix=\"c-\" subnet=\"s\"/>\n"),
+            "8:10: attribute 'count': 251 hosts do not fit in subnet s (10.0.1.0/24): it has 250 "
+            "free addresses (AWS reserves the first four and the last; other hosts hold 1)");
+  EXPECT_EQ(group_error("  <hosts count=\"250\" prefix=\"c-\" subnet=\"s\"/>\n"), "no error");
+  EXPECT_EQ(group_error("  <hosts count=\"3\" prefix=\"c-\" cidr=\"198.51.100.0/30\"/>\n"),
+            "8:10: attribute 'count': 3 hosts do not fit in block 198.51.100.0/30: it has 2 free "
+            "addresses (the first and the last are reserved)");
+  EXPECT_EQ(group_error("  <host name=\"c-2\" ipv4=\"192.0.2.1\"/>\n"
+                        "  <hosts count=\"3\" prefix=\"c-\" subnet=\"s\"/>\n"),
+            "9:20: host 'c-2' of this <hosts> is already defined at t.xml:8:3");
+  EXPECT_EQ(group_error("  <hosts count=\"2\" prefix=\"relay\" subnet=\"s\"/>\n"
+                        "  <hosts count=\"1\" prefix=\"relay\" subnet=\"s\"/>\n"),
+            "9:20: host 'relay1' of this <hosts> is already defined at t.xml:8:3");
+  EXPECT_EQ(group_error("  <hosts name=\"g\" count=\"1\" prefix=\"a\" subnet=\"s\"/>\n"
+                        "  <hosts name=\"g\" count=\"1\" prefix=\"b\" subnet=\"s\"/>\n"),
+            "9:10: host group 'g' is already defined at t.xml:8:3");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" prefix=\"c-\" subnet=\"nowhere\"/>\n"),
+            "8:32: attribute 'subnet': no subnet named 'nowhere'");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" prefix=\"c-\"/>\n"),
+            "8:3: <hosts> needs attribute 'subnet' (a subnet's name) or 'cidr' (a block on the "
+            "internet)");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" prefix=\"c-\" subnet=\"s\" cidr=\"10.0.0.0/8\"/>\n"),
+            "8:43: <hosts> takes 'subnet' (a subnet's name) or 'cidr' (a block on the internet), "
+            "not both");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" prefix=\"c-\" subnet=\"s\" ipv4=\"10.0.1.9\"/>\n"),
+            "8:43: unknown attribute 'ipv4' on <hosts>; expected one of: name, count, prefix, "
+            "subnet, cidr, security-groups, latency, jitter, bandwidth, loss");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" subnet=\"s\"/>\n"),
+            "8:3: <hosts> needs attribute 'prefix'");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" prefix=\"c-\" subnet=\"s\"><relay/></hosts>\n"),
+            "8:43: unexpected element <relay> inside <hosts>; expected <mx>, <client>");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" prefix=\"c-\" subnet=\"s\" "
+                        "security-groups=\"nope\"/>\n"),
+            "8:43: attribute 'security-groups': no security group named 'nope'");
+  EXPECT_EQ(group_error("  <hosts count=\"1\" prefix=\"c-\" cidr=\"198.51.100.0/24\" "
+                        "security-groups=\"sg\"/>\n"),
+            "8:55: hosts outside every VPC (cidr=, no 'subnet') have no 'security-groups'");
+}
+
+// 20,000 hosts in two groups load (a measure of the loader's cost at scale, not a timed
+// assertion).
+TEST(topology, host_groups_of_ten_thousand) {
+  const std::string xml =
+      "<topology name=\"t\">\n"
+      "  <vpc name=\"v\" cidr=\"10.0.0.0/16\">\n"
+      "    <route-table name=\"rt\"><route destination=\"10.0.0.0/16\" target=\"local\"/>"
+      "</route-table>\n"
+      "    <subnet name=\"a\" cidr=\"10.0.0.0/18\" route-table=\"rt\"/>\n"
+      "  </vpc>\n"
+      "  <hosts count=\"10000\" prefix=\"c-\" subnet=\"a\"><client/></hosts>\n"
+      "  <hosts count=\"10000\" prefix=\"i-\" cidr=\"198.18.0.0/16\"/>\n"
+      "</topology>\n";
+  std::vector<diagnostic> errors;
+  const auto doc = parse(xml, "t.xml", ".", errors);
+  ASSERT_TRUE(doc) << errors.front().to_string();
+  ASSERT_EQ(doc->hosts.size(), 20000u);
+  EXPECT_EQ(doc->hosts[9999].net.name, "c-10000");
+  EXPECT_EQ(doc->hosts[9999].net.ipv4, "10.0.39.19");  // 4 + 9999 = 39 * 256 + 19
+  EXPECT_EQ(doc->hosts[19999].net.ipv4, "198.18.39.16");
+}
+
 TEST(topology, inline_text_positions_map_back_to_the_xml) {
   const std::string xml =
       "<topology name=\"t\">\n"                  // 1
