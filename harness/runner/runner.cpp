@@ -628,7 +628,6 @@ class scenario_run {
     o.message_bytes = static_cast<std::size_t>(l.message_bytes);
     o.from = l.from;
     o.to = l.to;
-    o.helo_name = l.host;
     o.pipelining = l.pipelining;
     if (!l.auth.empty()) {
       o.auth =
@@ -648,14 +647,38 @@ class scenario_run {
       }
       o.tls_verify = true;
     }
-    auto out = std::make_shared<load_outcome>();
+    // Who sends how many: the host, or each host of the group.
+    std::vector<std::pair<const std::string*, std::uint64_t>> senders;
+    if (l.group.empty()) {
+      senders.emplace_back(&l.host, l.messages);
+    } else if (const auto* g = doc_.find_group(l.group)) {
+      senders.reserve(g->count);
+      for (std::size_t i = 0; i < g->count; ++i) {
+        const std::uint64_t n =
+            l.per_host ? l.messages : l.messages / g->count + (i < l.messages % g->count);
+        if (n > 0) senders.emplace_back(&doc_.hosts[g->first + i].net.name, n);
+      }
+    }
+    auto sum = std::make_shared<load_sum>();
+    sum->out = std::make_shared<load_outcome>();
+    sum->pending = senders.size();
+    sum->out->done = senders.empty();
     const std::string key = st.name.empty() ? "#" + std::to_string(loads_.size()) : st.name;
-    loads_.emplace_back(key, out);
-    load_connectors_.push_back(std::make_unique<sim::host_connector>(*net_, l.host));
-    asio::co_spawn(world_.executor(),
-                   run_load_task(std::move(o), *load_connectors_.back(), *runtime_, out),
-                   asio::detached);
-    result_.path.push_back({l.host, host_at(l.server), std::to_string(l.port) + " load", false});
+    loads_.emplace_back(key, sum->out);
+    for (const auto& [host, messages] : senders) {
+      auto mine = o;
+      mine.messages = messages;
+      mine.helo_name = *host;
+      load_connectors_.push_back(std::make_unique<sim::host_connector>(*net_, *host));
+      asio::co_spawn(world_.executor(),
+                     run_load_task(std::move(mine), *load_connectors_.back(), *runtime_, sum),
+                     asio::detached);
+    }
+    // For `relaylab draw`: a group's hop starts at its first host.
+    if (!senders.empty()) {
+      result_.path.push_back(
+          {*senders.front().first, host_at(l.server), std::to_string(l.port) + " load", false});
+    }
   }
 
   void run_send(const topology::step& st, sim::duration left) {

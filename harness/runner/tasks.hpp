@@ -9,6 +9,7 @@
 #include "fakes/mx/mx.hpp"
 #include "harness/sim/network.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <sstream>
@@ -27,11 +28,32 @@ struct load_outcome {
   fakes::load::load_report report;
 };
 
+/// The loads of a group's hosts (<load group>), summed into one outcome as they finish: the
+/// counts and errors added, the elapsed time the longest one's (latency histograms are not
+/// summed: the scenario judges counts).
+struct load_sum {
+  std::size_t pending = 0;
+  std::shared_ptr<load_outcome> out;
+  void add(const fakes::load::load_report& r) {
+    auto& t = out->report;
+    t.messages_ok += r.messages_ok;
+    t.messages_failed += r.messages_failed;
+    t.recipients_ok += r.recipients_ok;
+    t.connections += r.connections;
+    t.auth_ok += r.auth_ok;
+    t.auth_failed += r.auth_failed;
+    t.tls_sessions += r.tls_sessions;
+    t.tls_resumed += r.tls_resumed;
+    for (const auto& [what, n] : r.errors) t.errors[what] += n;
+    t.elapsed_s = std::max(t.elapsed_s, r.elapsed_s);
+    if (--pending == 0) out->done = true;
+  }
+};
+
 inline asio::awaitable<void> run_load_task(fakes::load::load_options options,
                                            net::connector& connector, net::runtime& rt,
-                                           std::shared_ptr<load_outcome> out) {
-  out->report = co_await fakes::load::run_load(std::move(options), connector, rt);
-  out->done = true;
+                                           std::shared_ptr<load_sum> sum) {
+  sum->add(co_await fakes::load::run_load(std::move(options), connector, rt));
 }
 
 struct mx_host {

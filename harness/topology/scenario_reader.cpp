@@ -172,16 +172,44 @@ void read_scenario(reader& r, const pugi::xml_node& n, document& doc) {
           break;
         case step_kind::load: {
           r.attrs(e,
-                  {"name", "at", "host", "server", "port", "messages", "concurrency", "from", "to",
-                   "user", "password", "auth", "pipelining", "message-bytes", "tls"},
-                  {"host", "server"});
+                  {"name", "at", "host", "group", "server", "port", "messages", "messages-per-host",
+                   "concurrency", "from", "to", "user", "password", "auth", "pipelining",
+                   "message-bytes", "tls"},
+                  {"server"});
           r.children(e, {});
           auto& l = s.load;
           l.host = r.str(e, "host");
           need_host(l.host, "host");
+          l.group = r.str(e, "group");
+          if (static_cast<bool>(e.attribute("host")) == static_cast<bool>(e.attribute("group"))) {
+            r.error(r.at(e),
+                    "<load> needs exactly one of 'host' (a host's name) and 'group' (a "
+                    "<hosts name> group's)");
+          }
+          const host_group* g = nullptr;
+          if (e.attribute("group")) {
+            g = doc.find_group(l.group);
+            if (!g) {
+              r.error(r.at(e, "group"),
+                      "attribute 'group': no <hosts name=\"" + l.group + "\"> in this topology");
+            }
+          }
           l.server = r.address(e, "server", 0);
           l.port = static_cast<std::uint16_t>(r.number(e, "port", 65535).value_or(25));
           l.messages = r.number(e, "messages", 10000000).value_or(1);
+          if (e.attribute("messages-per-host")) {
+            if (!e.attribute("group") || e.attribute("messages")) {
+              r.error(r.at(e, "messages-per-host"),
+                      "attribute 'messages-per-host' needs attribute 'group' and no 'messages'");
+            }
+            l.per_host = true;
+            l.messages = r.number(e, "messages-per-host", 10000000).value_or(1);
+            if (g && l.messages * g->count > 10000000) {
+              r.error(r.at(e, "messages-per-host"),
+                      "attribute 'messages-per-host': " + std::to_string(l.messages) + " x " +
+                          std::to_string(g->count) + " hosts is more than 10000000 messages");
+            }
+          }
           l.concurrency = r.number(e, "concurrency", 10000).value_or(1);
           l.from = r.str(e, "from", "load@example.com");
           l.to = r.str(e, "to", "sink@example.net");

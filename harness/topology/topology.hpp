@@ -135,6 +135,11 @@ struct send_step {     // the mailx-like client
 /// goes on; <wait until="loads-done"> waits for it, <expect-load> judges it.
 struct load_step {
   std::string host, server;
+  /// group="NAME" instead of host: every host of that <hosts> group runs its own load with
+  /// these options (concurrency sessions each). `messages` is then the total, spread over the
+  /// group (the first total % N hosts send one more), or, with per_host, each host's count.
+  std::string group;
+  bool per_host = false;
   std::uint16_t port = 25;
   std::uint64_t messages = 1;
   std::uint64_t concurrency = 1;  // sessions in parallel

@@ -176,6 +176,42 @@ TEST(topology, host_group_errors_name_the_place_and_what_was_expected) {
             "8:55: hosts outside every VPC (cidr=, no 'subnet') have no 'security-groups'");
 }
 
+TEST(topology, load_steps_drive_a_host_group) {
+  const std::string groups = "  <hosts name=\"g\" count=\"3\" prefix=\"c-\" subnet=\"s\"/>\n";
+  std::vector<diagnostic> errors;
+  const auto doc =
+      parse(group_topology(groups + "  <scenario name=\"x\">\n"
+                                    "    <load name=\"a\" group=\"g\" server=\"10.0.1.5\" "
+                                    "messages-per-host=\"4\"/>\n"
+                                    "    <load name=\"b\" group=\"g\" server=\"10.0.1.5\" "
+                                    "messages=\"10\"/>\n"
+                                    "  </scenario>\n"),
+            "t.xml", ".", errors);
+  ASSERT_TRUE(doc) << errors.front().to_string();
+  const auto& steps = doc->scenarios.at(0).steps;
+  EXPECT_EQ(steps.at(0).load.group, "g");
+  EXPECT_TRUE(steps.at(0).load.per_host);
+  EXPECT_EQ(steps.at(0).load.messages, 4u);
+  EXPECT_FALSE(steps.at(1).load.per_host);
+  EXPECT_EQ(steps.at(1).load.messages, 10u);
+  auto step_error = [&](const std::string& load) {
+    return group_error(groups + "  <scenario name=\"x\">\n    " + load + "\n  </scenario>\n");
+  };
+  EXPECT_EQ(step_error("<load server=\"10.0.1.5\"/>"),
+            "10:5: <load> needs exactly one of 'host' (a host's name) and 'group' (a <hosts name> "
+            "group's)");
+  EXPECT_EQ(step_error("<load host=\"c-1\" group=\"g\" server=\"10.0.1.5\"/>"),
+            "10:5: <load> needs exactly one of 'host' (a host's name) and 'group' (a <hosts name> "
+            "group's)");
+  EXPECT_EQ(step_error("<load group=\"nope\" server=\"10.0.1.5\"/>"),
+            "10:11: attribute 'group': no <hosts name=\"nope\"> in this topology");
+  EXPECT_EQ(step_error("<load host=\"c-1\" server=\"10.0.1.5\" messages-per-host=\"2\"/>"),
+            "10:40: attribute 'messages-per-host' needs attribute 'group' and no 'messages'");
+  EXPECT_EQ(step_error("<load group=\"g\" server=\"10.0.1.5\" messages-per-host=\"5000000\"/>"),
+            "10:39: attribute 'messages-per-host': 5000000 x 3 hosts is more than 10000000 "
+            "messages");
+}
+
 // 20,000 hosts in two groups load (a measure of the loader's cost at scale, not a timed
 // assertion).
 TEST(topology, host_groups_of_ten_thousand) {
