@@ -5,7 +5,8 @@ The scale topology (issue 16): clients in 20 private subnets behind a NAT gatewa
 public subnet, 100 fake MX hosts on the internet with mixed behaviour (accept, slow, greylist,
 busy), all of example.net's MX records at one preference. Each subnet's clients load one relay
 (subnet i -> relay i % 3). scale-10k: 10,000 clients x 10 messages = 100,000 (bench/README.md);
-scale-1k: 1,000 clients x 2 = 2,000 (CTest, cli.run_scale_1k_deterministic).
+scale-1k: 1,000 clients x 2 = 2,000 (CTest, cli.run_scale_deterministic); scale-200: 200 x 2 =
+400 (the same test in the sanitizer build, where scale-1k would take too long).
 """
 import os
 
@@ -104,3 +105,4 @@ def topology(name, per_subnet, per_host):
 open(os.path.join(here, "mx.zone"), "w").write(zone())
 open(os.path.join(here, "scale-10k.xml"), "w").write(topology("scale-10k", 500, 10))
 open(os.path.join(here, "scale-1k.xml"), "w").write(topology("scale-1k", 50, 2))
+open(os.path.join(here, "scale-200.xml"), "w").write(topology("scale-200", 10, 2))
