@@ -747,13 +747,19 @@ class scenario_run {
     }
   }
 
-  std::string host_at(const std::string& address) const {
-    for (const auto& h : doc_.hosts) {
-      if (h.net.ipv4 == address || h.net.public_ipv4 == address || h.net.ipv6 == address) {
-        return h.net.name;
+  // The host holding an address: a map built on first use (trace_deliveries asks once per
+  // delivery line, and a topology at scale has 10,000 hosts: a scan each time was
+  // messages x hosts).
+  std::string host_at(const std::string& address) {
+    if (hosts_by_address_.empty()) {
+      for (const auto& h : doc_.hosts) {
+        for (const auto* a : {&h.net.ipv4, &h.net.public_ipv4, &h.net.ipv6}) {
+          if (!a->empty()) hosts_by_address_.emplace(*a, h.net.name);  // the first one wins
+        }
       }
     }
-    return "";
+    const auto it = hosts_by_address_.find(address);
+    return it == hosts_by_address_.end() ? "" : it->second;
   }
 
   void run_dialogue_step(const topology::step& st, sim::duration left) {
@@ -940,6 +946,7 @@ class scenario_run {
   std::vector<std::pair<std::string, std::shared_ptr<load_outcome>>> loads_;  // by step name
   std::vector<std::shared_ptr<sasl::server_library>> sasl_libs_;
   std::map<std::string, std::chrono::nanoseconds> step_times_;
+  std::map<std::string, std::string> hosts_by_address_;  // see host_at()
   scenario_result result_;
 };
 
