@@ -2,7 +2,7 @@
 
     differential.py                         Postfix vs golden .ref files (oracle self-check)
     differential.py --record                Postfix -> rewrite testdata/dialogues/*.ref
-    differential.py --relaylab BIN          live Postfix vs relaylab (the CTest differential)
+    differential.py --relaylab BIN          live Postfix vs relaylab, and Postfix vs .ref
     differential.py --relaylab BIN --golden relaylab vs .ref, no Postfix (quick runs)
 
 Every dialogue's S: patterns are checked on every target too. Options: --filter GLOB (repeat),
@@ -148,6 +148,17 @@ def main():
             if other is not None and not a.record and mine != other:
                 table, first = dl.side_by_side(other, mine, other_name, mine_label)
                 problems.append(f"transcripts differ at line {first + 1}:\n{table}")
+            if a.relaylab and not a.golden:
+                # The live run also checks the oracle against its golden file, so this one run
+                # proves what "differential.py" alone (Postfix vs .ref) does.
+                ref = read_ref(d)
+                if ref is None:
+                    problems.append(f"no golden file {ref_path(d).name}: run --record")
+                elif pf != ref:
+                    table, first = dl.side_by_side(ref, pf, "postfix (golden .ref)",
+                                                   "postfix (live)")
+                    problems.append(f"Postfix differs from its .ref at line {first + 1}:\n"
+                                    f"{table}")
             if problems:
                 failures.append((d.name, "\n".join(problems)))
                 print(f"FAIL {d.name} ({d.config}/{d.listener}/{d.client})", flush=True)
