@@ -1,0 +1,54 @@
+// Internal to harness/cfn: helpers the evaluator's files share (evaluator.cpp: stacks and
+// resources; evaluator_intrinsics.cpp: Ref, Fn::* and pseudo parameters;
+// evaluator_parameters.cpp: parameters and conditions; evaluator_external.cpp: exports and SSM
+// parameters).
+#pragma once
+
+#include "harness/cfn/evaluator.hpp"
+
+#include <cctype>
+#include <string>
+#include <vector>
+
+namespace relaylab::cfn::detail {
+
+inline constexpr std::size_t eval_depth_max = 100;
+
+inline node no_value(const position& at) {
+  node n;
+  n.value = "AWS::NoValue";
+  n.where = at;
+  return n;
+}
+inline bool is_no_value(const node& n) { return n.is_null() && n.value == "AWS::NoValue"; }
+
+inline std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+inline std::vector<std::string> split(const std::string& s, const std::string& delim) {
+  std::vector<std::string> out;
+  if (delim.empty()) return {s};
+  std::size_t start = 0;
+  for (std::size_t k = s.find(delim); k != std::string::npos; k = s.find(delim, start)) {
+    out.push_back(s.substr(start, k - start));
+    start = k + delim.size();
+  }
+  out.push_back(s.substr(start));
+  return out;
+}
+
+inline std::string trim(const std::string& s) {
+  const auto a = s.find_first_not_of(" \t");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t") - a + 1);
+}
+
+inline node list_of(const std::vector<std::string>& items, const position& at) {
+  std::vector<node> v;
+  for (const auto& s : items) v.push_back(node::scalar(s, at));
+  return node::sequence(std::move(v), at);
+}
+
+}  // namespace relaylab::cfn::detail
