@@ -64,6 +64,9 @@ def _stop_all():
 atexit.register(_stop_all)
 
 
+START_TRIES_MAX = 3
+
+
 def free_port(taken=()):
     """A loopback TCP port in PORT_RANGE that can be bound right now (random start)."""
     for _ in range(PORT_TRIES_MAX):
@@ -290,7 +293,23 @@ class base_instance:
         """Renders the config, starts sink and daemon, waits for every listener.
 
         Raises instance_error with the daemon's log when anything fails; stops what was started.
+        A port that free_port() found free can be taken by a concurrent test before the daemon
+        binds it: that failure ("Address already in use") is retried with new ports, at most
+        START_TRIES_MAX times in all.
         """
+        for attempt in range(START_TRIES_MAX):
+            try:
+                return self._start_once()
+            except instance_error as exc:
+                if "Address already in use" not in str(exc) or attempt + 1 == START_TRIES_MAX:
+                    raise
+                print(f"note: {self.kind} {self.config_name}: a port was taken meanwhile; "
+                      f"retrying with new ports", file=sys.stderr)
+                self.ports = {}
+                self.sink = None
+                self._watchdog = None
+
+    def _start_once(self):
         self.dir = Path(tempfile.mkdtemp(prefix=f"relaylab-{self.kind}-{self.config_name}."))
         self.dir.chmod(0o755)  # daemons running as postfix must reach their files
         _live_instances.append(self)
