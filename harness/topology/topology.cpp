@@ -429,10 +429,18 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
     std::tm tm{};
     std::istringstream in(a.value());
     in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+    // Virtual time counts nanoseconds in 64 bits from the epoch, and the wall clock it maps to
+    // does too (from 1970): a year past kEpochYearMax would overflow both.
+    constexpr int kEpochYearMin = 1970;
+    constexpr int kEpochYearMax = 2200;
     if (in.fail() || in.peek() != EOF) {
       r.error(r.at(root, "epoch"), "attribute 'epoch': expected UTC time like " +
                                        std::string("2020-10-21T02:21:14Z, got '") + a.value() +
                                        "'");
+    } else if (tm.tm_year + 1900 < kEpochYearMin || tm.tm_year + 1900 > kEpochYearMax) {
+      r.error(r.at(root, "epoch"), "attribute 'epoch': expected a year from " +
+                                       std::to_string(kEpochYearMin) + " to " +
+                                       std::to_string(kEpochYearMax) + ", got '" + a.value() + "'");
     } else {
       doc.epoch = std::chrono::system_clock::from_time_t(timegm(&tm));
     }
