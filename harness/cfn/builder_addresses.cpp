@@ -248,21 +248,22 @@ void builder::ensure_hosts() {
                   flag(*h.subnet, "AssignIpv6AddressOnCreation").value_or(false);
     hosts_[r] = std::move(h);
   }
+  std::map<std::string, host_info*> by_name;
+  for (auto& [r, h] : hosts_) by_name[name(*r)] = &h;
   for (const auto& [host, ip] : opts_.ips) {
-    bool found = false;
-    for (auto& [r, h] : hosts_) {
-      if (name(*r) != host) continue;
-      found = true;
-      h.ipv4_given = ip;
-      h.ipv4_at = position{"--ip " + host + "=" + ip, 0, 0};
-    }
-    if (!found) {
+    if (const auto it = by_name.find(host); it != by_name.end()) {
+      it->second->ipv4_given = ip;
+      it->second->ipv4_at = position{"--ip " + host + "=" + ip, 0, 0};
+    } else {
       errors_.push_back(
           {position{"--ip", 0, 0}, "no instance named '" + host + "' in the templates given"});
     }
   }
-  // Given addresses first, checked; then the others, in the order of the names.
+  // Given addresses first, checked; then the others, in the order of the names. Each block
+  // keeps where its search stopped: every address below it is taken, so assigning N addresses
+  // costs N set look-ups (plus the given ones skipped), not N^2.
   std::set<std::string> taken;
+  std::map<std::string, std::uint64_t> next;  // block → the first offset not yet tried
   auto assign = [&](bool v6) {
     for (const resource* r : instances) {
       auto it = hosts_.find(r);
@@ -308,7 +309,8 @@ void builder::ensure_hosts() {
       }
       const auto net = network_of(c->base, c->prefix);
       bool placed = false;
-      for (std::uint64_t k = 4; k + 1 < block_size(*c) && k < 65536 && !placed; ++k) {
+      auto& k = next.try_emplace(sim::cidr{net, c->prefix}.to_string(), 4).first->second;
+      for (; k + 1 < block_size(*c) && k < 65536 && !placed; ++k) {
         const auto a = add_shifted(net, k, 0);
         if (a && taken.insert(a->to_string()).second) {
           (v6 ? h.ipv6 : h.ipv4) = a->to_string();

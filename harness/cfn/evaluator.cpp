@@ -245,18 +245,13 @@ void evaluator::check_cycles(std::size_t s) {
       if (!deps.count(to) || reported) continue;
       if (color[to] == 1) {
         std::string chain;
-        position first = at;
         bool on = false;
         for (const auto& [n, where] : path) {
-          if (n == to) {
-            on = true;
-            first = where;
-          }
+          on = on || n == to;
           if (on) chain += n + " (" + where.to_string() + ") → ";
         }
         chain += name + " (" + at.to_string() + ") → " + to;
-        // The first hop's reference is where the chain is reported.
-        (void)first;
+        // Reported at the first reference of the search's path.
         error(path.empty() ? at : path.front().second,
               "circular dependency between resources: " + chain);
         reported = true;

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <set>
+
 namespace relaylab::cfn {
 namespace {
 
@@ -285,6 +288,51 @@ TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
   EXPECT_NE(err("  I: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1}}\n")
                 .find("the default VPC is not modelled"),
             std::string::npos);
+}
+
+// Many instances in one subnet: addresses from the fifth on in the order of the names, around
+// the ones given, each once; a full subnet is an error at the instance that finds no address.
+TEST(cfn_network, many_instances_in_one_subnet) {
+  std::string t =
+      "Resources:\n"
+      "  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n"
+      "  S: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/20}}\n";
+  const int count = 3000;
+  for (int i = 0; i < count; ++i) {
+    char logical[16];
+    std::snprintf(logical, sizeof logical, "H%04d", i);
+    t += std::string("  ") + logical + ": {Type: AWS::EC2::Instance, Properties: {SubnetId: !Ref S";
+    // H2999 and H0500 take addresses the others would get.
+    if (i == 2999) t += ", PrivateIpAddress: 10.0.0.6";
+    if (i == 500) t += ", PrivateIpAddress: 10.0.1.0";
+    t += "}}\n";
+  }
+  const auto im = import_yaml({{"many.yml", t}});
+  ASSERT_TRUE(im.r) << im.first_error();
+  const auto& hosts = im.r->network.hosts;
+  ASSERT_EQ(hosts.size(), static_cast<std::size_t>(count));
+  std::set<std::string> seen;
+  for (const auto& h : hosts) EXPECT_TRUE(seen.insert(h.ipv4).second) << h.ipv4;
+  EXPECT_EQ(named(hosts, "H0000").ipv4, "10.0.0.4");
+  EXPECT_EQ(named(hosts, "H0001").ipv4, "10.0.0.5");
+  EXPECT_EQ(named(hosts, "H0002").ipv4, "10.0.0.7");  // .6 is H2999's
+  EXPECT_EQ(named(hosts, "H0500").ipv4, "10.0.1.0");
+  EXPECT_EQ(named(hosts, "H0250").ipv4, "10.0.0.255");
+  EXPECT_EQ(named(hosts, "H0251").ipv4, "10.0.1.1");  // .1.0 is H0500's
+  EXPECT_EQ(named(hosts, "H2998").ipv4, "10.0.11.187");
+  EXPECT_EQ(named(hosts, "H2999").ipv4, "10.0.0.6");
+
+  // A /28 has 11 addresses AWS assigns (the first four and the last are reserved).
+  std::string full =
+      "Resources:\n"
+      "  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n"
+      "  S: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/28}}\n";
+  for (int i = 0; i < 12; ++i) {
+    full += "  H" + std::to_string(10 + i) +
+            ": {Type: AWS::EC2::Instance, Properties: {SubnetId: !Ref S}}\n";
+  }
+  EXPECT_EQ(import_yaml({{"full.yml", full}}).first_error(),
+            "full.yml:15:3: error: H21: subnet 10.0.0.0/28 has no free address left");
 }
 
 }  // namespace
