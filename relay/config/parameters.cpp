@@ -586,6 +586,15 @@ std::optional<std::string> parameters::default_value(std::string_view name) cons
     return std::nullopt;
   }
   if (d->value != computed_marker) return std::string(d->value);
+  // A computed default that reads itself back (myhostname = a.$mydomain, whose default is
+  // computed from myhostname) sees it undefined, as Postfix does: it evaluates myhostname while
+  // mydomain is not defined yet, so that example gives mydomain "" and myhostname "a.".
+  thread_local std::vector<std::string_view> computing;
+  if (std::find(computing.begin(), computing.end(), name) != computing.end()) return std::nullopt;
+  computing.push_back(name);
+  struct pop {
+    ~pop() { computing.pop_back(); }
+  } const popper;
   expander x(*this);
   expand_state st;
   st.depth = 1;  // computed defaults read other parameters; keep loops bounded
@@ -600,7 +609,7 @@ std::optional<std::string> parameters::default_value(std::string_view name) cons
   if (name == "mydomain") {
     std::string host = x.value_of("myhostname", st);
     auto dot = host.find('.');
-    if (dot == std::string::npos || dot + 1 == host.size()) return std::string("localdomain");
+    if (dot == std::string::npos) return std::string("localdomain");
     return host.substr(dot + 1);
   }
   if (name == "mynetworks") {

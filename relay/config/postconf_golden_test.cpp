@@ -142,7 +142,11 @@ TEST(PostconfGolden, MynetworksStylesAndLevels) {
        {"mynetworks_style = host\n", "mynetworks_style = subnet\n", "mynetworks_style = class\n",
         "compatibility_level = 2\ninet_protocols = ipv4\n", "compatibility_level = 1\n",
         "inet_interfaces = 127.0.0.1\nmynetworks_style = subnet\n",
-        "inet_interfaces = loopback-only\n", "myhostname = foo.com\n", "mydomain = ex.org\n"}) {
+        "inet_interfaces = loopback-only\n", "myhostname = foo.com\n", "mydomain = ex.org\n",
+        // Computed defaults that read themselves back (the fuzzer's stack overflow): Postfix
+        // evaluates myhostname while mydomain is still undefined.
+        "myhostname = relay.example.co ${mydomain:none}\n", "myhostname = a.$mydomain\n",
+        "myhostname = $mydomain\n", "mydomain = x.$myhostname\n"}) {
     temp_dir d;
     d.write("main.cf", main_cf);
     d.write("master.cf", "smtp inet n - y - - smtpd\n");
