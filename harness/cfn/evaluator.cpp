@@ -93,6 +93,49 @@ void references(const node& n, std::vector<std::pair<std::string, position>>& ou
 
 }  // namespace
 
+namespace {
+const std::string expand =
+    "expand it before importing (aws cloudformation get-template --template-stage Processed "
+    "gives a deployed stack's expanded template)";
+}  // namespace
+
+std::string detail::needs_language_extensions(const std::string& what) {
+  return what +
+         " needs the AWS::LanguageExtensions transform, which relaylab import does not "
+         "run; " +
+         expand;
+}
+
+std::optional<std::string> detail::unsupported_key(const std::string& key) {
+  if (key == "Fn::Transform") {
+    return "Fn::Transform runs a macro (AWS::Include or another) that rewrites the template, "
+           "which relaylab import does not run; " +
+           expand;
+  }
+  if (key == "Fn::Length" || key == "Fn::ToJsonString" || key == "Fn::ForEach" ||
+      key.rfind("Fn::ForEach::", 0) == 0) {
+    return needs_language_extensions(key.rfind("Fn::ForEach", 0) == 0 ? "Fn::ForEach" : key);
+  }
+  if (key.rfind("Fn::Rain::", 0) == 0 || key.rfind("Rain::", 0) == 0) {
+    const std::string directive = key.rfind("Fn::", 0) == 0 ? key.substr(4) : key;
+    return key + " is the rain tool's directive " + directive +
+           ", not CloudFormation's; package the template first (rain pkg) and import the "
+           "output";
+  }
+  return std::nullopt;
+}
+
+void evaluator::check_unsupported(const node& n) {
+  for (const auto& i : n.items) check_unsupported(i);
+  for (const auto& e : n.entries) {
+    if (auto m = unsupported_key(e.key)) {
+      error(e.key_where, *m);  // one error per construct: its body is not searched
+    } else {
+      check_unsupported(e.value);
+    }
+  }
+}
+
 evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagnostic>& errors)
     : stacks_(std::move(stacks)),
       opts_(std::move(opts)),
@@ -114,12 +157,38 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
       if (std::find(std::begin(sections), std::end(sections), e.key) == std::end(sections)) {
         error(e.key_where, "unknown top-level section '" + e.key + "'");
       } else if (e.key == "Transform") {
+        bool language = e.value.value == "AWS::LanguageExtensions";
+        for (const auto& i : e.value.items)
+          language = language || i.value == "AWS::LanguageExtensions";
         error(e.key_where,
-              "Transform (macros such as AWS::Serverless) rewrites the template; "
-              "it cannot be imported: expand it first (aws cloudformation "
-              "get-template --template-stage Processed)");
+              language ? "Transform AWS::LanguageExtensions (Fn::ForEach, Fn::Length, "
+                         "Fn::ToJsonString ...) rewrites the template, which relaylab import "
+                         "does not run; expand it first (aws cloudformation get-template "
+                         "--template-stage Processed)"
+                       : "Transform (macros such as AWS::Serverless) rewrites the template; "
+                         "it cannot be imported: expand it first (aws cloudformation "
+                         "get-template --template-stage Processed)");
       }
     }
+    // Functions and directives nothing here evaluates, wherever they are written (also where
+    // nothing asks for a value: Metadata, unused Conditions): each named with its section and
+    // logical ID.
+    for (const auto& e : root.entries) {
+      if (e.key == "Resources" || e.key == "Outputs" || e.key == "Conditions") {
+        for (const auto& x : e.value.entries) {
+          context_ = e.key == "Resources" ? x.key : e.key + "." + x.key;
+          if (auto m = unsupported_key(x.key)) {
+            error(x.key_where, *m);
+          } else {
+            check_unsupported(x.value);
+          }
+        }
+      } else {
+        context_ = e.key;
+        check_unsupported(e.value);
+      }
+    }
+    context_.clear();
     const node* res = root.find("Resources");
     if (!res || !res->is_mapping() || res->entries.empty()) {
       error(res ? res->where : root.where,
@@ -128,6 +197,7 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
       continue;
     }
     for (const auto& e : res->entries) {
+      if (unsupported_key(e.key)) continue;  // reported above
       const node* type = e.value.find("Type");
       if (!e.value.is_mapping() || !type || !type->is_scalar()) {
         error(e.key_where, e.key + ": a resource needs 'Type: AWS::...'");

@@ -4,7 +4,9 @@
 // every intrinsic function in long form (the syntax folder has already turned short forms into
 // it). Evaluation is lazy and memoised: a value is computed the first time something asks for
 // it, so templates may be given in any order; a value that needs itself is a cycle, reported
-// with the chain of names.
+// with the chain of names. What rewrites a template before CloudFormation evaluates it (Transform,
+// Fn::Transform, the AWS::LanguageExtensions functions, rain's directives) is an error wherever
+// it is written.
 //
 // Values are node trees too: a scalar is a string, a list a sequence. Each value keeps the
 // position of the expression that produced it, so later checks (a subnet outside its VPC) point
@@ -106,6 +108,7 @@ class evaluator {
   std::optional<node> ssm_value(const std::string& name, const position& at);
   std::optional<node> pseudo(std::size_t stack, const std::string& name, const position& at);
   void check_cycles(std::size_t stack);
+  void check_unsupported(const node& n);
 
   // A value being computed: asking for it again is a cycle.
   bool enter(const std::string& key, const position& at);

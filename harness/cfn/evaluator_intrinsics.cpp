@@ -187,6 +187,10 @@ std::optional<node> evaluator::intrinsic(std::size_t s, const entry& fn, const n
     return list_of(*out, at);
   }
   if (name == "Fn::FindInMap") {
+    if (arg.is_sequence() && arg.items.size() == 4 && arg.items[3].find("DefaultValue")) {
+      error(arg.items[3].where, needs_language_extensions("Fn::FindInMap with a DefaultValue"));
+      return std::nullopt;
+    }
     auto a = args(3);
     if (!a) return std::nullopt;
     auto m = text((*a)[0], "Fn::FindInMap map");
@@ -209,6 +213,10 @@ std::optional<node> evaluator::intrinsic(std::size_t s, const entry& fn, const n
     auto t = text(*v, "Fn::Base64");
     if (!t) return std::nullopt;
     return node::scalar(base64(*t), at);
+  }
+  if (auto m = unsupported_key(name)) {
+    error(fn.key_where, *m);
+    return std::nullopt;
   }
   error(fn.key_where, "unknown intrinsic function '" + name +
                           "' (Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Select, Fn::Split, "

@@ -7,6 +7,7 @@
 #include "harness/cfn/evaluator.hpp"
 
 #include <cctype>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,13 @@ inline std::string trim(const std::string& s) {
   if (a == std::string::npos) return "";
   return s.substr(a, s.find_last_not_of(" \t") - a + 1);
 }
+
+/// What is wrong with a key that names a function or directive the evaluator does not run
+/// (Fn::Transform, the AWS::LanguageExtensions functions, rain's directives); nullopt for any
+/// other key. Such a key is an error wherever it is written.
+std::optional<std::string> unsupported_key(const std::string& key);
+/// "WHAT needs the AWS::LanguageExtensions transform, which relaylab import does not run; ..."
+std::string needs_language_extensions(const std::string& what);
 
 inline node list_of(const std::vector<std::string>& items, const position& at) {
   std::vector<node> v;

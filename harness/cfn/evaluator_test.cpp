@@ -266,5 +266,71 @@ TEST(cfn_evaluator, conditions_cycle_and_bad_sections) {
   EXPECT_NE(f.errors[1].to_string().find("circular reference: c.Conditions.A"), std::string::npos);
 }
 
+// Functions and directives the evaluator does not run are errors naming them, their place and
+// the logical ID, wherever they are written (in properties, in Metadata, in a Resources key).
+TEST(cfn_evaluator, language_extensions_macros_and_rain_are_errors) {
+  auto first = [](const std::string& resources) {
+    stacks_fixture f;
+    f.load({{"t.yml", "Resources:\n" + resources}});
+    return f.errors.empty() ? std::string("<no error>") : f.errors[0].to_string();
+  };
+  const std::string expand =
+      ", which relaylab import does not run; expand it before importing (aws cloudformation "
+      "get-template --template-stage Processed gives a deployed stack's expanded template)";
+  EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
+                  "      Fn::Transform: {Name: AWS::Include, Parameters: {Location: s3://x}}\n"),
+            "t.yml:5:7: error: B: Fn::Transform runs a macro (AWS::Include or another) that "
+            "rewrites the template" +
+                expand);
+  EXPECT_EQ(
+      first("  B:\n    Type: AWS::S3::Bucket\n"
+            "    Properties: {Tags: [{Key: n, Value: !Length [a, b]}]}\n"),
+      "t.yml:4:41: error: B: Fn::Length needs the AWS::LanguageExtensions transform" + expand);
+  EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n    Metadata: {X: !ToJsonString {a: b}}\n"),
+            "t.yml:4:19: error: B: Fn::ToJsonString needs the AWS::LanguageExtensions transform" +
+                expand);
+  EXPECT_EQ(first("  Fn::ForEach::Buckets:\n    - Name\n    - [a, b]\n"
+                  "    - Bucket${Name}: {Type: AWS::S3::Bucket}\n"),
+            "t.yml:2:3: error: Fn::ForEach::Buckets: Fn::ForEach needs the "
+            "AWS::LanguageExtensions transform" +
+                expand);
+  EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
+                  "      BucketName: !Rain::Constant name\n"),
+            "t.yml:5:19: error: B: Fn::Rain::Constant is the rain tool's directive "
+            "Rain::Constant, not CloudFormation's; package the template first (rain pkg) and "
+            "import the output");
+  EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
+                  "      Rain::Module: ./m.yml\n")
+                .substr(0, 70),
+            "t.yml:5:7: error: B: Rain::Module is the rain tool's directive Rain::M");
+  // Outside Resources: the section (and output) is named.
+  stacks_fixture o;
+  o.load({{"o.yml",
+           "Resources:\n  B: {Type: AWS::S3::Bucket}\nOutputs:\n"
+           "  N: {Value: !Length [a]}\nMappings:\n  M: {Fn::Transform: {Name: X}}\n"}});
+  ASSERT_EQ(o.errors.size(), 2u);
+  EXPECT_EQ(o.errors[0].to_string().substr(0, 54),
+            "o.yml:4:14: error: Outputs.N: Fn::Length needs the AWS");
+  EXPECT_EQ(o.errors[1].to_string().substr(0, 51),
+            "o.yml:6:7: error: Mappings: Fn::Transform runs a ma");
+  // The top-level transform itself, and FindInMap's DefaultValue.
+  stacks_fixture t;
+  t.load({{"x.yml",
+           "Transform: AWS::LanguageExtensions\nResources:\n  B: {Type: AWS::S3::Bucket}\n"}});
+  ASSERT_EQ(t.errors.size(), 1u);
+  EXPECT_EQ(t.errors[0].to_string().substr(0, 86),
+            "x.yml:1:1: error: Transform AWS::LanguageExtensions (Fn::ForEach, Fn::Length, "
+            "Fn::ToJs");
+  stacks_fixture d;
+  ASSERT_TRUE(d.load({{"app.yml", base}}));
+  EXPECT_EQ(d.text("app", "!FindInMap [Sizes, x, y, {DefaultValue: z}]"),
+            "<expr.yml:1:29: error: Fn::FindInMap with a DefaultValue needs the "
+            "AWS::LanguageExtensions transform" +
+                expand + ">");
+  EXPECT_EQ(d.text("app", "!Length [a]"),
+            "<expr.yml:1:4: error: Fn::Length needs the AWS::LanguageExtensions transform" +
+                expand + ">");
+}
+
 }  // namespace
 }  // namespace relaylab::cfn
