@@ -1,6 +1,7 @@
 // Internal to harness/cfn: the builder that maps the evaluated resources onto the network
 // model (network_builder.cpp: run(), the resources; builder_addresses.cpp: names and
-// addresses; builder_rules.cpp: attributes, default groups, security group rules).
+// addresses; builder_rules.cpp: attributes, default groups, security group rules;
+// builder_prefix_lists.cpp: the prefix lists those rules name).
 #pragma once
 
 #include "harness/cfn/address_math.hpp"
@@ -108,8 +109,15 @@ class builder final : public attribute_source {
   std::optional<std::string> group_name(const node& v, const std::string& logical,
                                         const resource* vpc);
   void sg_rules(const resource& sg, const node& list, bool ingress, sim::security_group_spec& out);
-  std::optional<sim::sg_rule> sg_rule_of(const node& rule, bool ingress, const std::string& logical,
-                                         const resource* vpc);
+  // A rule (inline or a SecurityGroupIngress/Egress resource's properties): one sim rule, one
+  // per CIDR block of its prefix list, or none (left out, or an error reported).
+  std::vector<sim::sg_rule> sg_rule_of(const node& rule, bool ingress, const std::string& logical,
+                                       const resource* vpc);
+  // The CIDR blocks of the prefix list whose ID `v` holds: an AWS::EC2::PrefixList of the
+  // templates (its Entries) or one given with --prefix-list; an error naming `what` otherwise.
+  std::optional<std::vector<std::string>> prefix_list(const node& v, const std::string& logical,
+                                                      const std::string& what);
+  const std::map<std::string, std::vector<std::string>>& given_prefix_lists();
   void add_origin(const std::string& kind, const resource& r) {
     result_.origins.push_back({kind, name(r), r.logical, ev_.stacks()[r.stack].name, r.where});
   }
@@ -133,6 +141,8 @@ class builder final : public attribute_source {
   std::map<const resource*, std::string> eip_address_;
   std::map<std::string, const resource*> default_groups_;  // its ID → the VPC
   std::map<std::string, const resource*> default_acls_;
+  std::optional<std::map<std::string, std::vector<std::string>>> given_prefix_lists_;
+  std::map<const resource*, std::optional<std::vector<std::string>>> prefix_lists_;
 };
 
 }  // namespace relaylab::cfn::detail

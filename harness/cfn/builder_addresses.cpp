@@ -38,6 +38,7 @@ const std::set<std::string>& modelled() {
                                           "AWS::EC2::NetworkAclEntry",
                                           "AWS::EC2::SubnetNetworkAclAssociation",
                                           "AWS::EC2::Instance",
+                                          "AWS::EC2::PrefixList",
                                           "AWS::SSM::Parameter"};
   return m;
 }

@@ -85,6 +85,14 @@ std::optional<node> builder::attribute(const resource& r, const std::string& a, 
     if (a == "InternetGatewayId") return id();
   } else if (t == "AWS::EC2::NetworkAcl") {
     if (a == "Id") return id();
+  } else if (t == "AWS::EC2::PrefixList") {
+    if (a == "PrefixListId") return id();
+    if (a == "Arn") {
+      return node::scalar(
+          "arn:aws:ec2:" + ev_.opts().region + ":" + ev_.opts().account_id + ":prefix-list/" + r.id,
+          at);
+    }
+    if (a == "Version") return node::scalar("1", at);
   } else if (t == "AWS::EC2::VPCCidrBlock") {
     if (a == "Id") return id();
     if (a == "Ipv6CidrBlock") {
@@ -160,22 +168,24 @@ std::optional<std::string> builder::group_name(const node& v, const std::string&
   return name(*g);
 }
 
-std::optional<sim::sg_rule> builder::sg_rule_of(const node& rule, bool ingress,
-                                                const std::string& logical, const resource* vpc) {
+std::vector<sim::sg_rule> builder::sg_rule_of(const node& rule, bool ingress,
+                                              const std::string& logical, const resource* vpc) {
   if (!rule.is_mapping()) {
     error(rule.where, logical, "a security group rule is a mapping");
-    return std::nullopt;
+    return {};
   }
-  for (const char* k : {"SourcePrefixListId", "DestinationPrefixListId"}) {
-    if (const node* p = rule.find(k)) {
-      error(p->where, logical, std::string(k) + ": prefix lists cannot be modelled");
-      return std::nullopt;
-    }
+  const std::string direction = ingress ? "ingress rule" : "egress rule";
+  const char* list_key = ingress ? "SourcePrefixListId" : "DestinationPrefixListId";
+  if (const node* p = rule.find(ingress ? "DestinationPrefixListId" : "SourcePrefixListId")) {
+    error(p->where, logical,
+          direction + ": expected " + list_key + ", not " +
+              (ingress ? "DestinationPrefixListId" : "SourcePrefixListId"));
+    return {};
   }
   const node* proto = rule.find("IpProtocol");
   if (!proto || !proto->is_scalar()) {
     error(rule.where, logical, "a security group rule needs IpProtocol");
-    return std::nullopt;
+    return {};
   }
   sim::sg_rule out;
   const std::string p = proto->value;
@@ -196,25 +206,37 @@ std::optional<sim::sg_rule> builder::sg_rule_of(const node& rule, bool ingress,
       return std::nullopt;
     };
     auto f = port(from, 0), t = port(to, 65535);
-    if (!f || !t) return std::nullopt;
+    if (!f || !t) return {};
     if (from && !to) t = f;
     out.port_from = *f;
     out.port_to = *t;
     if (out.port_from > out.port_to) {
       error(rule.where, logical, "FromPort is above ToPort");
-      return std::nullopt;
+      return {};
     }
   } else {
-    return std::nullopt;  // UDP, ICMP ...: the model carries TCP only
+    return {};  // UDP, ICMP ...: the model carries TCP only
   }
   const char* group_key = ingress ? "SourceSecurityGroupId" : "DestinationSecurityGroupId";
   if (const node* c = rule.find("CidrIp")) {
     out.cidr = c->value;
   } else if (const node* c6 = rule.find("CidrIpv6")) {
     out.cidr = c6->value;
+  } else if (const node* pl = rule.find(list_key)) {
+    auto blocks = prefix_list(*pl, logical, direction + " " + list_key);
+    if (!blocks) return {};
+    const node* d = rule.find("Description");
+    std::vector<sim::sg_rule> rules;
+    for (const auto& b : *blocks) {
+      auto x = out;
+      x.cidr = b;
+      x.description = (d ? d->value + ", " : "") + "prefix list " + pl->value;
+      rules.push_back(x);
+    }
+    return rules;
   } else if (const node* g = rule.find(group_key)) {
     auto n = group_name(*g, logical, vpc);
-    if (!n) return std::nullopt;
+    if (!n) return {};
     out.group = *n;
   } else if (const node* gn = ingress ? rule.find("SourceSecurityGroupName") : nullptr) {
     for (const auto& x : ev_.resources()) {
@@ -225,19 +247,20 @@ std::optional<sim::sg_rule> builder::sg_rule_of(const node& rule, bool ingress,
     if (out.group.empty()) {
       error(gn->where, logical,
             "SourceSecurityGroupName: no security group named '" + gn->value + "'");
-      return std::nullopt;
+      return {};
     }
   } else {
     error(rule.where, logical,
-          std::string("a security group rule needs CidrIp, CidrIpv6 or ") + group_key);
-    return std::nullopt;
+          std::string("a security group rule needs CidrIp, CidrIpv6, ") + list_key + " or " +
+              group_key);
+    return {};
   }
   if (!out.cidr.empty() && !sim::parse_cidr(out.cidr)) {
     error(rule.where, logical, "not a CIDR block: '" + out.cidr + "'");
-    return std::nullopt;
+    return {};
   }
   if (const node* d = rule.find("Description")) out.description = d->value;
-  return out;
+  return {out};
 }
 
 void builder::sg_rules(const resource& sg, const node& list, bool ingress,
@@ -248,8 +271,8 @@ void builder::sg_rules(const resource& sg, const node& list, bool ingress,
   }
   const resource* vpc = ref_prop(sg, "VpcId", "AWS::EC2::VPC", false);
   for (const auto& rule : list.items) {
-    if (auto r = sg_rule_of(rule, ingress, sg.logical, vpc)) {
-      (ingress ? out.ingress : out.egress).push_back(*r);
+    for (auto& r : sg_rule_of(rule, ingress, sg.logical, vpc)) {
+      (ingress ? out.ingress : out.egress).push_back(std::move(r));
     }
   }
 }

@@ -6,7 +6,8 @@
 //   AWS::EC2::VPC, VPCCidrBlock (IPv6), Subnet, SubnetCidrBlock, InternetGateway,
 //   VPCGatewayAttachment, RouteTable, Route, SubnetRouteTableAssociation, NatGateway, EIP,
 //   EIPAssociation, SecurityGroup (+ SecurityGroupIngress/Egress), NetworkAcl, NetworkAclEntry,
-//   SubnetNetworkAclAssociation, Instance; AWS::SSM::Parameter (for the other stacks).
+//   SubnetNetworkAclAssociation, Instance, PrefixList; AWS::SSM::Parameter (for the other
+//   stacks).
 //
 // As AWS does: every route table has its local routes; a subnet without an association uses
 // its VPC's main route table (local routes only) and network ACL (allow all); a security group
@@ -15,8 +16,10 @@
 // from the subnet's fifth address on, skipping AWS's reserved first four and the last; public:
 // from 203.0.113.0/24), in the order of the names. Traffic the model does not carry (UDP,
 // ICMP rules) is left out; anything else that would change TCP reachability and cannot be
-// modelled (peering, transit gateways, VPN routes, prefix lists, extra network interfaces ...)
-// is an error. Other resource types give one warning per type.
+// modelled (peering, transit gateways, VPN routes, routes to prefix lists, extra network
+// interfaces ...) is an error. A security group rule with SourcePrefixListId or
+// DestinationPrefixListId becomes one rule per entry of the list: an AWS::EC2::PrefixList of the
+// templates, or one given with --prefix-list. Other resource types give one warning per type.
 #pragma once
 
 #include "harness/cfn/evaluator.hpp"
@@ -32,6 +35,9 @@ struct import_options {
   options eval;
   std::vector<std::pair<std::string, std::string>> ips;         // --ip HOST=ADDRESS (private)
   std::vector<std::pair<std::string, std::string>> public_ips;  // --public-ip HOST|EIP=ADDRESS
+  /// --prefix-list ID=CIDR[,CIDR...]: the entries of a prefix list no template defines (an
+  /// AWS-managed one such as com.amazonaws.REGION.s3).
+  std::vector<std::pair<std::string, std::string>> prefix_lists;
 };
 
 /// Where a network element came from, for comments in the XML and for --explain.

@@ -36,6 +36,7 @@ std::string physical_id(const std::string& type, const std::string& stack,
                                                               {"AWS::EC2::EIP", "eipalloc"},
                                                               {"AWS::EC2::SecurityGroup", "sg"},
                                                               {"AWS::EC2::NetworkAcl", "acl"},
+                                                              {"AWS::EC2::PrefixList", "pl"},
                                                               {"AWS::EC2::Instance", "i"}};
   const auto it = prefixes.find(type);
   std::string prefix = it != prefixes.end() ? it->second : "";

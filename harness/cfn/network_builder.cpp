@@ -32,7 +32,6 @@ const std::map<std::string, std::string>& refused() {
       {"AWS::EC2::GatewayRouteTableAssociation", "gateway route tables"},
       {"AWS::EC2::LocalGatewayRoute", "local gateways"},
       {"AWS::EC2::CarrierGateway", "carrier gateways"},
-      {"AWS::EC2::PrefixList", "prefix lists"},
       {"AWS::NetworkFirewall::Firewall", "AWS Network Firewall"},
       {"AWS::EC2::SecurityGroupVpcAssociation", "security groups shared with another VPC"}};
   return r;
@@ -413,9 +412,9 @@ std::optional<import_result> builder::run() {
       }
     }
     const resource* vpc = ref_prop(*g, "VpcId", "AWS::EC2::VPC", false);
-    if (auto x = sg_rule_of(rule, in, r.logical, vpc)) {
-      auto& spec = v->security_groups[gi];
-      (in ? spec.ingress : spec.egress).push_back(*x);
+    auto& spec = v->security_groups[gi];
+    for (auto& x : sg_rule_of(rule, in, r.logical, vpc)) {
+      (in ? spec.ingress : spec.egress).push_back(std::move(x));
     }
   }
   // Hosts.

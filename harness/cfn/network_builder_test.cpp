@@ -279,12 +279,6 @@ TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
                 "AllocationId: !GetAtt E.AllocationId}}\n")
                 .find("whose route table has no 0.0.0.0/0 route to an internet gateway"),
             std::string::npos);
-  EXPECT_NE(err("  G:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n"
-                "      VpcId: !Ref Vpc\n      GroupDescription: g\n"
-                "      SecurityGroupIngress: [{IpProtocol: tcp, FromPort: 1, ToPort: 2, "
-                "SourcePrefixListId: pl-1}]\n")
-                .find("prefix lists cannot be modelled"),
-            std::string::npos);
   EXPECT_NE(err("  I: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1}}\n")
                 .find("the default VPC is not modelled"),
             std::string::npos);
@@ -333,6 +327,89 @@ TEST(cfn_network, many_instances_in_one_subnet) {
   }
   EXPECT_EQ(import_yaml({{"full.yml", full}}).first_error(),
             "full.yml:15:3: error: H21: subnet 10.0.0.0/28 has no free address left");
+}
+
+// Rules naming a prefix list: one rule per entry, from an AWS::EC2::PrefixList of the templates
+// (Ref or GetAtt PrefixListId) or from --prefix-list; an unknown list is an error naming the rule
+// and the option.
+TEST(cfn_network, prefix_list_rules_expand_per_entry) {
+  const std::string t =
+      "Resources:\n"
+      "  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n"
+      "  Office:\n"
+      "    Type: AWS::EC2::PrefixList\n"
+      "    Properties:\n"
+      "      PrefixListName: office\n"
+      "      AddressFamily: IPv4\n"
+      "      MaxEntries: 5\n"
+      "      Entries: [{Cidr: 198.51.100.0/24, Description: hq}, {Cidr: 192.0.2.0/28}]\n"
+      "  Sg:\n"
+      "    Type: AWS::EC2::SecurityGroup\n"
+      "    Properties:\n"
+      "      GroupDescription: relay\n"
+      "      VpcId: !Ref Vpc\n"
+      "      SecurityGroupIngress:\n"
+      "        - {IpProtocol: tcp, FromPort: 587, ToPort: 587, SourcePrefixListId: !Ref Office, "
+      "Description: submission}\n"
+      "      SecurityGroupEgress:\n"
+      "        - {IpProtocol: tcp, FromPort: 443, ToPort: 443, DestinationPrefixListId: "
+      "pl-63a5400a}\n"
+      "  In25:\n"
+      "    Type: AWS::EC2::SecurityGroupIngress\n"
+      "    Properties: {GroupId: !Ref Sg, IpProtocol: tcp, FromPort: 25, ToPort: 25, "
+      "SourcePrefixListId: !GetAtt Office.PrefixListId}\n";
+  import_options o;
+  o.prefix_lists = {{"pl-63a5400a", "52.216.0.0/15, 3.5.0.0/19"}};
+  const auto im = import_yaml({{"pl.yml", t}}, o);
+  ASSERT_TRUE(im.r) << im.first_error();
+  const auto& g = named(vpc(*im.r).security_groups, "Sg");
+  ASSERT_EQ(g.ingress.size(), 4u);
+  EXPECT_EQ(g.ingress[0], (sim::sg_rule{"tcp", 587, 587, "198.51.100.0/24", "",
+                                        "submission, prefix list pl-pl-Office"}));
+  EXPECT_EQ(g.ingress[1].cidr, "192.0.2.0/28");
+  EXPECT_EQ(g.ingress[2],
+            (sim::sg_rule{"tcp", 25, 25, "198.51.100.0/24", "", "prefix list pl-pl-Office"}));
+  EXPECT_EQ(g.ingress[3].cidr, "192.0.2.0/28");
+  ASSERT_EQ(g.egress.size(), 2u);
+  EXPECT_EQ(g.egress[0],
+            (sim::sg_rule{"tcp", 443, 443, "52.216.0.0/15", "", "prefix list pl-63a5400a"}));
+  EXPECT_EQ(g.egress[1].cidr, "3.5.0.0/19");
+  EXPECT_TRUE(im.r->warnings.empty());
+
+  // Not defined, not given: the rule's place, the rule, and the option to pass.
+  EXPECT_EQ(import_yaml({{"pl.yml", t}}).first_error(),
+            "pl.yml:18:82: error: Sg: egress rule DestinationPrefixListId: prefix list "
+            "'pl-63a5400a' is neither an AWS::EC2::PrefixList of the templates given nor given "
+            "with --prefix-list; for an AWS-managed list pass its entries: --prefix-list "
+            "pl-63a5400a=CIDR[,CIDR...] (aws ec2 get-managed-prefix-list-entries "
+            "--prefix-list-id pl-63a5400a)");
+  o.prefix_lists = {{"pl-63a5400a", "52.216.0.0/15,s3"}};
+  EXPECT_EQ(import_yaml({{"pl.yml", t}}, o).first_error(),
+            "--prefix-list:0:0: error: pl-63a5400a=52.216.0.0/15,s3: expected "
+            "ID=CIDR[,CIDR...], and 's3' is not a CIDR block such as 52.216.0.0/15");
+  o.prefix_lists = {{"pl-63a5400a", "3.5.0.0/19"}, {"pl-63a5400a", "3.5.0.0/19"}};
+  EXPECT_EQ(import_yaml({{"pl.yml", t}}, o).first_error(),
+            "--prefix-list:0:0: error: pl-63a5400a=3.5.0.0/19: prefix list pl-63a5400a is "
+            "given twice");
+  o.prefix_lists = {{"pl-63a5400a", "3.5.0.0/19"}};
+  auto with = [&](const std::string& from, const std::string& to) {
+    auto x = t;
+    const auto k = x.find(from);
+    EXPECT_NE(k, std::string::npos) << from;
+    x.replace(k, from.size(), to);
+    return import_yaml({{"pl.yml", x}}, o).first_error();
+  };
+  EXPECT_EQ(with("Cidr: 192.0.2.0/28", "Cidr: '2001:db8::/32'"),
+            "pl.yml:9:66: error: Office: Entries: 2001:db8::/32 is not an IPv4 block "
+            "(AddressFamily)");
+  EXPECT_EQ(with("MaxEntries: 5", "MaxEntries: 1"),
+            "pl.yml:8:19: error: Office: MaxEntries: expected a number of at least the 2 "
+            "entries, got '1'");
+  EXPECT_EQ(with("AddressFamily: IPv4", "AddressFamily: ipv4"),
+            "pl.yml:7:22: error: Office: AddressFamily: expected IPv4 or IPv6, got 'ipv4'");
+  EXPECT_EQ(with("SourcePrefixListId: !Ref Office", "DestinationPrefixListId: !Ref Office"),
+            "pl.yml:16:82: error: Sg: ingress rule: expected SourcePrefixListId, not "
+            "DestinationPrefixListId");
 }
 
 }  // namespace

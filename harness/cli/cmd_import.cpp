@@ -1,5 +1,6 @@
 // relaylab import cfn TEMPLATE... [--param K=V]... [--region R] [--ip HOST=IP]...
-//   [--public-ip NAME=IP]... [-o OUT.xml] [--explain HOST:PORT FROM]
+//   [--public-ip NAME=IP]... [--prefix-list ID=CIDR[,CIDR...]]... [-o OUT.xml]
+//   [--explain HOST:PORT FROM]
 // CloudFormation templates (YAML or JSON, several stacks at once) into the network part of a
 // topology (harness/cfn). Errors as FILE:LINE:COLUMN: error: ... and exit 2; warnings (resource
 // types outside the network model) as FILE:LINE:COLUMN: warning: ... on standard error.
@@ -37,7 +38,7 @@ subcommand add_import(CLI::App& root) {
   c.app->require_subcommand(1);
   auto* cfn = c.app->add_subcommand("cfn", "CloudFormation templates (YAML or JSON) → topology");
   struct opts {
-    std::vector<std::string> files, params, ips, public_ips, explain;
+    std::vector<std::string> files, params, ips, public_ips, prefix_lists, explain;
     std::string region = "us-east-1", out, name = "imported";
   };
   auto o = std::make_shared<opts>();
@@ -47,6 +48,10 @@ subcommand add_import(CLI::App& root) {
   cfn->add_option("--ip", o->ips, "HOST=ADDRESS: the private address of an instance");
   cfn->add_option("--public-ip", o->public_ips,
                   "NAME=ADDRESS: the public address of an instance or an EIP");
+  cfn->add_option("--prefix-list", o->prefix_lists,
+                  "ID=CIDR[,CIDR...]: the entries of a prefix list no template defines (an "
+                  "AWS-managed one such as com.amazonaws.REGION.s3), for rules with "
+                  "SourcePrefixListId/DestinationPrefixListId");
   cfn->add_option("-o,--output", o->out, "Write the topology XML here (default: stdout)");
   cfn->add_option("--name", o->name, "The topology's name attribute");
   cfn->add_option("--explain", o->explain, "HOST:PORT FROM: the path of a connection")->expected(2);
@@ -55,7 +60,8 @@ subcommand add_import(CLI::App& root) {
     io.eval.region = o->region;
     if (!split_pairs(o->params, "--param", io.eval.params) ||
         !split_pairs(o->ips, "--ip", io.ips) ||
-        !split_pairs(o->public_ips, "--public-ip", io.public_ips)) {
+        !split_pairs(o->public_ips, "--public-ip", io.public_ips) ||
+        !split_pairs(o->prefix_lists, "--prefix-list", io.prefix_lists)) {
       return exit_usage;
     }
     std::vector<cfn::diagnostic> errors;
