@@ -15,6 +15,10 @@
 namespace relaylab::cfn::detail {
 
 inline const std::string public_pool = "203.0.113.0/24";
+// What the errors about the default VPC (a group without VpcId, an instance without a subnet)
+// end with.
+inline const std::string default_vpc_not_modelled =
+    "which relaylab import does not model (it is in no template): ";
 
 const std::map<std::string, std::string>& kinds();
 const std::set<std::string>& modelled();

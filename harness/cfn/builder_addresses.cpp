@@ -192,8 +192,10 @@ void builder::ensure_hosts() {
     if (!subnet && (written(*r, "SubnetId") || (nis && !ni))) continue;  // already reported
     if (!subnet) {
       error(r->where, r->logical,
-            "needs SubnetId (or NetworkInterfaces with SubnetId): the "
-            "default VPC is not modelled");
+            "no SubnetId (nor NetworkInterfaces with SubnetId), so the instance would be in a "
+            "default subnet of the default VPC, " +
+                default_vpc_not_modelled +
+                "add SubnetId naming an AWS::EC2::Subnet of the templates");
       continue;
     }
     h.subnet = target(*subnet, "AWS::EC2::Subnet", r->logical, "SubnetId");

@@ -160,8 +160,8 @@ std::optional<std::string> builder::group_name(const node& v, const std::string&
       error(v.where, logical,
             "security group " + name(*g) + " is not in " + name(*vpc) +
                 (gv ? ""
-                    : " (it has no VpcId: the default VPC is not "
-                      "modelled)"));
+                    : " (it has no VpcId, so it would be in the default VPC, " +
+                          default_vpc_not_modelled + "add VpcId to it)"));
       return std::nullopt;
     }
   }

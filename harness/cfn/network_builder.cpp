@@ -366,8 +366,8 @@ std::optional<import_result> builder::run() {
     if (!v) {
       if (!vpc && !written(r, "VpcId")) {
         error(r.where, r.logical,
-              "needs VpcId: security groups of the default VPC are not "
-              "modelled");
+              "no VpcId, so the group would be in the default VPC, " + default_vpc_not_modelled +
+                  "add VpcId naming an AWS::EC2::VPC of the templates");
       }
       continue;
     }

@@ -279,9 +279,38 @@ TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
                 "AllocationId: !GetAtt E.AllocationId}}\n")
                 .find("whose route table has no 0.0.0.0/0 route to an internet gateway"),
             std::string::npos);
-  EXPECT_NE(err("  I: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1}}\n")
-                .find("the default VPC is not modelled"),
-            std::string::npos);
+}
+
+// Resources that rely on the default VPC (not in any template): errors naming the resource and
+// what to add.
+TEST(cfn_network, default_vpc_is_an_error_naming_what_to_add) {
+  const std::string vpc =
+      "Resources:\n  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n"
+      "  S: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/24}}\n";
+  auto errors = [&](const std::string& more) {
+    const auto im = import_yaml({{"t.yml", vpc + more}});
+    std::string out;
+    for (const auto& e : im.errors) out += e.to_string() + "\n";
+    return out;
+  };
+  EXPECT_EQ(errors("  I: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1}}\n"),
+            "t.yml:4:3: error: I: no SubnetId (nor NetworkInterfaces with SubnetId), so the "
+            "instance would be in a default subnet of the default VPC, which relaylab import "
+            "does not model (it is in no template): add SubnetId naming an AWS::EC2::Subnet of "
+            "the templates\n");
+  EXPECT_EQ(errors("  I:\n    Type: AWS::EC2::Instance\n    Properties:\n"
+                   "      NetworkInterfaces: [{DeviceIndex: 0, AssociatePublicIpAddress: true}]\n")
+                .substr(0, 80),
+            "t.yml:4:3: error: I: no SubnetId (nor NetworkInterfaces with SubnetId), so the i");
+  EXPECT_EQ(errors("  G: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: g}}\n"
+                   "  I: {Type: AWS::EC2::Instance, Properties: {SubnetId: !Ref S, "
+                   "SecurityGroupIds: [!Ref G]}}\n"),
+            "t.yml:4:3: error: G: no VpcId, so the group would be in the default VPC, which "
+            "relaylab import does not model (it is in no template): add VpcId naming an "
+            "AWS::EC2::VPC of the templates\n"
+            "t.yml:5:83: error: I: security group G is not in Vpc (it has no VpcId, so it would "
+            "be in the default VPC, which relaylab import does not model (it is in no template): "
+            "add VpcId to it)\n");
 }
 
 // Many instances in one subnet: addresses from the fifth on in the order of the names, around
