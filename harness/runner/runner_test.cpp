@@ -72,7 +72,8 @@ INSTANTIATE_TEST_SUITE_P(handson, handson_scenario,
                                            "template-forgot-587", "latent-bug-roaming-auth",
                                            "latent-bug-fix-main-cf", "latent-bug-fix-master-cf",
                                            "mx-tempfail-retry", "load-auth-587",
-                                           "tls-submission-587", "tls-submission-no-starttls-530"),
+                                           "tls-submission-587", "tls-submission-no-starttls-530",
+                                           "auth-guessing-cut-off"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (auto& c : n)

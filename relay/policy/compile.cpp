@@ -52,6 +52,20 @@ class builder {
                                                ? mynetworks_value()
                                                : p_.get("smtpd_forbid_bare_newline_exclusions"),
                                            parent("mynetworks"), true);
+    // smtpd_client_event_limit_exceptions' default is
+    // ${smtpd_client_connection_limit_exceptions:$mynetworks}: mynetworks (with
+    // mynetworks_style when unset) unless the old parameter name is set.
+    const std::string hog_raw{trim(p_.raw("smtpd_client_event_limit_exceptions")
+                                       .value_or("${smtpd_client_connection_limit_exceptions:"
+                                                 "$mynetworks}"))};
+    const bool hog_mynetworks =
+        hog_raw == "$mynetworks" || hog_raw == "${mynetworks}" ||
+        (hog_raw == "${smtpd_client_connection_limit_exceptions:$mynetworks}" &&
+         trim(p_.raw("smtpd_client_connection_limit_exceptions").value_or("")).empty());
+    c->event_limit_exceptions = make_list(
+        "smtpd_client_event_limit_exceptions",
+        hog_mynetworks ? mynetworks_value() : p_.get("smtpd_client_event_limit_exceptions"),
+        parent("smtpd_client_event_limit_exceptions"), true);
     own_addresses(p_.get("inet_interfaces"));
     own_addresses(p_.get("proxy_interfaces"));
 

@@ -99,6 +99,10 @@ bool evaluator::bare_newline_excluded(const std::string& name, const std::string
   return list_match(c_->bare_newline_exclusions, name, addr);
 }
 
+bool evaluator::event_limit_excepted(const std::string& name, const std::string& addr) const {
+  return list_match(c_->event_limit_exceptions, name, addr);
+}
+
 void evaluator::begin(const session_state& s, std::string where) {
   s_ = &s;
   where_ = std::move(where);

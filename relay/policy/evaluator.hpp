@@ -70,6 +70,7 @@ class evaluator final : public engine {
   bool address_resolves(std::string_view address, bool smtputf8) const override;
   bool xclient_authorized(const std::string& name, const std::string& addr) const override;
   bool bare_newline_excluded(const std::string& name, const std::string& addr) const override;
+  bool event_limit_excepted(const std::string& name, const std::string& addr) const override;
 
  private:
   // --- evaluation context (Postfix SMTPD_STATE fields used by smtpd_check.c) ---

@@ -104,6 +104,12 @@ class engine {
     (void)addr;
     return false;
   }
+  /// smtpd_client_event_limit_exceptions matches the client: no anvil counting or limits.
+  virtual bool event_limit_excepted(const std::string& name, const std::string& addr) const {
+    (void)name;
+    (void)addr;
+    return false;
+  }
 
   // --- Additions (relay/policy) ---
 

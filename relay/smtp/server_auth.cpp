@@ -11,6 +11,8 @@ namespace relaylab::smtp {
 
 // --- AUTH ---------------------------------------------------------------------------------
 bool server_session::impl::auth(const std::vector<std::string_view>& argv) {
+  // Postfix checks the AUTH rate in front of the command (smtpd_sasl_auth_cmd_wrapper).
+  if (refused_event(client_event::auth)) return false;
   if (need_helo(true)) return false;
   if (!sasl_active() || discarded("AUTH")) {
     send("503 5.5.1 Error: authentication not enabled");

@@ -34,6 +34,7 @@ bool server_session::impl::mail(const std::vector<std::string_view>& argv) {
     send("501 5.5.4 Syntax: MAIL FROM:<address>");
     return false;
   }
+  if (refused_event(client_event::mail)) return false;
   const std::size_t first = 3;
   // SMTPUTF8 among the parameters decides whether a non-ASCII domain is acceptable.
   const bool smtputf8 = !discarded("SMTPUTF8") &&
@@ -128,6 +129,7 @@ bool server_session::impl::rcpt(const std::vector<std::string_view>& argv) {
     send("501 5.5.4 Syntax: RCPT TO:<address>");
     return false;
   }
+  if (refused_event(client_event::rcpt)) return false;
   const std::size_t first = 3;
   std::optional<std::string> addr;
   if (!token_unterminated(argv[2])) addr = parse_address(argv[2], false);

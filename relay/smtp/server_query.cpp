@@ -21,6 +21,7 @@ bool server_session::impl::vrfy(const std::vector<std::string_view>& argv, const
     send("501 5.5.4 Syntax: VRFY address [SMTPUTF8]");
     return false;
   }
+  if (refused_event(client_event::rcpt)) return false;
   std::string arg;
   for (std::size_t i = 1; i < n; ++i) {
     if (i > 1) arg += ' ';

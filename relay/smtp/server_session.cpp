@@ -430,6 +430,13 @@ void server_session::start(timestamp now) {
   s.greet();
 }
 
+bool server_session::impl::refused_event(client_event e) {
+  auto v = h.on_client_event(e);
+  if (!v) return false;
+  send(v->text);
+  return true;
+}
+
 void server_session::impl::greet() {
   if (auto v = h.on_connect(cl)) {
     send(v->text);
@@ -523,6 +530,8 @@ bool server_session::closing() const noexcept {
 }
 
 const client_identity& server_session::client() const noexcept { return impl_->cl; }
+
+timestamp server_session::now() const noexcept { return impl_->now; }
 
 std::string server_session::command_counts() const {
   const auto& s = *impl_;

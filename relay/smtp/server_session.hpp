@@ -117,6 +117,11 @@ struct auth_step {
 /// Decision for a command: nullopt means "proceed as normal" (the engine sends its usual reply).
 using verdict = std::optional<reply>;
 
+/// The per-client events Postfix's smtpd counts with anvil(8) and checks against its rate
+/// limits: MAIL (smtpd_client_message_rate_limit), RCPT and VRFY
+/// (smtpd_client_recipient_rate_limit), AUTH (smtpd_client_auth_rate_limit).
+enum class client_event { mail, rcpt, auth };
+
 /// What the relay application (relay/smtpd) answers for the engine.
 class server_handler {
  public:
@@ -157,6 +162,13 @@ class server_handler {
     (void)mechanism;
   }
   virtual verdict on_vrfy(const client_identity& client, std::string_view address) = 0;
+  /// A MAIL, RCPT, VRFY or AUTH command passed its first syntax check (Postfix's place for the
+  /// anvil rate check: after "MAIL FROM:"/"RCPT TO:" and VRFY's argument count, before the
+  /// address is parsed; AUTH before anything else). A reply refuses the command.
+  virtual verdict on_client_event(client_event event) {
+    (void)event;
+    return std::nullopt;
+  }
   /// The last step of extract_addr() for MAIL, RCPT and VRFY (smtpd_check_addr()): false when a
   /// non-empty address (internal form) does not resolve, or has a non-ASCII domain without
   /// SMTPUTF8; the command then gets the syntax error. Default: every address is fine.
@@ -209,6 +221,9 @@ class server_session {
   bool closing() const noexcept;
 
   const client_identity& client() const noexcept;
+  /// The time of the call being processed (start, receive, advance ...): handlers that need
+  /// the clock (anvil's rate windows) read it here.
+  timestamp now() const noexcept;
   /// Commands seen, for Postfix's disconnect line "ehlo=1 mail=1 rcpt=0/1 data=0/1 quit=1
   /// commands=3/5" (accepted/total per command).
   std::string command_counts() const;

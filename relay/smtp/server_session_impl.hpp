@@ -174,6 +174,8 @@ struct server_session::impl {
 
   // The greeting (or the connect-time rejection), after on_connect.
   void greet();
+  /// Asks the handler about a MAIL/RCPT/VRFY/AUTH rate event; sends its refusal, if any.
+  bool refused_event(client_event e);
 
   // --- STARTTLS -----------------------------------------------------------------------------
   bool starttls(const std::vector<std::string_view>& argv);

@@ -7,6 +7,7 @@
 #include "relay/policy/policy.hpp"
 #include "relay/queue/spool.hpp"
 #include "relay/sasl/sasl.hpp"
+#include "relay/smtpd/anvil.hpp"
 #include "relay/smtpd/diagnostic.hpp"
 #include "relay/smtpd/received.hpp"
 #include "relay/tls/context.hpp"
@@ -81,6 +82,17 @@ struct service_settings {
   sasl::security_options sasl_tls_security;          // smtpd_sasl_tls_security_options
   bool sasl_tls_security_differs = false;
   bare_newline bare_lf = bare_newline::no;  // smtpd_forbid_bare_newline
+  /// smtpd_client_*_limit (0: no limit). Postfix talks to anvil only when one is on, and then
+  /// reports every connection to it (the rates need the connects and disconnects).
+  struct client_limits {
+    long long connection_count = 0, connection_rate = 0, message_rate = 0, recipient_rate = 0,
+              auth_rate = 0;
+    bool any() const {
+      return connection_count > 0 || connection_rate > 0 || message_rate > 0 ||
+             recipient_rate > 0 || auth_rate > 0;
+    }
+  } limits;
+  std::shared_ptr<smtpd::anvil> anvil;  // shared by the service's connections; null: no limit
 };
 
 std::string upper(std::string_view s) {
@@ -192,6 +204,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     if (sasl_) o.sasl_mechanisms = sasl_->mechanisms();
     o.sasl_auth_enable = o.sasl_auth_enable && !o.sasl_mechanisms.empty();
     o.xclient_authorized = policy_->xclient_authorized(state_.client_name, state_.client_addr);
+    xclient_allowed_ = o.xclient_authorized;
     const auto rules = bare_newline_rules(state_.client_name, state_.client_addr);
     o.forbid_bare_newline = rules.first;
     o.forbid_bare_newline_reject = rules.second;
@@ -280,7 +293,76 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   smtp::verdict on_connect(const smtp::client_identity& client) override {
     sync_client(client);
     log_info(log::connect_from(client.name, client.addr));
+    if (auto refused = anvil_connect()) return refused;
     return decide(policy_->check_client(state_));
+  }
+
+  // --- anvil: smtpd_client_*_limit ----------------------------------------------------------
+  /// Postfix leaves XCLIENT-authorized clients and smtpd_client_event_limit_exceptions out of
+  /// the count; both follow the identity XCLIENT installs.
+  bool anvil_counts() const {
+    return settings_->anvil && !xclient_allowed_ &&
+           !policy_->event_limit_excepted(state_.client_name, state_.client_addr);
+  }
+
+  std::string anvil_warning(std::string_view what, long long n) const {
+    return std::string(what) + " limit exceeded: " + std::to_string(n) + " from " +
+           log::client_namaddr(state_.client_name, state_.client_addr) + " for service " +
+           settings_->definition.name;
+  }
+
+  smtp::verdict anvil_connect() {
+    if (!anvil_counts()) return std::nullopt;
+    const auto r = settings_->anvil->connect(anvil_link_, settings_->definition.name,
+                                             state_.client_addr, session_.now());
+    const auto& limit = settings_->limits;
+    const char* what = nullptr;
+    long long n = 0;
+    if (limit.connection_count > 0 && r.count > limit.connection_count) {
+      what = "Connection concurrency";
+      n = r.count;
+    } else if (limit.connection_rate > 0 && r.rate > limit.connection_rate) {
+      what = "Connection rate";
+      n = r.rate;
+    }
+    if (!what) return std::nullopt;
+    log_warning(anvil_warning(what, n));
+    anvil_refused_ = true;
+    return smtp::reply{"421 4.7.0 " + settings_->options.myhostname +
+                       " Error: too many connections from " + state_.client_addr};
+  }
+
+  smtp::verdict on_client_event(smtp::client_event event) override {
+    const auto& limit = settings_->limits;
+    const long long max = event == smtp::client_event::mail   ? limit.message_rate
+                          : event == smtp::client_event::rcpt ? limit.recipient_rate
+                                                              : limit.auth_rate;
+    if (max <= 0 || !anvil_counts()) return std::nullopt;
+    auto& a = *settings_->anvil;
+    const auto& service = settings_->definition.name;
+    const auto& addr = state_.client_addr;
+    const auto now = session_.now();
+    switch (event) {
+      case smtp::client_event::mail:
+        if (const int rate = a.mail(anvil_link_, service, addr, now); rate > max) {
+          log_warning(anvil_warning("Message delivery request rate", rate));
+          return smtp::reply{"450 4.7.1 Error: too much mail from " + addr};
+        }
+        break;
+      case smtp::client_event::rcpt:
+        if (const int rate = a.rcpt(anvil_link_, service, addr, now); rate > max) {
+          log_warning(anvil_warning("Recipient address rate", rate));
+          return smtp::reply{"450 4.7.1 Error: too many recipients from " + addr};
+        }
+        break;
+      case smtp::client_event::auth:
+        if (const int rate = a.auth(anvil_link_, service, addr, now); rate > max) {
+          log_warning(anvil_warning("AUTH command rate", rate));
+          return smtp::reply{"450 4.7.1 Error: too many AUTH commands from " + addr};
+        }
+        break;
+    }
+    return std::nullopt;
   }
 
   smtp::verdict on_helo(const smtp::client_identity& client) override {
@@ -537,7 +619,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     end_transaction();
     sync_client(client);
     // Postfix re-checks the authorization against the identity XCLIENT installed.
-    session_.set_xclient_authorized(policy_->xclient_authorized(client.name, client.addr));
+    xclient_allowed_ = policy_->xclient_authorized(client.name, client.addr);
+    session_.set_xclient_authorized(xclient_allowed_);
     const auto rules = bare_newline_rules(client.name, client.addr);
     session_.set_bare_newline_rules(rules.first, rules.second);
     state_.sasl_method.clear();
@@ -554,7 +637,11 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     sync_client(client);
     if (auth_in_progress_ && sasl_) sasl_->reset();
     auth_in_progress_ = false;
-    if (!reason.empty() && reason != "quit" && reason != "QUIT")
+    if (anvil_counts())
+      settings_->anvil->disconnect(anvil_link_, settings_->definition.name, state_.client_addr,
+                                   session_.now());
+    // After anvil's 421 Postfix has no reason to log, only the disconnect line.
+    if (!anvil_refused_ && !reason.empty() && reason != "quit" && reason != "QUIT")
       log_info(std::string(reason) + " after " + std::string(session_.last_command()) + " from " +
                log::client_namaddr(client.name, client.addr));
     log_info(log::disconnect_from(client.name, client.addr, session_.command_counts()));
@@ -577,6 +664,9 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   std::string auth_mechanism_;
   std::string decider_;  // take_policy_decider()
   bool auth_in_progress_ = false;
+  bool xclient_allowed_ = false;    // smtpd_authorized_xclient_hosts matches the current client
+  bool anvil_refused_ = false;      // the connection got anvil's 421 instead of the greeting
+  smtpd::anvil::local anvil_link_;  // this connection's anvil entry; before session_
   std::optional<tls::session_info> tls_;
   smtp::server_session session_;  // last: its constructor may call back into this handler
 };
@@ -635,6 +725,40 @@ config::diagnostic service_fatal(const config::master_service& definition, std::
                                  std::string message) {
   return detail::service_diagnostic(config::diagnostic::severity::fatal, definition,
                                     std::move(parameter), std::move(message));
+}
+
+// smtpd_client_*_limit and anvil_rate_time_unit: an anvil for the service when a limit is on.
+bool configure_limits(service_settings& s, const config::master_service& definition,
+                      std::vector<config::diagnostic>& diags) {
+  auto& l = s.limits;
+  bool ok = true;
+  auto count = [&](const char* name) {
+    const long long value = s.params.get_int(name);
+    if (value < 0 && ok) {
+      diags.push_back(service_fatal(definition, name,
+                                    std::string(name) + " = " + std::to_string(value) +
+                                        ": specify a count of 0 (no limit) or more"));
+      ok = false;
+    }
+    return value;
+  };
+  l.connection_count = count("smtpd_client_connection_count_limit");
+  l.connection_rate = count("smtpd_client_connection_rate_limit");
+  l.message_rate = count("smtpd_client_message_rate_limit");
+  l.recipient_rate = count("smtpd_client_recipient_rate_limit");
+  l.auth_rate = count("smtpd_client_auth_rate_limit");
+  if (!ok) return false;
+  if (!l.any()) return true;
+  const auto unit =
+      std::chrono::duration_cast<std::chrono::seconds>(s.params.get_time("anvil_rate_time_unit"));
+  if (unit.count() < 1) {
+    diags.push_back(service_fatal(definition, "anvil_rate_time_unit",
+                                  "anvil_rate_time_unit = " + s.params.get("anvil_rate_time_unit") +
+                                      ": specify a time of one second or more"));
+    return false;
+  }
+  s.anvil = std::make_shared<smtpd::anvil>(unit);
+  return true;
 }
 
 // smtpd_tls_*: settings (refusing what relaylab does not implement), the OpenSSL context
@@ -712,6 +836,7 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
   settings->hopcount_limit =
       static_cast<std::size_t>(std::max(1LL, settings->params.get_int("hopcount_limit")));
   settings->sasl_enabled = settings->options.sasl_auth_enable;
+  if (!configure_limits(*settings, definition, diags)) return nullptr;
   settings->smtpd_origin.syslog_name = settings->params.get("syslog_name");
   settings->smtpd_origin.program = "smtpd";
   settings->smtpd_origin.pid = deps.pid;

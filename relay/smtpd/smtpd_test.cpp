@@ -368,3 +368,100 @@ TEST_F(smtpd_dialogue, hopcount_limit_counts_smtpds_own_received_header) {
 
 }  // namespace
 }  // namespace relaylab::smtpd
+
+namespace relaylab::smtpd {
+namespace {
+
+// anvil (smtpd_client_*_limit) on the test's clock, with Postfix 3.7.11's replies and warnings.
+TEST_F(smtpd_dialogue, anvil_message_recipient_and_auth_rates) {
+  build({{"smtpd_client_message_rate_limit", "2"},
+         {"smtpd_client_recipient_rate_limit", "3"},
+         {"smtpd_client_auth_rate_limit", "1"}});
+  connect(smtp_, "203.0.113.9");
+  say("EHLO client.example.net");
+  EXPECT_EQ(say("AUTH PLAIN " + bad_plain), "535 5.7.8 Error: authentication failed: "
+                                            "authentication failure\r\n");
+  EXPECT_EQ(say("AUTH PLAIN " + good_plain),
+            "450 4.7.1 Error: too many AUTH commands from 203.0.113.9\r\n");
+  EXPECT_TRUE(log_has("warning: AUTH command rate limit exceeded: 2 from unknown[203.0.113.9] "
+                      "for service smtp"))
+      << log_text();
+  EXPECT_EQ(say("MAIL FROM:<a@client.example.net>"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(say("RCPT TO:<alice@lab.example>"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("RCPT TO:<postmaster@lab.example>"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("VRFY alice@lab.example"), "252 2.0.0 alice@lab.example\r\n");
+  EXPECT_EQ(say("RCPT TO:<alice@lab.example>"),
+            "450 4.7.1 Error: too many recipients from 203.0.113.9\r\n");
+  EXPECT_TRUE(log_has("warning: Recipient address rate limit exceeded: 4 from "
+                      "unknown[203.0.113.9] for service smtp"))
+      << log_text();
+  // The rate check comes before the address is parsed, as in Postfix.
+  EXPECT_EQ(say("RCPT TO:<bad address"),
+            "450 4.7.1 Error: too many recipients from 203.0.113.9\r\n");
+  EXPECT_EQ(say("RSET"), "250 2.0.0 Ok\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@client.example.net>"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(say("RSET"), "250 2.0.0 Ok\r\n");
+  EXPECT_EQ(say("MAIL FROM:<a@client.example.net>"),
+            "450 4.7.1 Error: too much mail from 203.0.113.9\r\n");
+  EXPECT_TRUE(log_has("warning: Message delivery request rate limit exceeded: 3 from "
+                      "unknown[203.0.113.9] for service smtp"))
+      << log_text();
+  // A new window (anvil_rate_time_unit, 60s) starts the counts again.
+  now_ += 61s;
+  EXPECT_EQ(say("MAIL FROM:<a@client.example.net>"), "250 2.1.0 Ok\r\n");
+}
+
+TEST_F(smtpd_dialogue, anvil_connection_count_limit_replaces_the_greeting) {
+  build({{"smtpd_client_connection_count_limit", "2"}});
+  svc_ = make(smtp_);
+  ASSERT_TRUE(svc_);
+  const endpoint local{"127.0.0.1", "25", "relay.example.com"};
+  auto open = [&](const std::string& addr) {
+    return svc_->open(endpoint{addr, "40000", "unknown"}, local, now_, [] {});
+  };
+  auto greeting = [](connection& c) {
+    std::string out(c.session().output());
+    c.session().consume_output(out.size());
+    return out;
+  };
+  auto c1 = open("203.0.113.9");
+  auto c2 = open("203.0.113.9");
+  auto c3 = open("203.0.113.9");
+  EXPECT_EQ(greeting(*c1), "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+  EXPECT_EQ(greeting(*c2), "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+  EXPECT_EQ(greeting(*c3),
+            "421 4.7.0 relay.example.com Error: too many connections from 203.0.113.9\r\n");
+  EXPECT_TRUE(c3->session().closing());
+  EXPECT_TRUE(log_has("warning: Connection concurrency limit exceeded: 3 from "
+                      "unknown[203.0.113.9] for service smtp"))
+      << log_text();
+  EXPECT_FALSE(log_has("after CONNECT")) << log_text();
+  // Another client has its own count; a client that left frees its place.
+  auto other = open("198.51.100.7");
+  EXPECT_EQ(greeting(*other), "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+  c3.reset();
+  c1.reset();
+  auto c4 = open("203.0.113.9");
+  EXPECT_EQ(greeting(*c4), "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+  // smtpd_client_event_limit_exceptions defaults to $mynetworks (127.0.0.0/8 here).
+  auto in1 = open("127.0.0.1");
+  auto in2 = open("127.0.0.1");
+  auto in3 = open("127.0.0.1");
+  EXPECT_EQ(greeting(*in3), "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+}
+
+TEST_F(smtpd_dialogue, anvil_limits_must_be_counts) {
+  build({{"smtpd_client_message_rate_limit", "-1"}});
+  dependencies deps;
+  deps.log = log_.get();
+  deps.spool = spool_.get();
+  deps.sasl = sasl_library();
+  deps.wall_clock = fixed_time;
+  std::vector<config::diagnostic> diags;
+  EXPECT_EQ(service::create(cfg_, smtp_, deps, diags), nullptr);
+  ASSERT_FALSE(diags.empty());
+  EXPECT_EQ(diags.back().parameter, "smtpd_client_message_rate_limit");
+}
+
+}  // namespace
+}  // namespace relaylab::smtpd
