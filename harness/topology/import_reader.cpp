@@ -8,15 +8,21 @@ namespace relaylab::topology::detail {
 
 namespace {
 
-// "K=V K=V" → pairs; an error at the attribute otherwise.
+// "K=V K=V" → pairs; an error at the attribute otherwise. With `lists`, "K=A,B" is one pair
+// whose value is the list "A,B" (split_words splits at commas too).
 std::vector<std::pair<std::string, std::string>> pairs(reader& r, const pugi::xml_node& n,
-                                                       const char* attr) {
+                                                       const char* attr, bool lists = false) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& kv : split_words(r.str(n, attr))) {
     const auto eq = kv.find('=');
+    if (lists && eq == std::string::npos && !out.empty()) {
+      out.back().second += "," + kv;
+      continue;
+    }
     if (eq == std::string::npos || eq == 0) {
-      r.error(r.at(n, attr),
-              "attribute '" + std::string(attr) + "': expected NAME=VALUE ..., got '" + kv + "'");
+      r.error(r.at(n, attr), "attribute '" + std::string(attr) + "': expected " +
+                                 (lists ? "ID=CIDR[,CIDR...] ..." : "NAME=VALUE ...") + ", got '" +
+                                 kv + "'");
       continue;
     }
     out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
@@ -27,12 +33,13 @@ std::vector<std::pair<std::string, std::string>> pairs(reader& r, const pugi::xm
 }  // namespace
 
 std::optional<sim::network_spec> read_import(reader& r, const pugi::xml_node& n) {
-  r.attrs(n, {"cfn", "params", "region", "ips", "public-ips"}, {"cfn"});
+  r.attrs(n, {"cfn", "params", "region", "ips", "public-ips", "prefix-lists"}, {"cfn"});
   r.children(n, {});
   cfn::import_options o;
   o.eval.params = pairs(r, n, "params");
   o.ips = pairs(r, n, "ips");
   o.public_ips = pairs(r, n, "public-ips");
+  o.prefix_lists = pairs(r, n, "prefix-lists", true);
   if (n.attribute("region")) o.eval.region = r.str(n, "region");
   std::vector<std::string> files;
   for (const auto& f : split_words(r.str(n, "cfn"))) {
@@ -44,9 +51,11 @@ std::optional<sim::network_spec> read_import(reader& r, const pugi::xml_node& n)
   auto result = cfn::import_templates(files, o, errors);
   for (const auto& e : errors) {
     // Errors about the options themselves (a host that --ip names ...) have no template line.
-    location where = e.where.line == 0
-                         ? r.at(n, e.where.file == "--public-ip" ? "public-ips" : "ips")
-                         : location{e.where.file, e.where.line, e.where.column};
+    const char* attr = e.where.file == "--public-ip"     ? "public-ips"
+                       : e.where.file == "--prefix-list" ? "prefix-lists"
+                                                         : "ips";
+    location where =
+        e.where.line == 0 ? r.at(n, attr) : location{e.where.file, e.where.line, e.where.column};
     r.error(where, e.message);
   }
   if (!result) return std::nullopt;
