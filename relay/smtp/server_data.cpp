@@ -115,6 +115,7 @@ void server_session::impl::scan_bdat() {
     compact();
     return;
   }
+  start_request();  // the chunk is in; the next command is a new request
   m = mode::command;
   if (bdat_discard) {
     send(bdat_error);

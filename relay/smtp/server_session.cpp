@@ -130,6 +130,8 @@ bool server_session::impl::next_line() {
     auth_line(copy, bare_lf);
   else
     command(copy, bare_lf, more);
+  // The next read is a new request: the next command, DATA content or a BDAT chunk.
+  start_request();
   return true;
 }
 
@@ -420,7 +422,7 @@ void server_session::start(timestamp now) {
   if (s.started) return;
   s.started = true;
   s.now = now;
-  s.idle_since = now;
+  s.start_request();
   if (s.opt.tls_wrappermode) {
     // smtps: the handshake comes first; connect checks and the greeting follow it.
     s.m = impl::mode::tls;
@@ -458,7 +460,12 @@ void server_session::receive(std::span<const char> bytes, timestamp now) {
   s.now = now;
   // During the handshake no plaintext is SMTP: the transport must not feed it (it is dropped).
   if (s.m == impl::mode::closed || s.m == impl::mode::tls) return;
-  s.idle_since = now;
+  if (s.opt.per_request_deadline) {
+    // Bytes that arrive after the deadline are not read: the request has timed out.
+    advance(now);
+    if (s.m == impl::mode::closed) return;
+  }
+  s.charge_read(bytes.size());
   s.in.append(bytes.data(), bytes.size());
   s.run();
 }
@@ -477,14 +484,14 @@ void server_session::advance(timestamp now) {
     s.held_until.reset();
     s.out += s.held;
     s.held.clear();
-    s.idle_since = now;
+    s.pause_request_clock();
     if (s.close_after_held) return;
     s.run();
   }
   if (s.m == impl::mode::closed || s.m == impl::mode::commit || s.m == impl::mode::tls ||
       s.held_until)
     return;
-  if (now - s.idle_since >= std::chrono::duration_cast<timestamp>(s.opt.timeout)) {
+  if (now >= s.request_deadline()) {
     s.send("421 4.4.2 " + s.opt.myhostname + " Error: timeout exceeded");
     s.close_now("timeout");
   }
@@ -493,7 +500,7 @@ void server_session::advance(timestamp now) {
 void server_session::finish_message(reply r, timestamp now) {
   auto& s = *impl_;
   s.now = now;
-  s.idle_since = now;
+  s.start_request();
   if (s.m != impl::mode::commit) return;
   s.m = impl::mode::command;
   const int id = s.cur_cmd == c_bdat ? c_bdat : c_data;
@@ -522,7 +529,7 @@ std::optional<timestamp> server_session::deadline() const noexcept {
   if (s.m == impl::mode::closed || s.m == impl::mode::commit || s.m == impl::mode::tls ||
       !s.started)
     return std::nullopt;
-  return s.idle_since + std::chrono::duration_cast<timestamp>(s.opt.timeout);
+  return s.request_deadline();
 }
 
 bool server_session::closing() const noexcept {

@@ -51,12 +51,17 @@ struct server_options {
   int junk_command_limit = 100;                      // smtpd_junk_command_limit
   std::chrono::milliseconds error_sleep_time{1000};  // smtpd_error_sleep_time
   std::chrono::milliseconds timeout{300000};         // smtpd_timeout
-  bool sasl_auth_enable = false;                     // smtpd_sasl_auth_enable
-  bool broken_sasl_auth_clients = false;             // broken_sasl_auth_clients: also "AUTH=..."
-  std::vector<std::string> sasl_mechanisms;          // as advertised after EHLO "AUTH"
-  bool xclient_authorized = false;                   // client in smtpd_authorized_xclient_hosts
-  std::vector<std::string> discard_ehlo_keywords;    // smtpd_discard_ehlo_keywords
-  bool forbid_bare_newline = false;                  // smtpd_forbid_bare_newline
+  /// smtpd_per_request_deadline: `timeout` bounds a whole request (a command line, DATA content,
+  /// a BDAT chunk), not each read; during DATA and BDAT each byte read adds 1/min_data_rate s
+  /// to the budget, which never grows past `timeout` (Postfix's vstream deadline).
+  bool per_request_deadline = false;
+  std::uint32_t min_data_rate = 500;               // smtpd_min_data_rate (bytes/s, at least 1)
+  bool sasl_auth_enable = false;                   // smtpd_sasl_auth_enable
+  bool broken_sasl_auth_clients = false;           // broken_sasl_auth_clients: also "AUTH=..."
+  std::vector<std::string> sasl_mechanisms;        // as advertised after EHLO "AUTH"
+  bool xclient_authorized = false;                 // client in smtpd_authorized_xclient_hosts
+  std::vector<std::string> discard_ehlo_keywords;  // smtpd_discard_ehlo_keywords
+  bool forbid_bare_newline = false;                // smtpd_forbid_bare_newline
   // STARTTLS (RFC 3207); relay/tls's server_settings decide these.
   bool tls_offered = false;      // smtpd_tls_security_level may/encrypt: EHLO offers STARTTLS
   bool tls_required = false;     // encrypt: "530 5.7.0 Must issue a STARTTLS command first"

@@ -68,6 +68,9 @@ struct server_session::impl {
   std::optional<timestamp> held_until;
   timestamp now{};
   timestamp idle_since{};
+  // per_request_deadline: what is left of the request's budget, as of limit_at.
+  timestamp time_limit{};
+  timestamp limit_at{};
   bool started = false;
   bool tls_on = false;         // the TLS handshake completed
   bool greeting_due = false;   // wrapper mode: greet once TLS is up
@@ -112,6 +115,34 @@ struct server_session::impl {
 
   impl(server_options o, server_handler& hh, client_identity c, timestamp t)
       : opt(std::move(o)), h(hh), cl(std::move(c)), now(t), idle_since(t) {}
+
+  /// A new request (command, DATA content, BDAT chunk) starts with the whole smtpd_timeout.
+  void start_request() {
+    idle_since = now;
+    time_limit = std::chrono::duration_cast<timestamp>(opt.timeout);
+    limit_at = now;
+  }
+  /// The server waited (error_sleep_time): only time spent reading counts against a deadline.
+  void pause_request_clock() {
+    idle_since = now;
+    limit_at = now;
+  }
+  /// `n` bytes were read at `now`: charge the wait, and in DATA/BDAT earn n/min_data_rate.
+  void charge_read(std::size_t n) {
+    idle_since = now;
+    if (!opt.per_request_deadline) return;
+    time_limit -= now - limit_at;
+    limit_at = now;
+    if ((m == mode::data || m == mode::bdat) && opt.min_data_rate > 0) {
+      time_limit += std::chrono::duration_cast<timestamp>(
+          std::chrono::duration<double>(static_cast<double>(n) / opt.min_data_rate));
+      time_limit = std::min(time_limit, std::chrono::duration_cast<timestamp>(opt.timeout));
+    }
+  }
+  timestamp request_deadline() const {
+    if (opt.per_request_deadline) return limit_at + time_limit;
+    return idle_since + std::chrono::duration_cast<timestamp>(opt.timeout);
+  }
 
   bool discarded(std::string_view kw) const {
     for (const auto& d : opt.discard_ehlo_keywords)

@@ -732,6 +732,85 @@ TEST(ServerSession, TimeoutClosesWith421) {
   EXPECT_EQ(d.h.events.back(), "disconnect timeout");
 }
 
+// smtpd_per_request_deadline = no (the default): each read may take smtpd_timeout, so a client
+// that trickles one byte of DATA every 10 s is never cut off.
+TEST(ServerSession, SlowTrickleSurvivesWithoutPerRequestDeadline) {
+  auto o = main_opts();
+  o.timeout = 300s;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  EXPECT_EQ(d.exchange("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  for (int i = 0; i < 100; ++i) {
+    d.wait(10s);
+    d.send("x");
+  }
+  EXPECT_EQ(d.take(), "");
+  EXPECT_FALSE(d.s.closing());
+}
+
+// smtpd_per_request_deadline = yes: DATA content has smtpd_timeout in all, plus 1/min_data_rate
+// s per byte read (never more than smtpd_timeout in hand). At 1 byte per 10 s against 500 B/s
+// the budget runs out after about 300 s: 421 4.4.2, as Postfix's vstream deadline.
+TEST(ServerSession, SlowTrickleCutOffByMinDataRate) {
+  auto o = main_opts();
+  o.timeout = 300s;
+  o.per_request_deadline = true;
+  o.min_data_rate = 500;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  EXPECT_EQ(d.exchange("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  int sent = 0;
+  while (!d.s.closing() && sent < 100) {
+    d.wait(10s);
+    d.send("x");
+    ++sent;
+  }
+  EXPECT_EQ(d.take(), "421 4.4.2 relay.example.com Error: timeout exceeded\r\n");
+  EXPECT_EQ(sent, 31);  // 30 bytes by 300 s earn 60 ms: the wait to 310 s passes the deadline
+  EXPECT_EQ(d.h.events.back(), "disconnect timeout");
+}
+
+// A client at the minimum rate or faster keeps its DATA budget topped up to smtpd_timeout: a
+// 1 MB message sent over 600 s (about 1,700 B/s) is accepted.
+TEST(ServerSession, FastEnoughDataOutlastsTheTimeout) {
+  auto o = main_opts();
+  o.timeout = 300s;
+  o.per_request_deadline = true;
+  o.min_data_rate = 500;
+  driver d(o);
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  d.exchange("DATA");
+  const std::string line(1022, 'y');
+  for (int i = 0; i < 1000; ++i) {
+    d.wait(600ms);
+    d.send(line + "\r\n");
+  }
+  EXPECT_FALSE(d.s.closing());
+  d.send(".\r\n");
+  EXPECT_NE(std::find(d.h.events.begin(), d.h.events.end(), "end"), d.h.events.end());
+  EXPECT_FALSE(d.s.closing());
+}
+
+// With a deadline, a command line's budget is not topped up by the bytes it brings: a client
+// typing one byte a second for a long command still times out at smtpd_timeout.
+TEST(ServerSession, PerRequestDeadlineBoundsACommandLine) {
+  auto o = main_opts();
+  o.timeout = 30s;
+  o.per_request_deadline = true;
+  driver d(o);
+  for (int i = 0; i < 29; ++i) {
+    d.wait(1s);
+    d.send("N");
+  }
+  EXPECT_FALSE(d.s.closing());
+  d.wait(1s);
+  EXPECT_EQ(d.take(), "421 4.4.2 relay.example.com Error: timeout exceeded\r\n");
+  EXPECT_TRUE(d.s.closing());
+}
+
 TEST(ServerSession, NoTimeoutWhileCommitPending) {
   driver d(main_opts());
   d.exchange("MAIL FROM:<a@b>");

@@ -39,7 +39,7 @@ void server_session::tls_started(timestamp now,
                                  std::optional<std::vector<std::string>> sasl_mechanisms) {
   auto& s = *impl_;
   s.now = now;
-  s.idle_since = now;
+  s.start_request();
   if (s.m != impl::mode::tls) return;
   s.m = impl::mode::command;
   s.tls_on = true;

@@ -712,6 +712,9 @@ smtp::server_options options_from(const config::parameters& p) {
   o.junk_command_limit = static_cast<int>(p.get_int("smtpd_junk_command_limit"));
   o.error_sleep_time = p.get_time("smtpd_error_sleep_time");
   o.timeout = p.get_time("smtpd_timeout");
+  o.per_request_deadline = p.get_bool("smtpd_per_request_deadline");
+  o.min_data_rate = static_cast<std::uint32_t>(
+      std::clamp(p.get_int("smtpd_min_data_rate"), 1LL, static_cast<long long>(UINT32_MAX)));
   o.sasl_auth_enable = p.get_bool("smtpd_sasl_auth_enable");
   o.broken_sasl_auth_clients = p.get_bool("broken_sasl_auth_clients");
   o.discard_ehlo_keywords = p.get_list("smtpd_discard_ehlo_keywords");
@@ -725,6 +728,17 @@ config::diagnostic service_fatal(const config::master_service& definition, std::
                                  std::string message) {
   return detail::service_diagnostic(config::diagnostic::severity::fatal, definition,
                                     std::move(parameter), std::move(message));
+}
+
+// smtpd_min_data_rate has Postfix's minimum of 1 ("fatal: bad numerical configuration").
+bool check_min_data_rate(const service_settings& s, const config::master_service& definition,
+                         std::vector<config::diagnostic>& diags) {
+  const long long rate = s.params.get_int("smtpd_min_data_rate");
+  if (rate >= 1) return true;
+  diags.push_back(service_fatal(definition, "smtpd_min_data_rate",
+                                "smtpd_min_data_rate = " + std::to_string(rate) +
+                                    ": specify a rate of 1 byte per second or more"));
+  return false;
 }
 
 // smtpd_client_*_limit and anvil_rate_time_unit: an anvil for the service when a limit is on.
@@ -836,6 +850,7 @@ std::unique_ptr<service> service::create(const config::configuration& cfg,
   settings->hopcount_limit =
       static_cast<std::size_t>(std::max(1LL, settings->params.get_int("hopcount_limit")));
   settings->sasl_enabled = settings->options.sasl_auth_enable;
+  if (!check_min_data_rate(*settings, definition, diags)) return nullptr;
   if (!configure_limits(*settings, definition, diags)) return nullptr;
   settings->smtpd_origin.syslog_name = settings->params.get("syslog_name");
   settings->smtpd_origin.program = "smtpd";

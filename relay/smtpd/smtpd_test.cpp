@@ -379,12 +379,14 @@ TEST_F(smtpd_dialogue, anvil_message_recipient_and_auth_rates) {
          {"smtpd_client_auth_rate_limit", "1"}});
   connect(smtp_, "203.0.113.9");
   say("EHLO client.example.net");
-  EXPECT_EQ(say("AUTH PLAIN " + bad_plain), "535 5.7.8 Error: authentication failed: "
-                                            "authentication failure\r\n");
+  EXPECT_EQ(say("AUTH PLAIN " + bad_plain),
+            "535 5.7.8 Error: authentication failed: "
+            "authentication failure\r\n");
   EXPECT_EQ(say("AUTH PLAIN " + good_plain),
             "450 4.7.1 Error: too many AUTH commands from 203.0.113.9\r\n");
-  EXPECT_TRUE(log_has("warning: AUTH command rate limit exceeded: 2 from unknown[203.0.113.9] "
-                      "for service smtp"))
+  EXPECT_TRUE(
+      log_has("warning: AUTH command rate limit exceeded: 2 from unknown[203.0.113.9] "
+              "for service smtp"))
       << log_text();
   EXPECT_EQ(say("MAIL FROM:<a@client.example.net>"), "250 2.1.0 Ok\r\n");
   EXPECT_EQ(say("RCPT TO:<alice@lab.example>"), "250 2.1.5 Ok\r\n");
@@ -392,8 +394,9 @@ TEST_F(smtpd_dialogue, anvil_message_recipient_and_auth_rates) {
   EXPECT_EQ(say("VRFY alice@lab.example"), "252 2.0.0 alice@lab.example\r\n");
   EXPECT_EQ(say("RCPT TO:<alice@lab.example>"),
             "450 4.7.1 Error: too many recipients from 203.0.113.9\r\n");
-  EXPECT_TRUE(log_has("warning: Recipient address rate limit exceeded: 4 from "
-                      "unknown[203.0.113.9] for service smtp"))
+  EXPECT_TRUE(
+      log_has("warning: Recipient address rate limit exceeded: 4 from "
+              "unknown[203.0.113.9] for service smtp"))
       << log_text();
   // The rate check comes before the address is parsed, as in Postfix.
   EXPECT_EQ(say("RCPT TO:<bad address"),
@@ -403,8 +406,9 @@ TEST_F(smtpd_dialogue, anvil_message_recipient_and_auth_rates) {
   EXPECT_EQ(say("RSET"), "250 2.0.0 Ok\r\n");
   EXPECT_EQ(say("MAIL FROM:<a@client.example.net>"),
             "450 4.7.1 Error: too much mail from 203.0.113.9\r\n");
-  EXPECT_TRUE(log_has("warning: Message delivery request rate limit exceeded: 3 from "
-                      "unknown[203.0.113.9] for service smtp"))
+  EXPECT_TRUE(
+      log_has("warning: Message delivery request rate limit exceeded: 3 from "
+              "unknown[203.0.113.9] for service smtp"))
       << log_text();
   // A new window (anvil_rate_time_unit, 60s) starts the counts again.
   now_ += 61s;
@@ -432,8 +436,9 @@ TEST_F(smtpd_dialogue, anvil_connection_count_limit_replaces_the_greeting) {
   EXPECT_EQ(greeting(*c3),
             "421 4.7.0 relay.example.com Error: too many connections from 203.0.113.9\r\n");
   EXPECT_TRUE(c3->session().closing());
-  EXPECT_TRUE(log_has("warning: Connection concurrency limit exceeded: 3 from "
-                      "unknown[203.0.113.9] for service smtp"))
+  EXPECT_TRUE(
+      log_has("warning: Connection concurrency limit exceeded: 3 from "
+              "unknown[203.0.113.9] for service smtp"))
       << log_text();
   EXPECT_FALSE(log_has("after CONNECT")) << log_text();
   // Another client has its own count; a client that left frees its place.
@@ -448,6 +453,39 @@ TEST_F(smtpd_dialogue, anvil_connection_count_limit_replaces_the_greeting) {
   auto in2 = open("127.0.0.1");
   auto in3 = open("127.0.0.1");
   EXPECT_EQ(greeting(*in3), "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+}
+
+TEST_F(smtpd_dialogue, min_data_rate_must_be_at_least_one) {
+  build({{"smtpd_per_request_deadline", "yes"}, {"smtpd_min_data_rate", "0"}});
+  dependencies deps;
+  deps.log = log_.get();
+  deps.spool = spool_.get();
+  deps.sasl = sasl_library();
+  deps.wall_clock = fixed_time;
+  std::vector<config::diagnostic> diags;
+  EXPECT_EQ(service::create(cfg_, smtp_, deps, diags), nullptr);
+  ASSERT_FALSE(diags.empty());
+  EXPECT_EQ(diags.back().parameter, "smtpd_min_data_rate");
+}
+
+// smtpd_per_request_deadline = yes reaches the session: DATA trickled at 1 byte per 10 s is cut
+// off near smtpd_timeout (30s here), with Postfix's "timeout after DATA" line.
+TEST_F(smtpd_dialogue, per_request_deadline_cuts_off_a_slow_trickle) {
+  build({{"smtpd_per_request_deadline", "yes"}, {"smtpd_timeout", "30s"}});
+  connect(smtp_, "203.0.113.9");
+  say("EHLO client.example.net");
+  say("MAIL FROM:<a@client.example.net>");
+  EXPECT_EQ(say("RCPT TO:<alice@lab.example>"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(say("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  std::string out;
+  for (int i = 0; i < 10 && !conn_->session().closing(); ++i) {
+    now_ += 10s;
+    conn_->session().advance(now_);
+    out += take();
+    if (!conn_->session().closing()) out += send("x");
+  }
+  EXPECT_EQ(out, "421 4.4.2 relay.example.com Error: timeout exceeded\r\n");
+  EXPECT_TRUE(log_has("timeout after DATA")) << log_text();
 }
 
 TEST_F(smtpd_dialogue, anvil_limits_must_be_counts) {
