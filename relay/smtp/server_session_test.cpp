@@ -732,15 +732,29 @@ TEST(ServerSession, TimeoutClosesWith421) {
   EXPECT_EQ(d.h.events.back(), "disconnect timeout");
 }
 
+// smtpd_timeout 300s with smtpd_per_request_deadline = yes and smtpd_min_data_rate 500.
+server_options deadline_opts() {
+  auto o = main_opts();
+  o.timeout = 300s;
+  o.per_request_deadline = true;
+  o.min_data_rate = 500;
+  return o;
+}
+
+// MAIL, RCPT and DATA; returns DATA's reply.
+std::string open_data(driver& d) {
+  d.exchange("MAIL FROM:<a@b>");
+  d.exchange("RCPT TO:<c@d>");
+  return d.exchange("DATA");
+}
+
 // smtpd_per_request_deadline = no (the default): each read may take smtpd_timeout, so a client
 // that trickles one byte of DATA every 10 s is never cut off.
 TEST(ServerSession, SlowTrickleSurvivesWithoutPerRequestDeadline) {
-  auto o = main_opts();
-  o.timeout = 300s;
+  auto o = deadline_opts();
+  o.per_request_deadline = false;
   driver d(o);
-  d.exchange("MAIL FROM:<a@b>");
-  d.exchange("RCPT TO:<c@d>");
-  EXPECT_EQ(d.exchange("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(open_data(d), "354 End data with <CR><LF>.<CR><LF>\r\n");
   for (int i = 0; i < 100; ++i) {
     d.wait(10s);
     d.send("x");
@@ -753,14 +767,8 @@ TEST(ServerSession, SlowTrickleSurvivesWithoutPerRequestDeadline) {
 // s per byte read (never more than smtpd_timeout in hand). At 1 byte per 10 s against 500 B/s
 // the budget runs out after about 300 s: 421 4.4.2, as Postfix's vstream deadline.
 TEST(ServerSession, SlowTrickleCutOffByMinDataRate) {
-  auto o = main_opts();
-  o.timeout = 300s;
-  o.per_request_deadline = true;
-  o.min_data_rate = 500;
-  driver d(o);
-  d.exchange("MAIL FROM:<a@b>");
-  d.exchange("RCPT TO:<c@d>");
-  EXPECT_EQ(d.exchange("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  driver d(deadline_opts());
+  EXPECT_EQ(open_data(d), "354 End data with <CR><LF>.<CR><LF>\r\n");
   int sent = 0;
   while (!d.s.closing() && sent < 100) {
     d.wait(10s);
@@ -775,14 +783,8 @@ TEST(ServerSession, SlowTrickleCutOffByMinDataRate) {
 // A client at the minimum rate or faster keeps its DATA budget topped up to smtpd_timeout: a
 // 1 MB message sent over 600 s (about 1,700 B/s) is accepted.
 TEST(ServerSession, FastEnoughDataOutlastsTheTimeout) {
-  auto o = main_opts();
-  o.timeout = 300s;
-  o.per_request_deadline = true;
-  o.min_data_rate = 500;
-  driver d(o);
-  d.exchange("MAIL FROM:<a@b>");
-  d.exchange("RCPT TO:<c@d>");
-  d.exchange("DATA");
+  driver d(deadline_opts());
+  open_data(d);
   const std::string line(1022, 'y');
   for (int i = 0; i < 1000; ++i) {
     d.wait(600ms);

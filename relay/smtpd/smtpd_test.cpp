@@ -96,13 +96,18 @@ class smtpd_dialogue : public ::testing::Test {
     ASSERT_FALSE(spool_->open());
   }
 
+  dependencies deps() {
+    dependencies d;
+    d.log = log_.get();
+    d.spool = spool_.get();
+    d.sasl = sasl_library();
+    d.wall_clock = fixed_time;
+    d.pid = 4242;
+    return d;
+  }
+
   std::unique_ptr<service> make(const config::master_service& def) {
-    dependencies deps;
-    deps.log = log_.get();
-    deps.spool = spool_.get();
-    deps.sasl = sasl_library();
-    deps.wall_clock = fixed_time;
-    deps.pid = 4242;
+    const dependencies deps = this->deps();
     std::vector<config::diagnostic> diags;
     auto svc = service::create(cfg_, def, deps, diags);
     for (auto& d : diags) ADD_FAILURE() << d.to_string();
@@ -117,6 +122,16 @@ class smtpd_dialogue : public ::testing::Test {
     endpoint local{"127.0.0.1", std::to_string(def.listen_port), "relay.example.com"};
     conn_ = svc_->open(remote, local, now_, [this] { ++notified_; });
     return take();
+  }
+
+  /// The parameter of the fatal diagnostic that keeps the smtp service from starting ("" if it
+  /// starts).
+  std::string fatal_parameter() {
+    std::vector<config::diagnostic> diags;
+    if (service::create(cfg_, smtp_, deps(), diags) != nullptr || diags.empty() ||
+        diags.back().level != config::diagnostic::severity::fatal)
+      return "";
+    return diags.back().parameter;
   }
 
   /// Sends one line (CRLF added) and returns every reply line it produced.
@@ -341,16 +356,7 @@ TEST_F(smtpd_dialogue, unsupported_hardening_values_are_fatal) {
   };
   for (const auto& [name, value] : bad) {
     build({{name, value}});
-    dependencies deps;
-    deps.log = log_.get();
-    deps.spool = spool_.get();
-    deps.sasl = sasl_library();
-    deps.wall_clock = fixed_time;
-    std::vector<config::diagnostic> diags;
-    EXPECT_EQ(service::create(cfg_, smtp_, deps, diags), nullptr) << name;
-    ASSERT_FALSE(diags.empty()) << name;
-    EXPECT_EQ(diags.back().level, config::diagnostic::severity::fatal) << name;
-    EXPECT_EQ(diags.back().parameter, name);
+    EXPECT_EQ(fatal_parameter(), name);
   }
 }
 
@@ -457,15 +463,7 @@ TEST_F(smtpd_dialogue, anvil_connection_count_limit_replaces_the_greeting) {
 
 TEST_F(smtpd_dialogue, min_data_rate_must_be_at_least_one) {
   build({{"smtpd_per_request_deadline", "yes"}, {"smtpd_min_data_rate", "0"}});
-  dependencies deps;
-  deps.log = log_.get();
-  deps.spool = spool_.get();
-  deps.sasl = sasl_library();
-  deps.wall_clock = fixed_time;
-  std::vector<config::diagnostic> diags;
-  EXPECT_EQ(service::create(cfg_, smtp_, deps, diags), nullptr);
-  ASSERT_FALSE(diags.empty());
-  EXPECT_EQ(diags.back().parameter, "smtpd_min_data_rate");
+  EXPECT_EQ(fatal_parameter(), "smtpd_min_data_rate");
 }
 
 // smtpd_per_request_deadline = yes reaches the session: DATA trickled at 1 byte per 10 s is cut
@@ -490,15 +488,7 @@ TEST_F(smtpd_dialogue, per_request_deadline_cuts_off_a_slow_trickle) {
 
 TEST_F(smtpd_dialogue, anvil_limits_must_be_counts) {
   build({{"smtpd_client_message_rate_limit", "-1"}});
-  dependencies deps;
-  deps.log = log_.get();
-  deps.spool = spool_.get();
-  deps.sasl = sasl_library();
-  deps.wall_clock = fixed_time;
-  std::vector<config::diagnostic> diags;
-  EXPECT_EQ(service::create(cfg_, smtp_, deps, diags), nullptr);
-  ASSERT_FALSE(diags.empty());
-  EXPECT_EQ(diags.back().parameter, "smtpd_client_message_rate_limit");
+  EXPECT_EQ(fatal_parameter(), "smtpd_client_message_rate_limit");
 }
 
 }  // namespace
