@@ -26,8 +26,7 @@ struct compiled {
   std::map<std::string, std::unique_ptr<maps::table>> tables;  // by spec as written
 
   match_list mynetworks, relay_domains, mydestination, virtual_alias_domains,
-      virtual_mailbox_domains, xclient_hosts, bare_newline_exclusions,
-      event_limit_exceptions;
+      virtual_mailbox_domains, xclient_hosts, bare_newline_exclusions, event_limit_exceptions;
   std::vector<own_address> own_addresses;
 
   std::vector<const maps::table*> local_rcpt_maps, relay_rcpt_maps, virt_alias_maps,
