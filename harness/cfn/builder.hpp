@@ -15,10 +15,6 @@
 namespace relaylab::cfn::detail {
 
 inline const std::string public_pool = "203.0.113.0/24";
-// What the errors about the default VPC (a group without VpcId, an instance without a subnet)
-// end with.
-inline const std::string default_vpc_not_modelled =
-    "which relaylab import does not model (it is in no template): ";
 
 const std::map<std::string, std::string>& kinds();
 const std::set<std::string>& modelled();
@@ -101,6 +97,15 @@ class builder final : public attribute_source {
   static bool written(const resource& r, const std::string& key) {
     const node* p = r.decl->find("Properties");
     return p && p->find(key);
+  }
+  /// The security group a name stands for: its GroupName, or the ID that Ref gives (for a
+  /// group of the default VPC, Ref gives what AWS calls its name).
+  const resource* group_named(const std::string& v) {
+    for (const auto& x : ev_.resources()) {
+      if (x.type == "AWS::EC2::SecurityGroup" && str(x, "GroupName") == v) return &x;
+    }
+    const resource* r = ev_.by_id(v);
+    return r && r->type == "AWS::EC2::SecurityGroup" ? r : nullptr;
   }
   const std::string& name(const resource& r);
   std::string vpc_cidr6(const resource& vpc);

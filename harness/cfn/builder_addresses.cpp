@@ -192,10 +192,9 @@ void builder::ensure_hosts() {
     if (!subnet && (written(*r, "SubnetId") || (nis && !ni))) continue;  // already reported
     if (!subnet) {
       error(r->where, r->logical,
-            "no SubnetId (nor NetworkInterfaces with SubnetId), so the instance would be in a "
-            "default subnet of the default VPC, " +
-                default_vpc_not_modelled +
-                "add SubnetId naming an AWS::EC2::Subnet of the templates");
+            "NetworkInterfaces without SubnetId: add SubnetId naming an AWS::EC2::Subnet of the "
+            "templates (only an instance without NetworkInterfaces is placed in the default "
+            "VPC)");
       continue;
     }
     h.subnet = target(*subnet, "AWS::EC2::Subnet", r->logical, "SubnetId");
@@ -218,11 +217,7 @@ void builder::ensure_hosts() {
       for (const auto& g : groups->items) {
         std::optional<std::string> n;
         if (by_name && g.is_scalar()) {
-          for (const auto& x : ev_.resources()) {
-            if (x.type == "AWS::EC2::SecurityGroup" && str(x, "GroupName") == g.value) {
-              n = name(x);
-            }
-          }
+          if (const resource* x = group_named(g.value)) n = name(*x);
           if (!n)
             error(g.where, r->logical,
                   "SecurityGroups: no security group named '" + g.value + "' (GroupName)");

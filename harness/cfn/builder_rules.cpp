@@ -159,9 +159,7 @@ std::optional<std::string> builder::group_name(const node& v, const std::string&
     if (gv != vpc) {
       error(v.where, logical,
             "security group " + name(*g) + " is not in " + name(*vpc) +
-                (gv ? ""
-                    : " (it has no VpcId, so it would be in the default VPC, " +
-                          default_vpc_not_modelled + "add VpcId to it)"));
+                (gv ? " but in " + name(*gv) : " (its VpcId has no value)"));
       return std::nullopt;
     }
   }
@@ -239,11 +237,7 @@ std::vector<sim::sg_rule> builder::sg_rule_of(const node& rule, bool ingress,
     if (!n) return {};
     out.group = *n;
   } else if (const node* gn = ingress ? rule.find("SourceSecurityGroupName") : nullptr) {
-    for (const auto& x : ev_.resources()) {
-      if (x.type == "AWS::EC2::SecurityGroup" && str(x, "GroupName") == gn->value) {
-        out.group = name(x);
-      }
-    }
+    if (const resource* x = group_named(gn->value)) out.group = name(*x);
     if (out.group.empty()) {
       error(gn->where, logical,
             "SourceSecurityGroupName: no security group named '" + gn->value + "'");

@@ -12,7 +12,8 @@
 // As AWS does: every route table has its local routes; a subnet without an association uses
 // its VPC's main route table (local routes only) and network ACL (allow all); a security group
 // without SecurityGroupEgress allows all egress; an instance without groups is in its VPC's
-// default group. Addresses a template leaves to AWS are assigned deterministically (private:
+// default group; templates written for the account's default VPC get it, as AWS creates it
+// (default_vpc.hpp). Addresses a template leaves to AWS are assigned deterministically (private:
 // from the subnet's fifth address on, skipping AWS's reserved first four and the last; public:
 // from 203.0.113.0/24), in the order of the names. Traffic the model does not carry (UDP,
 // ICMP rules) is left out; anything else that would change TCP reachability and cannot be

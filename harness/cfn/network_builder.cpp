@@ -1,6 +1,7 @@
 // CloudFormation resources → harness/sim's network_spec (see cfn.hpp for what is modelled and
 // how AWS's defaults are reproduced).
 #include "harness/cfn/builder.hpp"
+#include "harness/cfn/default_vpc.hpp"
 
 #include <filesystem>
 
@@ -363,14 +364,7 @@ std::optional<import_result> builder::run() {
     if (r.type != "AWS::EC2::SecurityGroup") continue;
     const resource* vpc = ref_prop(r, "VpcId", "AWS::EC2::VPC", false);
     auto* v = vpc_of(vpc);
-    if (!v) {
-      if (!vpc && !written(r, "VpcId")) {
-        error(r.where, r.logical,
-              "no VpcId, so the group would be in the default VPC, " + default_vpc_not_modelled +
-                  "add VpcId naming an AWS::EC2::VPC of the templates");
-      }
-      continue;
-    }
+    if (!v) continue;  // add_default_vpc() gave every group a VpcId; its errors are reported
     sim::security_group_spec g;
     g.name = name(r);
     if (auto in = ev_.property(r, "SecurityGroupIngress")) sg_rules(r, *in, true, g);
@@ -391,9 +385,7 @@ std::optional<import_result> builder::run() {
     if (auto id = ev_.property(r, "GroupId")) {
       g = target(*id, "AWS::EC2::SecurityGroup", r.logical, "GroupId");
     } else if (auto gn = str(r, "GroupName"); gn && in) {
-      for (const auto& x : all) {
-        if (x.type == "AWS::EC2::SecurityGroup" && str(x, "GroupName") == *gn) g = &x;
-      }
+      g = group_named(*gn);
       if (!g)
         error(ev_.property_where(r, "GroupName"), r.logical,
               "no security group named '" + *gn + "'");
@@ -488,6 +480,8 @@ std::optional<import_result> builder::run() {
 std::optional<import_result> import_stacks(std::vector<stack> stacks, const import_options& opts,
                                            std::vector<diagnostic>& errors) {
   const std::size_t before = errors.size();
+  add_default_vpc(stacks, opts.eval.region, errors);
+  if (errors.size() != before) return std::nullopt;
   evaluator ev(std::move(stacks), opts.eval, errors);
   if (errors.size() != before) return std::nullopt;
   detail::builder b(ev, opts, errors);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <set>
 
 namespace relaylab::cfn {
@@ -283,7 +284,53 @@ TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
 
 // Resources that rely on the default VPC (not in any template): errors naming the resource and
 // what to add.
-TEST(cfn_network, default_vpc_is_an_error_naming_what_to_add) {
+// Templates for the account's default VPC import as AWS runs them: the default VPC (172.31.0.0/16,
+// a /20 per AZ with MapPublicIpOnLaunch, an internet gateway) is added, a group without VpcId
+// is in it, an instance without a subnet goes into its AZ's default subnet.
+TEST(cfn_network, default_vpc_is_modelled_as_aws_creates_it) {
+  const auto im = import_yaml({{"t.yml",
+                                "Resources:\n"
+                                "  G:\n"
+                                "    Type: AWS::EC2::SecurityGroup\n"
+                                "    Properties:\n"
+                                "      GroupDescription: web\n"
+                                "      SecurityGroupIngress:\n"
+                                "        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: "
+                                "0.0.0.0/0}\n"
+                                "        - {IpProtocol: tcp, FromPort: 22, ToPort: 22, "
+                                "SourceSecurityGroupName: !Ref Admin}\n"
+                                "  Admin: {Type: AWS::EC2::SecurityGroup, Properties: "
+                                "{GroupDescription: admin}}\n"
+                                "  Web: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1, "
+                                "SecurityGroups: [!Ref G]}}\n"
+                                "  Other:\n"
+                                "    Type: AWS::EC2::Instance\n"
+                                "    Properties: {AvailabilityZone: !Select [2, !GetAZs ''], "
+                                "SecurityGroups: [!Ref Admin]}\n"}});
+  ASSERT_TRUE(im.r) << im.first_error();
+  const auto& v = vpc(*im.r);
+  EXPECT_EQ(v.name, "default-vpc");
+  EXPECT_EQ(v.cidr, "172.31.0.0/16");
+  EXPECT_FALSE(v.internet_gateway.empty());
+  ASSERT_EQ(v.subnets.size(), 3u);
+  EXPECT_EQ(named(v.subnets, "default-us-east-1a").cidr, "172.31.0.0/20");
+  EXPECT_EQ(named(v.subnets, "default-us-east-1b").cidr, "172.31.16.0/20");
+  EXPECT_EQ(named(v.subnets, "default-us-east-1c").cidr, "172.31.32.0/20");
+  const auto& web = named(im.r->network.hosts, "Web");
+  EXPECT_EQ(web.subnet, "default-us-east-1a");  // no AvailabilityZone: the first AZ
+  EXPECT_EQ(web.ipv4, "172.31.0.4");
+  EXPECT_FALSE(web.public_ipv4.empty());  // MapPublicIpOnLaunch
+  EXPECT_EQ(web.security_groups, std::vector<std::string>{"G"});
+  const auto& other = named(im.r->network.hosts, "Other");
+  EXPECT_EQ(other.subnet, "default-us-east-1c");
+  EXPECT_EQ(other.ipv4, "172.31.32.4");
+  const auto& g = named(v.security_groups, "G");
+  ASSERT_EQ(g.ingress.size(), 2u);
+  EXPECT_EQ(g.ingress[1].group, "Admin");
+}
+
+// What the default VPC cannot stand in for stays an error naming what to add.
+TEST(cfn_network, default_vpc_errors_name_what_to_add) {
   const std::string vpc =
       "Resources:\n  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n"
       "  S: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/24}}\n";
@@ -293,24 +340,43 @@ TEST(cfn_network, default_vpc_is_an_error_naming_what_to_add) {
     for (const auto& e : im.errors) out += e.to_string() + "\n";
     return out;
   };
-  EXPECT_EQ(errors("  I: {Type: AWS::EC2::Instance, Properties: {ImageId: ami-1}}\n"),
-            "t.yml:4:3: error: I: no SubnetId (nor NetworkInterfaces with SubnetId), so the "
-            "instance would be in a default subnet of the default VPC, which relaylab import "
-            "does not model (it is in no template): add SubnetId naming an AWS::EC2::Subnet of "
-            "the templates\n");
   EXPECT_EQ(errors("  I:\n    Type: AWS::EC2::Instance\n    Properties:\n"
-                   "      NetworkInterfaces: [{DeviceIndex: 0, AssociatePublicIpAddress: true}]\n")
-                .substr(0, 80),
-            "t.yml:4:3: error: I: no SubnetId (nor NetworkInterfaces with SubnetId), so the i");
+                   "      NetworkInterfaces: [{DeviceIndex: 0, AssociatePublicIpAddress: true}]\n"),
+            "t.yml:4:3: error: I: NetworkInterfaces without SubnetId: add SubnetId naming an "
+            "AWS::EC2::Subnet of the templates (only an instance without NetworkInterfaces is "
+            "placed in the default VPC)\n");
   EXPECT_EQ(errors("  G: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: g}}\n"
                    "  I: {Type: AWS::EC2::Instance, Properties: {SubnetId: !Ref S, "
                    "SecurityGroupIds: [!Ref G]}}\n"),
-            "t.yml:4:3: error: G: no VpcId, so the group would be in the default VPC, which "
-            "relaylab import does not model (it is in no template): add VpcId naming an "
-            "AWS::EC2::VPC of the templates\n"
-            "t.yml:5:83: error: I: security group G is not in Vpc (it has no VpcId, so it would "
-            "be in the default VPC, which relaylab import does not model (it is in no template): "
-            "add VpcId to it)\n");
+            "t.yml:5:83: error: I: security group G is not in Vpc but in default-vpc\n");
+  EXPECT_EQ(errors("  I: {Type: AWS::EC2::Instance, Properties: {AvailabilityZone: eu-west-1a}}\n"),
+            "t.yml:4:64: error: I: AvailabilityZone 'eu-west-1a' has no default subnet: the "
+            "default VPC of us-east-1 has us-east-1a, us-east-1b and us-east-1c (--region, or add "
+            "SubnetId)\n");
+}
+
+// Templates in the styles others write (testdata/cfn/foreign: the default VPC, old-style JSON
+// with Mappings and Fn::Join, rules and ACLs as separate resources, public SSM AMI parameters)
+// import without edits; warnings only name resource types outside the network model.
+TEST(cfn_network, foreign_templates_import_without_edits) {
+  const std::filesystem::path dir = std::string(RELAYLAB_SOURCE_DIR) + "/testdata/cfn/foreign";
+  std::size_t files = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    ++files;
+    std::vector<diagnostic> errors;
+    import_options o;
+    o.eval.params = {{"KeyName", "lab"}};
+    const auto r = import_templates({f.path().string()}, o, errors);
+    ASSERT_TRUE(r) << f.path() << ": " << (errors.empty() ? "" : errors[0].to_string());
+    EXPECT_FALSE(r->network.hosts.empty()) << f.path();
+    for (const auto& w : r->warnings) {
+      EXPECT_TRUE(w.message.find("AWS::S3::") != std::string::npos ||
+                  w.message.find("AWS::IAM::") != std::string::npos ||
+                  w.message.find("AWS::CloudWatch::") != std::string::npos)
+          << f.path() << ": " << w.to_string();
+    }
+  }
+  EXPECT_GE(files, 3u);
 }
 
 // Many instances in one subnet: addresses from the fifth on in the order of the names, around
