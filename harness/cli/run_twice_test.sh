@@ -1,7 +1,8 @@
 #!/bin/sh
 # run_twice_test.sh RELAYLAB FILE DIR: two runs with the same seed must produce byte-identical
 # JSON report, JUnit XML and maillog, and the same standard output except for the wall time of
-# each scenario line (the `wall=` field, masked before comparing).
+# each scenario line (the `wall=` field, masked before comparing). Both runs must pass: identical
+# reports of a broken run prove nothing.
 relaylab=$1
 file=$2
 dir=$3
@@ -9,7 +10,9 @@ mkdir -p "$dir" || exit 1
 for i in 1 2; do
   "$relaylab" run "$file" --seed 424242 --json "$dir/run$i.json" --maillog "$dir/run$i.log" \
     --junit "$dir/run$i.xml" >"$dir/run$i.out" 2>"$dir/run$i.err"
-  echo "run $i: exit $?"
+  status=$?
+  echo "run $i: exit $status"
+  [ "$status" -eq 0 ] || { tail -n 20 "$dir/run$i.out" "$dir/run$i.err"; exit 1; }
   sed 's/  wall=[0-9]*ms$/  wall=(masked)/' "$dir/run$i.out" >"$dir/run$i.masked"
 done
 cmp "$dir/run1.json" "$dir/run2.json" && cmp "$dir/run1.log" "$dir/run2.log" &&
