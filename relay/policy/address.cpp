@@ -106,28 +106,4 @@ bool valid_hostaddr(std::string_view addr) {
   return valid_ipv4(addr);
 }
 
-std::string internalize_address(std::string_view path) {
-  path = trim(path);
-  if (path.size() >= 2 && path.front() == '<' && path.back() == '>') {
-    path = path.substr(1, path.size() - 2);
-  }
-  // Source route "@a,@b:user@domain": Postfix's smtpd keeps only user@domain.
-  if (!path.empty() && path.front() == '@') {
-    std::size_t colon = path.find(':');
-    if (colon != std::string_view::npos) path = path.substr(colon + 1);
-  }
-  std::string out;
-  bool quoted = false;
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    char c = path[i];
-    if (c == '"') {
-      quoted = !quoted;
-      continue;
-    }
-    if (c == '\\' && quoted && i + 1 < path.size()) c = path[++i];
-    out += c;
-  }
-  return out;
-}
-
 }  // namespace relaylab::policy

@@ -1,6 +1,6 @@
 // Address and host-name syntax as Postfix's smtpd sees it: IP literals, valid_hostname(),
 // valid_mailhost_addr(), and the host's own addresses (inet_interfaces, proxy_interfaces).
-// The public parts (valid_hostname, valid_hostaddr, internalize_address) are in policy.hpp.
+// The public parts (valid_hostname, valid_hostaddr) are in policy.hpp.
 #pragma once
 
 #include <array>

@@ -129,12 +129,6 @@ class engine {
   virtual std::string last_decider() const { return {}; }
 };
 
-/// Converts an SMTP path as the client wrote it ("<@a,@b:\"x y\"@c.example>") into Postfix's
-/// internal form that session_state.sender/recipient hold ("x y@c.example"): strips the angle
-/// brackets and any source route, and removes quoting from the local-part. Postfix's smtpd does
-/// the same (extract_addr), so replies show this form, e.g. "<user@remote@relay.example.com>".
-std::string internalize_address(std::string_view smtp_path);
-
 /// Postfix's valid_hostname() (labels of letters, digits, '-' and '_', no empty or numeric-only
 /// name, label <= 63 and name <= 255 octets) and valid_hostaddr() (IPv4 or IPv6 literal).
 bool valid_hostname(std::string_view name);
