@@ -34,7 +34,10 @@ const std::map<std::string, std::string>& refused() {
       {"AWS::EC2::LocalGatewayRoute", "local gateways"},
       {"AWS::EC2::CarrierGateway", "carrier gateways"},
       {"AWS::NetworkFirewall::Firewall", "AWS Network Firewall"},
-      {"AWS::EC2::SecurityGroupVpcAssociation", "security groups shared with another VPC"}};
+      {"AWS::EC2::SecurityGroupVpcAssociation", "security groups shared with another VPC"},
+      // Its template is at a URL, and its resources (VPCs, groups ...) would be missing.
+      {"AWS::CloudFormation::Stack",
+       "a nested stack (give its template to relaylab import as a file of its own)"}};
   return r;
 }
 

@@ -268,6 +268,11 @@ TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
   EXPECT_EQ(err("  P: {Type: AWS::EC2::VPCPeeringConnection}\n"),
             "t.yml:3:3: error: P: AWS::EC2::VPCPeeringConnection: VPC peering would change "
             "which connections go through, and cannot be modelled");
+  EXPECT_EQ(err("  N: {Type: AWS::CloudFormation::Stack, Properties: {TemplateURL: "
+                "https://example.com/vpc.yml}}\n"),
+            "t.yml:3:3: error: N: AWS::CloudFormation::Stack: a nested stack (give its template "
+            "to relaylab import as a file of its own) would change which connections go "
+            "through, and cannot be modelled");
   EXPECT_NE(err("  T: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
                 "  R: {Type: AWS::EC2::Route, Properties: {RouteTableId: !Ref T, "
                 "DestinationCidrBlock: 0.0.0.0/0, GatewayId: igw-123}}\n")
