@@ -144,7 +144,13 @@ def case_postfix_relays_to_mx(relaylab):
             m = msgs[0]
             if b"relayed body" not in m or b"by relay.example.com (Postfix)" not in m:
                 raise failure(f"unexpected content: {m!r}\n{pf.maillog()}")
-            if f"relay=127.0.0.1[127.0.0.1]:{mx.port}" not in pf.maillog():
+            # The fake MX files the message before it answers 250, and Postfix logs its
+            # status=sent line only after that reply: wait for the line, bounded.
+            relay = f"relay=127.0.0.1[127.0.0.1]:{mx.port}"
+            deadline = time.monotonic() + 30
+            while relay not in pf.maillog() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if relay not in pf.maillog():
                 raise failure(f"postfix did not log the fake MX as relay:\n{pf.maillog()}")
     finally:
         text = mx.stop()

@@ -52,9 +52,13 @@ def main():
                            DEADLINE_S)
             if not got:
                 problems.append("relaylab's sink did not receive the message")
+            # relaylab's sink files the message before Postfix has read the 250 and logged
+            # status=sent: wait for Postfix's lines, bounded.
+            pf_needles = ("Trusted TLS connection established to 127.0.0.1[127.0.0.1]:",
+                          "status=sent")
+            wait_for(lambda: all(n in pf.maillog() for n in pf_needles), DEADLINE_S)
             pf_log = pf.maillog()
-            for needle in ("Trusted TLS connection established to 127.0.0.1[127.0.0.1]:",
-                           "status=sent"):
+            for needle in pf_needles:
                 if needle not in pf_log:
                     problems.append(f"Postfix's maillog lacks {needle!r}:\n{pf_log[-2000:]}")
             rl_log = rl.maillog()
