@@ -241,7 +241,7 @@ std::string too_many_errors_after(std::string_view command, std::string_view nam
                                   std::string_view addr);
 /// "improper command pipelining after EHLO from name[addr]: MAIL FROM:<a@b>\r\nDATA\r\n": the
 /// pending input is shown with C escapes (\r, \n, \t, \\, \ooo), at most pending_bytes_max
-/// input bytes (Postfix's own cut-off was not verified; 100 is relaylab's bound).
+/// input bytes (Postfix's smtpd shows the first 100 bytes it has buffered).
 std::string improper_pipelining_after(std::string_view command, std::string_view name,
                                       std::string_view addr, std::string_view pending_input,
                                       std::size_t pending_bytes_max = 100);

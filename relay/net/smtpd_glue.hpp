@@ -10,6 +10,7 @@
 #include "relay/smtpd/smtpd.hpp"
 #include "relay/tls/stream.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,22 @@ struct smtpd_glue_options {
   peer_name_cache_options peer_name_options;
 };
 
+/// What the client has sent by now, peeked (MSG_PEEK: the driver still reads it), at most
+/// smtp::improper_pipelining_shown_max bytes: the input of smtpd's pre-greeting check, taken
+/// where Postfix takes it, when the greeting is due. Whether a client that does not wait for the
+/// greeting is caught depends on timing, on TCP as in Postfix (whose postscreen greet wait is
+/// the deterministic test).
+inline std::string waiting_input(boost::asio::ip::tcp::socket& sock) {
+  boost::system::error_code ec;
+  const std::size_t n = sock.available(ec);
+  if (ec || n == 0) return {};
+  std::string bytes(std::min(n, smtp::improper_pipelining_shown_max), '\0');
+  const std::size_t got =
+      sock.receive(boost::asio::buffer(bytes), boost::asio::socket_base::message_peek, ec);
+  bytes.resize(ec ? 0 : got);
+  return bytes;
+}
+
 /// A handler for daemon::listen serving `svc` (which must outlive the daemon).
 inline connection_handler smtpd_handler(smtpd::service& svc, clock_fn now,
                                         smtpd_glue_options options) {
@@ -45,7 +62,7 @@ inline connection_handler smtpd_handler(smtpd::service& svc, clock_fn now,
     smtpd::endpoint local;
     local.addr = info.local_addr;
     local.port = info.local_port;
-    auto conn = svc.open(remote, local, now(), info.signal->notifier());
+    auto conn = svc.open(remote, local, now(), info.signal->notifier(), waiting_input(sock));
     if (!conn) co_return;
     if (auto tls_context = conn->tls_context()) {
       tls::server_stream<boost::asio::ip::tcp::socket> stream(sock, std::move(tls_context));

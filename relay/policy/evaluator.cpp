@@ -373,7 +373,7 @@ status evaluator::generic_restriction(const check_call& call) {
       return reject(error_class::policy, c_->reject_code, "5.7.1",
                     rn + ": " + reply_class + " rejected: Access denied");
     case restriction::reject_unauth_pipelining:
-      if (s.unauth_pipelining && (!iequals(s.protocol, "ESMTP") || where_ == "DATA")) {
+      if (s.unauth_pipelining) {
         return reject(
             error_class::protocol, 503, "5.5.0",
             rn + ": " + reply_class + " rejected: Improper use of SMTP command pipelining");

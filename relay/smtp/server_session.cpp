@@ -199,6 +199,8 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
       break;
     }
   ++total[id];
+  // Postfix 3.7.11's order: a forbidden command, then smtpd_delay_reject = no's standing
+  // refusal (which unknown commands get too), then "not recognized", then TLS enforcement.
   if (id == c_unknown) {
     last_cmd = "UNKNOWN";
     if (forbidden(argv[0])) {
@@ -206,27 +208,22 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
       close_now("non-SMTP command");
       return;
     }
+  }
+  if (access_denied && id != c_quit) {
+    // The greeting was a rejection (smtpd_delay_reject = no): Postfix answers every command
+    // but QUIT like this, and counts it as an error.
+    send("503 5.7.0 Error: access denied for " + access_denied_namaddr);
+    ++error_count;
+    check_hard_limit();
+    return;
+  }
+  if (id == c_unknown) {
     send("500 5.5.2 Error: command not recognized");
     ++error_count;
     check_hard_limit();
     return;
   }
   last_cmd = cmd_upper[static_cast<std::size_t>(id)];
-  if (opt.forbid_unauth_pipelining && more_input &&
-      (cl.protocol != "ESMTP" || !ehlo_pipelining || ends_group(id))) {
-    // Postfix answers this instead of running the command, and hangs up.
-    send("554 5.5.0 Error: SMTP protocol synchronization");
-    close_now("SMTP protocol synchronization");
-    return;
-  }
-  if (access_denied && id != c_quit) {
-    // The greeting was a rejection (smtpd_delay_reject = no): Postfix answers every
-    // recognized command but QUIT like this, and counts it as an error.
-    send("503 5.7.0 Error: access denied for " + access_denied_namaddr);
-    ++error_count;
-    check_hard_limit();
-    return;
-  }
   if (opt.tls_required && !tls_on && id != c_helo && id != c_ehlo && id != c_xclient &&
       id != c_starttls && id != c_noop && id != c_quit) {
     // smtpd_tls_security_level = encrypt: only the commands Postfix marks as allowed before
@@ -237,8 +234,12 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
     return;
   }
   cur_cmd = id;
-  // reject_unauth_pipelining: the client sent more before it saw this command's reply.
-  if (more_input && (cl.protocol != "ESMTP" || !ehlo_pipelining)) cl.unauth_pipelining = true;
+  // Postfix's SMTPD_FLAG_ILL_PIPELINING: input already waiting behind a command that must end
+  // a pipelined group (or behind any command before EHLO made the session ESMTP). Flagged
+  // once per connection, logged, and tested later by reject_unauth_pipelining.
+  if (more_input && !ill_pipelining && (cl.protocol != "ESMTP" || ends_group(id)) &&
+      flag_ill_pipelining(last_cmd, pending()))
+    return;
   bool success = false;
   switch (id) {
     case c_helo:
@@ -308,8 +309,20 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
 // RFC 2920 section 3.1: these end a command group, so nothing may follow them in one write
 // (as observed on Postfix 3.7.11: AUTH, ETRN, QUIT, RSET, MAIL and RCPT may be followed).
 bool server_session::impl::ends_group(int id) {
-  return id == c_helo || id == c_ehlo || id == c_data || id == c_vrfy || id == c_noop ||
-         id == c_starttls;
+  // Postfix's SMTPD_CMD_FLAG_LAST commands.
+  return id == c_helo || id == c_ehlo || id == c_data || id == c_vrfy || id == c_noop;
+}
+
+bool server_session::impl::flag_ill_pipelining(std::string_view where, std::string_view waiting) {
+  ill_pipelining = true;
+  cl.unauth_pipelining = true;
+  h.on_improper_pipelining(cl, where, waiting.substr(0, improper_pipelining_shown_max));
+  if (!opt.forbid_unauth_pipelining) return false;
+  // Postfix answers this instead of running the command, and hangs up without another log
+  // line than the disconnect.
+  send("554 5.5.0 Error: SMTP protocol synchronization");
+  close_now("");
+  return true;
 }
 
 bool server_session::impl::forbidden(std::string_view word) const {
@@ -417,18 +430,20 @@ server_session::~server_session() {
   }
 }
 
-void server_session::start(timestamp now) {
+void server_session::start(timestamp now, std::string_view waiting_input) {
   auto& s = *impl_;
   if (s.started) return;
   s.started = true;
   s.now = now;
   s.start_request();
   if (s.opt.tls_wrappermode) {
-    // smtps: the handshake comes first; connect checks and the greeting follow it.
+    // smtps: the handshake comes first; connect checks and the greeting follow it. What the
+    // client sent first is its TLS hello, never improper pipelining.
     s.m = impl::mode::tls;
     s.greeting_due = true;
     return;
   }
+  if (!waiting_input.empty() && s.flag_ill_pipelining("CONNECT", waiting_input)) return;
   s.greet();
 }
 

@@ -77,9 +77,9 @@ struct server_options {
   /// smtpd_forbidden_commands (the default's regexp part, /^[^A-Z]/, is forbid_nonalpha_commands).
   std::vector<std::string> forbidden_commands{"CONNECT", "GET", "POST"};
   bool forbid_nonalpha_commands = true;
-  /// smtpd_forbid_unauth_pipelining: a command read while more input is already waiting, when
-  /// PIPELINING is not in force or the command must end a group (HELO, EHLO, DATA, VRFY, NOOP,
-  /// STARTTLS), gets "554 5.5.0 Error: SMTP protocol synchronization" and the session ends.
+  /// smtpd_forbid_unauth_pipelining: input waiting before the greeting, or behind a command
+  /// read before EHLO or one that must end a pipelined group (HELO, EHLO, DATA, VRFY, NOOP),
+  /// gets "554 5.5.0 Error: SMTP protocol synchronization" and the session ends.
   bool forbid_unauth_pipelining = false;
   /// Memory bounds: input is not parsed further while output() holds this much, and
   /// want_input() turns false once this much input is buffered.
@@ -94,8 +94,9 @@ struct client_identity {
   std::string port;
   std::string helo;               // HELO/EHLO argument, empty before HELO
   std::string protocol = "SMTP";  // "SMTP" or "ESMTP" (Postfix's proto=)
-  /// True while handling a command that arrived before the previous reply was sent although
-  /// PIPELINING was not negotiated (what Postfix's reject_unauth_pipelining tests).
+  /// Postfix's SMTPD_FLAG_ILL_PIPELINING, what reject_unauth_pipelining tests: the client
+  /// talked before the greeting, or sent more behind a command before EHLO or behind HELO,
+  /// EHLO, DATA, VRFY or NOOP. Set once, for the rest of the connection (XCLIENT keeps it).
   bool unauth_pipelining = false;
 };
 
@@ -128,6 +129,10 @@ using verdict = std::optional<reply>;
 enum class client_event { mail, rcpt, auth };
 
 /// What the relay application (relay/smtpd) answers for the engine.
+/// How much pending input Postfix shows in its improper-pipelining line (smtpd.c: the first 100
+/// bytes it has buffered).
+inline constexpr std::size_t improper_pipelining_shown_max = 100;
+
 class server_handler {
  public:
   virtual ~server_handler() = default;
@@ -194,7 +199,18 @@ class server_handler {
   /// After on_xclient: XCLIENT LOGIN=user made the session authenticated as `user`, as a SASL
   /// login would (Postfix's smtpd_sasl_auth_extern() with method "XCLIENT").
   virtual void on_xclient_login(std::string_view user) { (void)user; }
-  /// The session is over (QUIT, error limit, timeout, lost connection). For the disconnect log.
+  /// Input was waiting where Postfix flags improper pipelining (see
+  /// client_identity::unauth_pipelining); `where` is "CONNECT" or the command's name, `pending`
+  /// the first improper_pipelining_shown_max waiting bytes. For Postfix's "improper command
+  /// pipelining after WHERE from name[addr]: ..." line.
+  virtual void on_improper_pipelining(const client_identity& client, std::string_view where,
+                                      std::string_view pending) {
+    (void)client;
+    (void)where;
+    (void)pending;
+  }
+  /// The session is over (QUIT, error limit, timeout, lost connection). For the disconnect log;
+  /// `reason` is what Postfix logs before " after CMD from ...", "" when it logs nothing.
   virtual void on_disconnect(const client_identity& client, std::string_view reason) = 0;
 };
 
@@ -207,7 +223,12 @@ class server_session {
   server_session& operator=(const server_session&) = delete;
 
   /// Queues the greeting (asks handler.on_connect first). Call once, before receive().
-  void start(timestamp now);
+  /// `waiting_input`: what the client had already sent when the greeting was due, peeked, not
+  /// consumed (the transport still feeds it to receive() afterwards). Postfix's pre-greeting
+  /// check: unless in wrapper mode, such input is logged and flags improper pipelining, and
+  /// with forbid_unauth_pipelining it gets "554 5.5.0 Error: SMTP protocol synchronization"
+  /// instead of the greeting (before the connect checks: no anvil event, no restrictions).
+  void start(timestamp now, std::string_view waiting_input = {});
   /// Feeds received bytes. Always consumes all of them (buffering what it cannot act on yet).
   void receive(std::span<const char> bytes, timestamp now);
   /// The peer closed its side (EOF) or the connection failed.

@@ -85,6 +85,7 @@ struct server_session::impl {
   int junk_cmds = 0;
   bool authenticated = false;
   bool ehlo_pipelining = false;  // PIPELINING was offered in an EHLO reply
+  bool ill_pipelining = false;   // Postfix's SMTPD_FLAG_ILL_PIPELINING: never cleared
   bool in_mail = false;
   bool smtputf8_mail = false;  // MAIL FROM had SMTPUTF8 (for the RCPT addresses' check)
   std::uint64_t msg_size = 0;  // SIZE= value; survives a rejected MAIL as in Postfix
@@ -185,6 +186,10 @@ struct server_session::impl {
 
   bool forbidden(std::string_view word) const;
   static bool ends_group(int id);
+  /// Sets Postfix's SMTPD_FLAG_ILL_PIPELINING for the input `waiting` behind `where` (a
+  /// command name or "CONNECT") and tells the handler; true when smtpd_forbid_unauth_pipelining
+  /// then ended the session.
+  bool flag_ill_pipelining(std::string_view where, std::string_view waiting);
 
   void reset_transaction();
 

@@ -95,7 +95,7 @@ bool server_session::impl::xclient(const std::vector<std::string_view>& argv) {
   }
   // Success starts a new session for the new client, with a new greeting.
   reset_transaction();
-  next.unauth_pipelining = false;
+  next.unauth_pipelining = ill_pipelining;  // Postfix's XCLIENT keeps the flag
   cl = next;
   authenticated = login.has_value();
   ehlo_pipelining = false;

@@ -120,7 +120,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   smtpd_connection(std::shared_ptr<const service_settings> settings, const dependencies& deps,
                    std::unique_ptr<policy::engine> policy,
                    std::unique_ptr<sasl::server_session> sasl, const endpoint& remote,
-                   smtp::timestamp now, std::function<void()> notify)
+                   smtp::timestamp now, std::function<void()> notify,
+                   std::string_view waiting_input)
       : settings_(std::move(settings)),
         deps_(deps),
         policy_(std::move(policy)),
@@ -128,7 +129,10 @@ class smtpd_connection final : public connection, private smtp::server_handler {
         notify_(std::move(notify)),
         state_(initial_state(remote)),
         session_(make_options(), *this, make_identity(remote), now) {
-    session_.start(now);
+    // Postfix logs the connection first, before a TLS wrapper handshake or the pre-greeting
+    // check.
+    log_info(log::connect_from(session_.client().name, session_.client().addr));
+    session_.start(now, waiting_input);
   }
 
   ~smtpd_connection() override {
@@ -292,7 +296,6 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   // --- server_handler ----------------------------------------------------------------------
   smtp::verdict on_connect(const smtp::client_identity& client) override {
     sync_client(client);
-    log_info(log::connect_from(client.name, client.addr));
     if (auto refused = anvil_connect()) return refused;
     return decide(policy_->check_client(state_));
   }
@@ -615,6 +618,11 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     return decide(policy_->check_etrn(state_));
   }
 
+  void on_improper_pipelining(const smtp::client_identity& client, std::string_view where,
+                              std::string_view pending) override {
+    log_info(log::improper_pipelining_after(where, client.name, client.addr, pending));
+  }
+
   void on_xclient(const smtp::client_identity& client) override {
     end_transaction();
     sync_client(client);
@@ -680,7 +688,8 @@ class smtpd_service final : public service {
   const config::master_service& definition() const override { return settings_->definition; }
 
   std::unique_ptr<connection> open(const endpoint& remote, const endpoint& local,
-                                   smtp::timestamp now, std::function<void()> notify) override {
+                                   smtp::timestamp now, std::function<void()> notify,
+                                   std::string_view waiting_input) override {
     auto policy = policy_->new_session();
     std::unique_ptr<sasl::server_session> sasl;
     if (settings_->sasl_enabled && deps_.sasl) {
@@ -689,7 +698,7 @@ class smtpd_service final : public service {
       if (!sasl) deps_.log->warning(settings_->smtpd_origin, "SASL per-connection setup: " + error);
     }
     return std::make_unique<smtpd_connection>(settings_, deps_, std::move(policy), std::move(sasl),
-                                              remote, now, std::move(notify));
+                                              remote, now, std::move(notify), waiting_input);
   }
 
  private:

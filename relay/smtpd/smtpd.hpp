@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace relaylab::log {
@@ -86,8 +87,11 @@ class service {
   virtual const config::master_service& definition() const = 0;
   /// A client connected. `notify` may be called from any thread; the transport then calls
   /// connection::run_pending() on its executor. The greeting is queued on return.
+  /// `waiting_input`: the bytes the client had sent by the time the greeting was due, peeked
+  /// and still to be read (smtp::server_session::start: Postfix's pre-greeting check).
   virtual std::unique_ptr<connection> open(const endpoint& remote, const endpoint& local,
-                                           smtp::timestamp now, std::function<void()> notify) = 0;
+                                           smtp::timestamp now, std::function<void()> notify,
+                                           std::string_view waiting_input = {}) = 0;
 };
 
 /// Warnings (file:line of the master.cf service) for settings that leave the service open to a

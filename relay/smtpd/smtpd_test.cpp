@@ -114,13 +114,15 @@ class smtpd_dialogue : public ::testing::Test {
     return svc;
   }
 
-  /// Connects from `addr`; returns the greeting.
-  std::string connect(const config::master_service& def, std::string addr = "127.0.0.1") {
+  /// Connects from `addr` (having sent `waiting` before the greeting); returns the greeting.
+  std::string connect(const config::master_service& def, std::string addr = "127.0.0.1",
+                      std::string_view waiting = {}) {
     svc_ = make(def);
     if (!svc_) return "<no service>";
     endpoint remote{addr, "40000", "unknown"};
     endpoint local{"127.0.0.1", std::to_string(def.listen_port), "relay.example.com"};
-    conn_ = svc_->open(remote, local, now_, [this] { ++notified_; });
+    conn_ = svc_->open(
+        remote, local, now_, [this] { ++notified_; }, waiting);
     return take();
   }
 
@@ -489,6 +491,65 @@ TEST_F(smtpd_dialogue, per_request_deadline_cuts_off_a_slow_trickle) {
 TEST_F(smtpd_dialogue, anvil_limits_must_be_counts) {
   build({{"smtpd_client_message_rate_limit", "-1"}});
   EXPECT_EQ(fatal_parameter(), "smtpd_client_message_rate_limit");
+}
+
+// Talking before the greeting, as Postfix 3.7.11 logs and rejects it (checked against a real
+// Postfix: "improper command pipelining after CONNECT from localhost[127.0.0.1]: EHLO
+// early.example\r\nMAIL FROM:<a@b.example>\r\n", then 503 at a reject_unauth_pipelining).
+TEST_F(smtpd_dialogue, talking_before_the_greeting_is_logged_and_reject_unauth_pipelining_hits) {
+  build({{"smtpd_sender_restrictions", "reject_unauth_pipelining"}});
+  const std::string early = "EHLO early.example\r\nMAIL FROM:<a@b.example>\r\n";
+  EXPECT_EQ(connect(smtp_, "203.0.113.9", early),
+            "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+  EXPECT_TRUE(
+      log_has("improper command pipelining after CONNECT from unknown[203.0.113.9]: "
+              "EHLO early.example\\r\\nMAIL FROM:<a@b.example>\\r\\n"))
+      << log_text();
+  // smtpd_delay_reject = yes: the sender restrictions answer at RCPT.
+  const std::string replies = send(early + "RCPT TO:<alice@relay.example.com>\r\n");
+  EXPECT_NE(replies.find("503 5.5.0 <a@b.example>: Sender address rejected: Improper use of "
+                         "SMTP command pipelining\r\n"),
+            std::string::npos)
+      << replies;
+}
+
+// With smtpd_forbid_unauth_pipelining the 554 comes before anvil: such connections are not
+// counted, and nothing but the disconnect line is logged after the pipelining line.
+TEST_F(smtpd_dialogue, forbid_unauth_pipelining_answers_early_talk_before_anvil) {
+  build({{"smtpd_forbid_unauth_pipelining", "yes"}, {"smtpd_client_connection_count_limit", "1"}});
+  svc_ = make(smtp_);
+  ASSERT_TRUE(svc_);
+  const endpoint local{"127.0.0.1", "25", "relay.example.com"};
+  const endpoint remote{"203.0.113.9", "40000", "unknown"};
+  auto early = svc_->open(
+      remote, local, now_, [] {}, "EHLO early.example\r\n");
+  EXPECT_EQ(early->session().output(), "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+  EXPECT_TRUE(early->session().closing());
+  auto polite = svc_->open(remote, local, now_, [] {});
+  EXPECT_EQ(polite->session().output(), "220 relay.example.com ESMTP Postfix (Debian/GNU)\r\n");
+  EXPECT_TRUE(
+      log_has("improper command pipelining after CONNECT from unknown[203.0.113.9]: "
+              "EHLO early.example\\r\\n"))
+      << log_text();
+  EXPECT_TRUE(log_has("disconnect from unknown[203.0.113.9] commands=0/0")) << log_text();
+  EXPECT_FALSE(log_has("lost connection after CONNECT")) << log_text();
+  EXPECT_FALSE(log_has("synchronization after")) << log_text();
+  EXPECT_EQ(lines_->texts().front(), "connect from unknown[203.0.113.9]");
+}
+
+// After the greeting: the command that had input behind it is named, and the 554 is not
+// followed by a "... after EHLO" line of its own (Postfix 3.7.11 logs none).
+TEST_F(smtpd_dialogue, forbid_unauth_pipelining_logs_the_command_and_the_pending_input) {
+  build({{"smtpd_forbid_unauth_pipelining", "yes"}});
+  connect(smtp_);
+  EXPECT_EQ(send("EHLO x\r\nMAIL FROM:<a@b.example>\r\n"),
+            "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+  EXPECT_TRUE(
+      log_has("improper command pipelining after EHLO from unknown[127.0.0.1]: "
+              "MAIL FROM:<a@b.example>\\r\\n"))
+      << log_text();
+  EXPECT_TRUE(log_has("disconnect from unknown[127.0.0.1] ehlo=0/1 commands=0/1")) << log_text();
+  EXPECT_FALSE(log_has("synchronization after")) << log_text();
 }
 
 }  // namespace

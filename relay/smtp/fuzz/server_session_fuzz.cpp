@@ -1,9 +1,10 @@
 // libFuzzer target: the sans-IO SMTP server session (relay/smtp) against a hostile client.
 //
 // Input: 2 bytes of options, 8 bytes of seed, then the client's bytes. The seed drives
-// everything else (write sizes, time passing, the handler's verdicts, AUTH steps, TLS
-// handshakes succeeding or failing), so the client bytes stay a plain stream: the seed corpus
-// is the dialogues of testdata/dialogues, and mutations of them stay SMTP-like.
+// everything else (write sizes, time passing, talking before the greeting, the handler's
+// verdicts, AUTH steps, TLS handshakes succeeding or failing), so the client bytes stay a
+// plain stream: the seed corpus is the dialogues of testdata/dialogues, and mutations of them
+// stay SMTP-like.
 //
 // Checked beyond "no crash, no leak, no UB": every byte the session writes is a well-formed
 // reply line ("ddd" then ' ' or '-', CRLF-terminated, no LF inside), nothing is written after
@@ -32,6 +33,11 @@ class hostile_handler final : public server_handler {
   explicit hostile_handler(fuzz::chooser& choose) : choose_(choose) {}
 
   verdict on_connect(const client_identity&) override { return maybe_reject(40); }
+  void on_improper_pipelining(const client_identity&, std::string_view where,
+                              std::string_view pending) override {
+    if (pending.empty() || pending.size() > improper_pipelining_shown_max)
+      fail("improper pipelining shown with a bad length", where);
+  }
   verdict on_helo(const client_identity&) override { return maybe_reject(8); }
   verdict on_mail(const client_identity&, const mail_command& m) override {
     if (m.sender.size() > 4096) fail("sender longer than any line", m.sender.substr(0, 64));
@@ -147,6 +153,7 @@ void run(const std::uint8_t* data, std::size_t size) {
   o.tls_wrappermode = (b & 0x04) != 0;
   o.disable_vrfy_command = (b & 0x08) != 0;
   o.inet_ipv6 = (b & 0x10) != 0;
+  o.forbid_unauth_pipelining = (b & 0x80) != 0;
   if (b & 0x20) {  // small limits, so they are reached
     o.line_length_limit = 64;
     o.message_size_limit = 256;
@@ -166,10 +173,13 @@ void run(const std::uint8_t* data, std::size_t size) {
   id.port = "40000";
   timestamp now{};
   server_session s(o, h, id, now);
-  s.start(now);
+  const std::string_view client = in.rest();
+  // One client in four talks before the greeting: the session gets a peek at what it sent.
+  const std::string_view early =
+      choose.one_in(4) ? client.substr(0, static_cast<std::size_t>(choose.below(200))) : "";
+  s.start(now, early);
 
   std::string partial;
-  const std::string_view client = in.rest();
   std::size_t pos = 0;
   bool closed_seen = false;
   // Bounded: every round either feeds bytes, or advances time past a deadline, or ends.
