@@ -42,7 +42,6 @@ std::string format_reject(int code, std::string_view dsn, std::string_view text)
   if (code < 400 || code > 599 || dsn_length(dsn) != dsn.size()) {
     reply = "450 4.7.1 Service unavailable";
   }
-  if (reply.size() > reply_bytes_max) reply.resize(reply_bytes_max);
   for (char& ch : reply) {
     auto u = static_cast<unsigned char>(ch);
     if (u < 0x20 || u == 0x7f) ch = ' ';

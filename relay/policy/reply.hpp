@@ -9,8 +9,6 @@
 
 namespace relaylab::policy::detail {
 
-constexpr std::size_t reply_bytes_max = 510;  // smtpd_check_reject() truncation
-
 /// Postfix dsn_valid(): the length of a leading "d.ddd.ddd" with class 2, 4 or 5, else 0.
 std::size_t dsn_length(std::string_view s);
 
@@ -26,7 +24,11 @@ dsn_text dsn_split(std::string_view def, std::string_view text);
 std::string dsn_fix(std::string dsn, std::string_view reply_class);
 
 /// "CODE DSN TEXT" with a 4xx/5xx code and a valid enhanced status code (else "450 4.7.1
-/// Service unavailable"), at most reply_bytes_max octets, control characters made spaces.
+/// Service unavailable"), control characters made spaces. Not cut to 510 octets: Postfix
+/// 3.7.11's smtpd_check_reject() calls vstring_truncate(error_text, 510), which moves the
+/// write position without terminating the string, so the whole text is sent and logged (a VRFY
+/// of a 600-character address gets all of it back; testdata/dialogues/reply-long.dlg). The
+/// length stays bounded by its parts: addresses by line_length_limit, texts by the tables.
 std::string format_reject(int code, std::string_view dsn, std::string_view text);
 
 /// soft_bounce turns 5xx into 4xx; the enhanced code's class follows the reply code.
