@@ -98,8 +98,11 @@ void server_session::impl::run() {
   compact();
 }
 
-// Reads one line as Postfix's smtp_get() with line_length_limit: the line ends at LF, a CR
-// before the LF is dropped, bytes past the limit are skipped.
+// Reads one line as Postfix's smtp_get() with line_length_limit reads it: at most the limit's
+// worth of bytes, the rest up to the LF skipped. Only an LF within the limit (or right after a CR
+// that is the limit's last byte) ends the line as a terminator: then CRs before it go (all of
+// them; with smtpd_forbid_bare_newline only the one of a CRLF, and a missing one is a bare LF).
+// A cut line keeps its trailing CRs and is never a bare-LF line.
 bool server_session::impl::next_line() {
   std::string_view p = pending();
   const char* nl = static_cast<const char*>(std::memchr(p.data(), '\n', p.size()));
@@ -112,17 +115,19 @@ bool server_session::impl::next_line() {
     return false;
   }
   const std::size_t len = static_cast<std::size_t>(nl - p.data());
-  const bool bare_lf = len == 0 || p[len - 1] != '\r';
-  std::string_view line = p.substr(0, len);
-  bool truncated = false;
-  if (line.size() > opt.line_length_limit) {
-    line = line.substr(0, opt.line_length_limit);
-    truncated = true;
+  const std::size_t limit = opt.line_length_limit;
+  std::string_view line = p.substr(0, std::min(len, limit));
+  const bool terminated = len < limit || (len == limit && len > 0 && p[len - 1] == '\r');
+  bool bare_lf = false;
+  const bool detect_bare_lf = opt.forbid_bare_newline || opt.forbid_bare_newline_reject;
+  if (terminated && detect_bare_lf) {
+    if (line.empty() || line.back() != '\r')
+      bare_lf = true;
+    else
+      line.remove_suffix(1);
+  } else if (terminated) {
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   }
-  if (!truncated && !line.empty() && line.back() == '\r')
-    line.remove_suffix(1);
-  else if (truncated && !line.empty() && line.back() == '\r')
-    line.remove_suffix(1);
   std::string copy(line);
   in_pos += len + 1;
   const bool more = in_pos < in.size();

@@ -624,6 +624,45 @@ TEST(ServerSession, InvalidBase64Forms) {
             "535 5.7.8 Error: authentication failed: another step is needed in authentication\r\n");
 }
 
+// Postfix's smtp_get() takes every CR off before the LF unless it checks for bare LF
+// (smtpd_forbid_bare_newline), when it takes just the CRLF's one (diff_fuzz seed 2930).
+TEST(ServerSession, LineReaderStripsCrsAsPostfixDoes) {
+  driver d(main_opts());
+  EXPECT_EQ(d.exchange("AUTH PLAIN"), "334 \r\n");
+  d.send("QUJD\r\r\n");  // the CRs are gone: "ABC" decodes and PLAIN refuses it
+  EXPECT_EQ(d.h.events.back(), "auth-continue");
+  EXPECT_EQ(d.take(), "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
+  auto o = main_opts();
+  o.forbid_bare_newline = true;
+  driver n(o);
+  EXPECT_EQ(n.exchange("AUTH PLAIN"), "334 \r\n");
+  n.send("QUJD\r\r\n");  // "QUJD\r": a partial quantum after a good one
+  EXPECT_EQ(n.take(),
+            "535 5.7.8 Error: authentication failed: another step is needed in authentication\r\n");
+  EXPECT_EQ(n.exchange("AUTH PLAIN"), "334 \r\n");
+  n.send("\rQUJD\r\n");
+  EXPECT_EQ(n.take(), "535 5.7.8 Error: authentication failed: generic failure\r\n");
+  // A line cut at line_length_limit has no terminator, so it is no bare-LF line either.
+  o.forbid_bare_newline_reject = true;
+  driver r(o);
+  r.send("NOOP " + std::string(o.line_length_limit, 'x') + "\n");
+  EXPECT_EQ(r.take(), "250 2.0.0 Ok\r\n");
+  r.send("NOOP\n");
+  EXPECT_EQ(r.take().substr(0, 4), "550 ");
+}
+
+// libsasl2 decodes padding it does not need ("QR==" is "A") and stops at the first "=".
+TEST(ServerSession, Base64AsLibsasl2) {
+  driver d(main_opts());
+  EXPECT_EQ(d.exchange("AUTH PLAIN AHNtdHAtYXV0aEBleGFtcGxlLmNvbQBwYXNz"),
+            "235 2.7.0 Authentication successful\r\n");
+  driver e(main_opts());
+  EXPECT_EQ(e.exchange("AUTH PLAIN AHNtdHAtYXV0aEBleGFtcGxlLmNvbQBwYXN="),
+            "535 5.7.8 Error: authentication failed: authentication failure\r\n");
+  EXPECT_EQ(e.exchange("AUTH PLAIN QQ==Q"),
+            "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
+}
+
 TEST(ServerSession, WantInputTurnsFalseBehindPendingCommit) {
   auto o = main_opts();
   o.input_bytes_max = 1024;

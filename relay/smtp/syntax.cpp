@@ -5,7 +5,6 @@
 #include <cctype>
 #include <string>
 
-#include "relay/smtp/base64.hpp"
 #include "relay/smtp/rfc822_address.hpp"
 
 namespace relaylab::smtp::syntax {
@@ -230,20 +229,48 @@ std::optional<std::string> parse_address(std::string_view tok, bool allow_empty)
   return std::move(x.address);
 }
 
-// Cyrus sasl_decode64 as Postfix uses it: full quanta are checked first ("bad protocol /
-// cancel"), a trailing partial quantum means "another step is needed in authentication".
+// libsasl2 2.1.28's sasl_decode64() as Postfix's xsasl_cyrus_server_first()/_next() call it:
+// a leading CR fails outright; quanta are read in order and need two base64 characters, then a
+// character or "=" twice, "=" only as "xx==" or "xxx=" and nothing after it; a partial quantum
+// at the end is SASL_CONTINUE unless a "=" came before. Bits left over beside the padding are
+// ignored, so "QR==" reads as "A".
 std::optional<std::string> sasl_decode(std::string_view s, std::string& error) {
-  const std::size_t full = s.size() / 4 * 4;
-  auto d = base64_decode(s.substr(0, full));
-  if (!d) {
-    error = "bad protocol / cancel";
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (!s.empty() && s.front() == '\r') {
+    error = "generic failure";  // SASL_FAIL
     return std::nullopt;
   }
-  if (full != s.size()) {
-    error = "another step is needed in authentication";
+  std::string out;
+  out.reserve(s.size() / 4 * 3);
+  bool saw_equal = false;
+  std::size_t i = 0;
+  for (; s.size() - i > 3; i += 4) {
+    const char c2 = s[i + 2], c3 = s[i + 3];
+    const int v0 = value(s[i]), v1 = value(s[i + 1]), v2 = value(c2), v3 = value(c3);
+    if (saw_equal || v0 < 0 || v1 < 0 || (c2 != '=' && v2 < 0) || (c3 != '=' && v3 < 0) ||
+        (c2 == '=' && c3 != '=')) {
+      error = "bad protocol / cancel";  // SASL_BADPROT
+      return std::nullopt;
+    }
+    saw_equal = c2 == '=' || c3 == '=';
+    out += static_cast<char>((v0 << 2) | (v1 >> 4));
+    if (c2 == '=') continue;
+    out += static_cast<char>(((v1 << 4) & 0xf0) | (v2 >> 2));
+    if (c3 == '=') continue;
+    out += static_cast<char>(((v2 << 6) & 0xc0) | v3);
+  }
+  if (i != s.size()) {
+    error = saw_equal ? "bad protocol / cancel" : "another step is needed in authentication";
     return std::nullopt;
   }
-  return d;
+  return out;
 }
 
 }  // namespace relaylab::smtp::syntax

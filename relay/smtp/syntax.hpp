@@ -46,8 +46,10 @@ bool valid_ipv6(std::string_view s);
 // in internal form, nullopt when there are two or more, or none and !allow_empty.
 std::optional<std::string> parse_address(std::string_view tok, bool allow_empty);
 
-// Cyrus sasl_decode64 as Postfix uses it: full quanta are checked first ("bad protocol /
-// cancel"), a trailing partial quantum means "another step is needed in authentication".
+// An AUTH response decoded as Postfix has libsasl2's sasl_decode64() decode it; `error` gets
+// libsasl2's text for the failure Postfix replies with: "bad protocol / cancel" (a character
+// or "=" out of place), "another step is needed in authentication" (a partial quantum at the
+// end), "generic failure" (a leading CR). relay/smtpd's tests check it against libsasl2.
 std::optional<std::string> sasl_decode(std::string_view s, std::string& error);
 
 }  // namespace relaylab::smtp::syntax
