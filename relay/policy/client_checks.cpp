@@ -24,9 +24,8 @@ status evaluator::client_restriction(const check_call& call) {
     case restriction::permit_mynetworks:
       return list_match(c_->mynetworks, s.client_name, s.client_addr) ? status::ok : status::dunno;
     case restriction::check_client_access:
-      return check_namadr_access(call.st.arg, s.client_name, s.client_addr, found,
-                                 s.client_name + "[" + s.client_addr + "]", "Client host",
-                                 call.def_acl);
+      return check_namadr_access(call.st.arg, s.client_name, s.client_addr, found, s.namaddr(),
+                                 "Client host", call.def_acl);
     case restriction::check_sasl_access:
       if (!c_->sasl_enable || s.sasl_username.empty()) return status::dunno;
       return check_access(call.st.arg, s.sasl_username, false, found, s.sasl_username,

@@ -11,7 +11,7 @@
 namespace relaylab::policy::detail {
 namespace {
 
-std::string namaddr(const session_state& s) { return s.client_name + "[" + s.client_addr + "]"; }
+std::string namaddr(const session_state& s) { return s.namaddr(); }
 
 }  // namespace
 

@@ -32,6 +32,11 @@ namespace relaylab::policy {
 struct session_state {
   std::string client_name = "unknown";
   std::string client_addr;
+  /// Postfix's state->namaddr, "name[addr]", which replies naming the client show (client
+  /// restrictions, check_client_access). It follows client_name and client_addr except after
+  /// an XCLIENT that failed part-way: the attributes before the bad one are in force, the name
+  /// stays as it was. "" = client_name[client_addr].
+  std::string client_namaddr;
   std::string client_port;
   std::string helo_name;  // "" before HELO/EHLO
   std::string protocol = "SMTP";
@@ -43,6 +48,10 @@ struct session_state {
   std::string sasl_username;
   bool unauth_pipelining = false;
   std::string queue_id;  // "" = NOQUEUE
+
+  std::string namaddr() const {
+    return client_namaddr.empty() ? client_name + "[" + client_addr + "]" : client_namaddr;
+  }
 };
 
 /// A decision that stops the command. `reply` is what the client sees; `log_reply` is the text

@@ -521,11 +521,33 @@ TEST(ServerSession, XclientResetsSession) {
   EXPECT_EQ(d.s.command_counts(), "ehlo=1 xclient=0/1 commands=1/2");
 }
 
+// Postfix applies XCLIENT attributes as it reads them: a bad one leaves those before it in force
+// but restarts nothing (testdata/dialogues/xclient-partial*.dlg).
+TEST(ServerSession, XclientFailingPartWayKeepsWhatItApplied) {
+  driver d(main_opts());
+  d.exchange("EHLO x");
+  const auto before = d.h.events.size();
+  EXPECT_EQ(d.exchange("XCLIENT ADDR=203.0.113.9 LOGIN=bob PORT=x"),
+            "501 5.5.4 Bad PORT syntax: x\r\n");
+  EXPECT_EQ(d.s.client().addr, "203.0.113.9");
+  EXPECT_EQ(d.s.client().port, "40000");
+  EXPECT_EQ(d.s.client().helo, "x");  // no restart: the HELO name stays
+  EXPECT_TRUE(d.s.authenticated());
+  EXPECT_EQ(d.h.events.size(), before);  // no on_xclient
+  EXPECT_EQ(d.exchange("AUTH PLAIN"), "503 5.5.1 Error: already authenticated\r\n");
+  // A complete XCLIENT forgets the HELO name and the protocol unless it sets them.
+  EXPECT_EQ(d.exchange("XCLIENT LOGIN=[unavailable]"), "220 relay.example.com ESMTP Postfix\r\n");
+  EXPECT_EQ(d.s.client().helo, "");
+  EXPECT_EQ(d.s.client().protocol, "SMTP");
+  EXPECT_FALSE(d.s.authenticated());
+}
+
 TEST(ServerSession, XclientIpv6WhenEnabled) {
   auto o = main_opts();
   o.inet_ipv6 = true;
   driver d(o);
-  EXPECT_EQ(d.exchange("XCLIENT PORT=70000"), "501 5.5.4 Bad PORT syntax: 70000\r\n");
+  // Postfix checks digits and length only (testdata/dialogues/xclient-attribute-syntax.dlg).
+  EXPECT_EQ(d.exchange("XCLIENT PORT=700000"), "501 5.5.4 Bad PORT syntax: 700000\r\n");
   EXPECT_EQ(d.exchange("XCLIENT ADDR=IPV6:2001:db8::1 PORT=2525"),
             "220 relay.example.com ESMTP Postfix\r\n");
   EXPECT_EQ(d.s.client().addr, "2001:db8::1");

@@ -128,10 +128,12 @@ class smtpd_connection final : public connection, private smtp::server_handler {
         sasl_(std::move(sasl)),
         notify_(std::move(notify)),
         state_(initial_state(remote)),
+        logged_name_(remote.name),
+        logged_addr_(remote.addr),
         session_(make_options(), *this, make_identity(remote), now) {
     // Postfix logs the connection first, before a TLS wrapper handshake or the pre-greeting
     // check.
-    log_info(log::connect_from(session_.client().name, session_.client().addr));
+    log_info(log::connect_from(logged_name_, logged_addr_));
     session_.start(now, waiting_input);
   }
 
@@ -147,9 +149,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
 
   void tls_established(const tls::session_info& info, smtp::timestamp now) override {
     tls_ = info;
-    if (settings_->tls.loglevel >= 1)
-      log_info(tls::server_established_line(
-          info, log::client_namaddr(state_.client_name, state_.client_addr)));
+    if (settings_->tls.loglevel >= 1) log_info(tls::server_established_line(info, namaddr()));
     std::optional<std::vector<std::string>> mechanisms;
     if (sasl_ && settings_->sasl_tls_security_differs) {
       std::string error;
@@ -163,8 +163,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
 
   void tls_failed(bool peer_closed, const std::vector<std::string>& openssl_errors,
                   smtp::timestamp now) override {
-    auto lines = tls::handshake_failure(log::client_namaddr(state_.client_name, state_.client_addr),
-                                        peer_closed, openssl_errors);
+    auto lines = tls::handshake_failure(namaddr(), peer_closed, openssl_errors);
     log_info(lines.info);
     for (const auto& w : lines.warnings) log_warning(w);
     session_.tls_failed(now);
@@ -229,6 +228,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     s.client_name = remote.name;
     s.client_addr = remote.addr;
     s.client_port = remote.port;
+    s.client_namaddr = log::client_namaddr(remote.name, remote.addr);
     return s;
   }
 
@@ -241,6 +241,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   }
 
   // --- logging ---------------------------------------------------------------------------
+  std::string namaddr() const { return log::client_namaddr(logged_name_, logged_addr_); }
   void log_info(std::string_view text) { deps_.log->info(settings_->smtpd_origin, text); }
   void log_warning(std::string_view text) { deps_.log->warning(settings_->smtpd_origin, text); }
 
@@ -249,8 +250,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     c.queue_id = message_.valid() ? message_.queue_id() : std::string();
     c.action = r.warn_only ? "reject_warning" : "reject";
     c.stage = r.stage;
-    c.name = state_.client_name;
-    c.addr = state_.client_addr;
+    c.name = logged_name_;
+    c.addr = logged_addr_;
     c.reply = r.reply;
     if (r.stage == "RCPT" || r.stage == "MAIL" || r.stage == "DATA" ||
         r.stage == "END-OF-MESSAGE" || r.stage == "VRFY") {
@@ -309,9 +310,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   }
 
   std::string anvil_warning(std::string_view what, long long n) const {
-    return std::string(what) + " limit exceeded: " + std::to_string(n) + " from " +
-           log::client_namaddr(state_.client_name, state_.client_addr) + " for service " +
-           settings_->definition.name;
+    return std::string(what) + " limit exceeded: " + std::to_string(n) + " from " + namaddr() +
+           " for service " + settings_->definition.name;
   }
 
   smtp::verdict anvil_connect() {
@@ -402,8 +402,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
       state_.queue_id = message_.queue_id();
       message_.set_sender(state_.sender);
       add_attributes();
-      log_info(log::client_line(message_.queue_id(), state_.client_name, state_.client_addr,
-                                state_.sasl_method, state_.sasl_username));
+      log_info(log::client_line(message_.queue_id(), logged_name_, logged_addr_, state_.sasl_method,
+                                state_.sasl_username));
     }
     if (auto ec = message_.add_recipient({state_.recipient, {}, 0}))
       return smtp::reply{std::string(queue::smtp_reply(ec))};
@@ -539,17 +539,15 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     if (sasl_) sasl_->reset();
   }
 
-  void on_auth_cancelled(const smtp::client_identity& client, std::string_view mechanism) override {
-    log_warning(log::client_namaddr(client.name, client.addr) + ": SASL " + std::string(mechanism) +
-                " authentication aborted");
+  void on_auth_cancelled(const smtp::client_identity&, std::string_view mechanism) override {
+    log_warning(namaddr() + ": SASL " + std::string(mechanism) + " authentication aborted");
   }
 
-  void on_auth_decode_error(const smtp::client_identity& client, std::string_view mechanism,
+  void on_auth_decode_error(const smtp::client_identity&, std::string_view mechanism,
                             std::string_view reason) override {
     sasl::step_result r;
     r.reason = std::string(reason);
-    log_warning(sasl::postfix_failure_log(log::client_namaddr(client.name, client.addr), mechanism,
-                                          r, std::nullopt));
+    log_warning(sasl::postfix_failure_log(namaddr(), mechanism, r, std::nullopt));
   }
 
   static sasl::step_result no_sasl_result() {
@@ -588,9 +586,7 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     if (sasl_) user = sasl_->sasl_username();
     std::optional<std::string_view> user_view;
     if (user) user_view = *user;
-    log_warning(
-        sasl::postfix_failure_log(log::client_namaddr(state_.client_name, state_.client_addr),
-                                  auth_mechanism_, r, user_view));
+    log_warning(sasl::postfix_failure_log(namaddr(), auth_mechanism_, r, user_view));
     if (sasl_) sasl_->reset();
     smtp::auth_step out;
     out.state = smtp::auth_step::status::failure;
@@ -626,6 +622,9 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   void on_xclient(const smtp::client_identity& client) override {
     end_transaction();
     sync_client(client);
+    logged_name_ = client.name;
+    logged_addr_ = client.addr;
+    state_.client_namaddr = namaddr();
     // Postfix re-checks the authorization against the identity XCLIENT installed.
     xclient_allowed_ = policy_->xclient_authorized(client.name, client.addr);
     session_.set_xclient_authorized(xclient_allowed_);
@@ -651,8 +650,8 @@ class smtpd_connection final : public connection, private smtp::server_handler {
     // After anvil's 421 Postfix has no reason to log, only the disconnect line.
     if (!anvil_refused_ && !reason.empty() && reason != "quit" && reason != "QUIT")
       log_info(std::string(reason) + " after " + std::string(session_.last_command()) + " from " +
-               log::client_namaddr(client.name, client.addr));
-    log_info(log::disconnect_from(client.name, client.addr, session_.command_counts()));
+               namaddr());
+    log_info(log::disconnect_from(logged_name_, logged_addr_, session_.command_counts()));
   }
 
  private:
@@ -662,6 +661,11 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   std::unique_ptr<sasl::server_session> sasl_;
   std::function<void()> notify_;
   policy::session_state state_;
+  // The client as Postfix's state->namaddr names it in logs and client-restriction replies:
+  // set at connect and by a complete XCLIENT, not by one that failed part-way (state_.client_*
+  // then already hold what it applied).
+  std::string logged_name_;
+  std::string logged_addr_;
   queue::incoming_message message_;
   std::string first_recipient_;
   std::string message_id_;
