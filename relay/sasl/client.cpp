@@ -24,9 +24,12 @@ sasl_cb_proc as_proc(F* f) {
   return reinterpret_cast<sasl_cb_proc>(reinterpret_cast<void (*)()>(f));
 }
 
-std::weak_ptr<client_library>& live_client() {
-  static std::weak_ptr<client_library> w;
-  return w;
+// Kept once made: sasl_client_init scans the plugin directory and loads every plugin (about
+// 100 system calls and 8 dlopen), which a client that authenticates per connection (the fake
+// mailx sends one message each) paid again whenever its last handle went.
+std::shared_ptr<client_library>& live_client() {
+  static std::shared_ptr<client_library> kept;
+  return kept;
 }
 
 client_step_result client_failure(int code) {
@@ -41,7 +44,7 @@ client_step_result client_failure(int code) {
 
 std::shared_ptr<client_library> client_library::init(std::string& error) {
   std::lock_guard lock(detail::library_mutex());
-  if (auto lib = live_client().lock()) return lib;
+  if (auto lib = live_client()) return lib;
   const int rc = sasl_client_init(nullptr);
   if (rc != SASL_OK) {
     error = "SASL client per-process initialization failed: " + errstring(rc);

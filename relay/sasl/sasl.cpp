@@ -279,16 +279,25 @@ std::shared_ptr<server_library> server_library::init(const server_config& config
     global_app_name = config.app_name;
     global_log_lines.clear();
     global_auxprop_plugin.clear();
+    bool auxprop_unnamed = false;
     if (config.keep_sasldb_open) {
       // A file libsasl2 cannot read either fails sasl_server_init below, with its own reason.
       std::vector<config::diagnostic> ignored;
       const auto conf = config::load_sasl_app_config(conf_file, ignored);
       if (conf) {
-        if (const auto it = conf->values.find("auxprop_plugin"); it != conf->values.end())
+        const auto it = conf->values.find("auxprop_plugin");
+        if (it != conf->values.end())
           global_auxprop_plugin = detail::with_sasldb_reader(it->second).value_or("");
+        else
+          auxprop_unnamed = true;
       }
     }
     int rc = sasl_server_init(global_callbacks, global_app_name.c_str());
+    if (rc == SASL_OK && auxprop_unnamed) {
+      // Without an auxprop_plugin line libsasl2 asks every auxprop plugin it loaded: naming
+      // them all, with the reader in sasldb's place, keeps that and the database open.
+      global_auxprop_plugin = detail::loaded_auxprop_with_sasldb_reader().value_or("");
+    }
     if (rc == SASL_OK && !global_auxprop_plugin.empty()) rc = detail::add_sasldb_reader();
     if (rc != SASL_OK) {
       error = "SASL per-process initialization failed for " + conf_file + ": " + errstring(rc);

@@ -18,7 +18,8 @@
 //
 // Cost per AUTH (PLAIN via sasldb): libsasl2's sasldb plugin opens, reads and closes the
 // Berkeley DB file for every property lookup (PLAIN does four: ~35 system calls per AUTH).
-// By default `auxprop_plugin: sasldb` is served by relaylab's reader instead (see
+// By default `auxprop_plugin: sasldb` (and a config naming no auxprop_plugin, where libsasl2
+// asks every plugin it loaded, sasldb among them) is served by relaylab's reader instead (see
 // server_config::keep_sasldb_open), which stats the file once per lookup and reopens it only
 // when it changed, so users added with saslpasswd2 still take effect at the next AUTH.
 // bench/sasl_bench measures both. A session costs one sasl_server_new.
@@ -223,8 +224,8 @@ struct client_step_result {
   int sasl_code = 0;
 };
 
-/// Process-wide libsasl2 client state (sasl_client_init), shared; sasl_client_done when the
-/// last handle goes. Errors: libsasl2's reason.
+/// Process-wide libsasl2 client state (sasl_client_init), shared, made at the first init() and
+/// kept until the process exits (sasl_client_done then). Errors: libsasl2's reason.
 class client_library {
  public:
   static std::shared_ptr<client_library> init(std::string& error);

@@ -30,5 +30,9 @@ int add_sasldb_reader();
 /// `auxprop_plugin` with each "sasldb" replaced by the reader's name; nullopt when it names no
 /// sasldb (then libsasl2's own value stands).
 std::optional<std::string> with_sasldb_reader(std::string_view auxprop_plugins);
+/// For a config without auxprop_plugin, where libsasl2 asks every auxprop plugin it loaded: the
+/// names of those plugins (call after sasl_server_init, before add_sasldb_reader) with
+/// "sasldb" replaced by the reader's name; nullopt when no sasldb plugin was loaded.
+std::optional<std::string> loaded_auxprop_with_sasldb_reader();
 
 }  // namespace relaylab::sasl::detail

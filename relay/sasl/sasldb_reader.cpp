@@ -349,6 +349,18 @@ std::string_view sasldb_reader_name() { return plugin_name; }
 
 int add_sasldb_reader() { return sasl_auxprop_add_plugin(plugin_name, &plugin_init); }
 
+std::optional<std::string> loaded_auxprop_with_sasldb_reader() {
+  std::string names;
+  auto collect = [](sasl_auxprop_plug_t* m, sasl_info_callback_stage_t stage, void* rock) {
+    if (stage != SASL_INFO_LIST_MECH || m == nullptr || m->name == nullptr) return;
+    auto& out = *static_cast<std::string*>(rock);
+    if (!out.empty()) out.push_back(' ');
+    out += m->name;
+  };
+  if (auxprop_plugin_info(nullptr, collect, &names) != SASL_OK) return std::nullopt;
+  return with_sasldb_reader(names);
+}
+
 std::optional<std::string> with_sasldb_reader(std::string_view auxprop_plugins) {
   std::string out;
   bool replaced = false;

@@ -134,6 +134,35 @@ TEST(sasldb_reader_config, auxprop_plugin_lists_map_sasldb_to_the_reader) {
   EXPECT_EQ(detail::with_sasldb_reader(""), std::nullopt);
 }
 
+// Without an auxprop_plugin line libsasl2 asks every auxprop plugin it loaded; the reader then
+// stands in for sasldb among them (the sim's relays and many real smtpd.conf files name none).
+TEST(sasldb_reader_config, without_auxprop_plugin_the_loaded_plugins_are_asked_with_the_reader) {
+  test::sasl_dir d("PLAIN", /*name_auxprop_plugin=*/false);
+  ASSERT_EQ(test::saslpasswd2(d.sasldb, "example.com", "smtp-auth", "pass"), "");
+  server_config c;
+  c.config_path = d.dir;
+  c.server_fqdn = "relay.example.com";
+  c.keep_sasldb_open = reader_on;
+  std::string error;
+  auto lib = server_library::init(c, error);
+  ASSERT_TRUE(lib) << error;
+  for (int i = 0; i < 10; ++i) {
+    auto s = server_session::create(lib, "", "", error);
+    ASSERT_TRUE(s) << error;
+    ASSERT_EQ(s->start("PLAIN", plain("", "smtp-auth@example.com", "pass")).state, status::success);
+    auto wrong = server_session::create(lib, "", "", error);
+    ASSERT_TRUE(wrong) << error;
+    ASSERT_EQ(wrong->start("PLAIN", plain("", "smtp-auth@example.com", "nope")).state,
+              status::failure);
+  }
+  EXPECT_EQ(open_descriptors(d.sasldb), reader_on ? 1 : 0);
+  // A user added later counts at the next AUTH, as with Cyrus's plugin.
+  ASSERT_EQ(test::saslpasswd2(d.sasldb, "example.com", "late", "late-pw"), "");
+  auto s = server_session::create(lib, "", "", error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_EQ(s->start("PLAIN", plain("", "late@example.com", "late-pw")).state, status::success);
+}
+
 TEST(sasldb_reader_config, one_process_cannot_switch_readers_while_a_library_lives) {
   auto lib = test::process_library();
   ASSERT_TRUE(lib);

@@ -24,7 +24,7 @@ std::string quote(std::string_view s) {
 }
 }  // namespace
 
-sasl_dir::sasl_dir(std::string_view mech_list) {
+sasl_dir::sasl_dir(std::string_view mech_list, bool name_auxprop_plugin) {
   char tmpl[] = "/tmp/relaylab-sasl-XXXXXX";
   const char* d = ::mkdtemp(tmpl);
   if (d == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -32,8 +32,8 @@ sasl_dir::sasl_dir(std::string_view mech_list) {
   sasldb = dir + "/sasldb2";
   std::ofstream conf(dir + "/smtpd.conf");
   conf << "pwcheck_method: auxprop\n"
-       << "auxprop_plugin: sasldb\n"
-       << "mech_list: " << mech_list << "\n"
+       << (name_auxprop_plugin ? "auxprop_plugin: sasldb\n" : "") << "mech_list: " << mech_list
+       << "\n"
        << "sasldb_path: " << sasldb << "\n";
 }
 

@@ -10,13 +10,14 @@
 
 namespace relaylab::sasl::test {
 
-/// A temporary directory with smtpd.conf (auxprop/sasldb) and a sasldb path; removed on exit.
+/// A temporary directory with smtpd.conf (auxprop, with "auxprop_plugin: sasldb" unless
+/// `name_auxprop_plugin` is false) and a sasldb path; removed on exit.
 struct sasl_dir {
   std::string dir;
   std::string sasldb;
   sasl_dir(const sasl_dir&) = delete;
   sasl_dir& operator=(const sasl_dir&) = delete;
-  explicit sasl_dir(std::string_view mech_list);
+  explicit sasl_dir(std::string_view mech_list, bool name_auxprop_plugin = true);
   ~sasl_dir();
 };
 
