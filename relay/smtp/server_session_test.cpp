@@ -664,6 +664,10 @@ TEST(ServerSession, LineReaderStripsCrsAsPostfixDoes) {
   EXPECT_EQ(n.exchange("AUTH PLAIN"), "334 \r\n");
   n.send("\rQUJD\r\n");
   EXPECT_EQ(n.take(), "535 5.7.8 Error: authentication failed: generic failure\r\n");
+  // The response ends at a NUL, as Postfix's C string does: this one is "*".
+  EXPECT_EQ(n.exchange("AUTH PLAIN"), "334 \r\n");
+  n.send(std::string("*\0QUJD\r\n", 8));
+  EXPECT_EQ(n.take(), "501 5.7.0 Authentication aborted\r\n");
   // A line cut at line_length_limit has no terminator, so it is no bare-LF line either.
   o.forbid_bare_newline_reject = true;
   driver r(o);
