@@ -163,20 +163,30 @@ std::optional<std::string> xtext_decode(std::string_view s) {
 }
 
 bool valid_hostname(std::string_view s) {
+  // Postfix's valid_hostname(): labels of letters, digits, '_' and inner '-', no empty label
+  // (so no trailing dot), and not digits and dots only ("numeric hostname").
   if (s.empty() || s.size() > 255) return false;
   std::size_t label = 0;
+  bool non_numeric = false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    if (c == '.') {
-      if (label == 0 || s[i - 1] == '-') return false;
+    const bool last = i + 1 == s.size();
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
+      non_numeric = true;
+      if (++label > 63) return false;
+    } else if (c >= '0' && c <= '9') {
+      if (++label > 63) return false;
+    } else if (c == '.') {
+      if (label == 0 || last) return false;
       label = 0;
-      continue;
+    } else if (c == '-') {
+      non_numeric = true;
+      if (++label == 1 || last || s[i + 1] == '.') return false;
+    } else {
+      return false;
     }
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!alnum && !(c == '-' && label > 0) && c != '_') return false;
-    if (++label > 63) return false;
   }
-  return s.back() != '-';
+  return non_numeric;
 }
 
 bool valid_ipv4(std::string_view s) {
