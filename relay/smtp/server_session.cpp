@@ -242,7 +242,7 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
   // Postfix's SMTPD_FLAG_ILL_PIPELINING: input already waiting behind a command that must end
   // a pipelined group (or behind any command before EHLO made the session ESMTP). Flagged
   // once per connection, logged, and tested later by reject_unauth_pipelining.
-  if (more_input && !ill_pipelining && (cl.protocol != "ESMTP" || ends_group(id)) &&
+  if (more_input && !cl.unauth_pipelining && (cl.protocol != "ESMTP" || ends_group(id)) &&
       flag_ill_pipelining(last_cmd, pending()))
     return;
   bool success = false;
@@ -319,7 +319,6 @@ bool server_session::impl::ends_group(int id) {
 }
 
 bool server_session::impl::flag_ill_pipelining(std::string_view where, std::string_view waiting) {
-  ill_pipelining = true;
   cl.unauth_pipelining = true;
   h.on_improper_pipelining(cl, where, waiting.substr(0, improper_pipelining_shown_max));
   if (!opt.forbid_unauth_pipelining) return false;
@@ -397,13 +396,10 @@ bool server_session::impl::helo(const std::vector<std::string_view>& argv, bool 
   if (auto v = h.on_helo(probe)) return send_result(*v);
   cl.helo = probe.helo;
   cl.protocol = probe.protocol;
-  if (ehlo) {
-    ehlo_pipelining = !discarded("PIPELINING");
+  if (ehlo)
     send(ehlo_reply());
-  } else {
-    ehlo_pipelining = false;
+  else
     send("250 " + opt.myhostname);
-  }
   return true;
 }
 

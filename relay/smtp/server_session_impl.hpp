@@ -84,8 +84,6 @@ struct server_session::impl {
   int error_count = 0;
   int junk_cmds = 0;
   bool authenticated = false;
-  bool ehlo_pipelining = false;  // PIPELINING was offered in an EHLO reply
-  bool ill_pipelining = false;   // Postfix's SMTPD_FLAG_ILL_PIPELINING: never cleared
   bool in_mail = false;
   bool smtputf8_mail = false;  // MAIL FROM had SMTPUTF8 (for the RCPT addresses' check)
   std::uint64_t msg_size = 0;  // SIZE= value; survives a rejected MAIL as in Postfix

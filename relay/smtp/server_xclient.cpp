@@ -151,9 +151,8 @@ bool server_session::impl::xclient(const std::vector<std::string_view>& argv) {
   reset_transaction();
   if (!got_helo) cl.helo.clear();
   if (!got_proto) cl.protocol = "SMTP";
-  cl.unauth_pipelining = ill_pipelining;  // Postfix's XCLIENT keeps the flag
+  // cl.unauth_pipelining stays: Postfix's XCLIENT keeps SMTPD_FLAG_ILL_PIPELINING.
   authenticated = login.has_value();
-  ehlo_pipelining = false;
   h.on_xclient(cl);
   if (login) h.on_xclient_login(*login);
   send("220 " + opt.banner);
