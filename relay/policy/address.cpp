@@ -2,6 +2,7 @@
 
 #include "relay/policy/policy.hpp"
 #include "relay/policy/text.hpp"
+#include "relay/smtp/syntax.hpp"
 
 #include <arpa/inet.h>
 
@@ -78,28 +79,7 @@ bool is_own_address(const std::vector<own_address>& own, std::string_view addr) 
 
 using namespace detail;
 
-bool valid_hostname(std::string_view name) {
-  if (name.empty() || name.size() > 255) return false;
-  bool non_numeric = false;
-  std::size_t label = 0;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char ch = name[i];
-    bool last = i + 1 == name.size();
-    if (is_alnum(ch) || ch == '_') {
-      if (++label > 63) return false;
-      if (!is_digit(ch)) non_numeric = true;
-    } else if (ch == '.') {
-      if (label == 0 || last) return false;
-      label = 0;
-    } else if (ch == '-') {
-      non_numeric = true;
-      if (++label == 1 || last || name[i + 1] == '.') return false;
-    } else {
-      return false;
-    }
-  }
-  return non_numeric;
-}
+bool valid_hostname(std::string_view name) { return smtp::syntax::valid_hostname(name); }
 
 bool valid_hostaddr(std::string_view addr) {
   if (addr.find(':') != std::string_view::npos) return valid_ipv6(addr);
