@@ -259,6 +259,23 @@ TEST(Expansion, ExponentialExpansionIsBounded) {
   EXPECT_LE(e.value.size(), parameters::expansion_bytes_max + 64 * 1024);
 }
 
+// Found by the config fuzz target: each level compares the level below with itself, so the
+// output stays one letter while the work doubles per level. The budget is shared with the
+// computed defaults it reads (mynetworks), so nesting cannot multiply it.
+TEST(Expansion, ExponentialWorkWithSmallOutputIsBounded) {
+  parameters p(test_host());
+  p.set("w0", "$mynetworks");
+  for (int i = 1; i <= 28; ++i) {  // 28 levels stay inside expansion_depth_max
+    const std::string below = "$w" + std::to_string(i - 1);
+    p.set("w" + std::to_string(i), "${{" + below + "} == {" + below + "} ? {a} : {b}}");
+  }
+  auto e = p.expand_parameter("w28");
+  EXPECT_NE(e.error.find("too many steps"), std::string::npos) << e.error;
+  auto small = p.expand_parameter("w3");
+  EXPECT_EQ(small.error, "");
+  EXPECT_EQ(small.value, "a");
+}
+
 TEST(TypedGetters, Booleans) {
   auto p = with({{"smtpd_sasl_auth_enable", "YES"}, {"biff", "No"}});
   EXPECT_TRUE(p.get_bool("smtpd_sasl_auth_enable"));
