@@ -177,12 +177,10 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
     close_now("bare <LF> received");
     return;
   }
-  // Postfix's line reader hands smtpd a C string: a NUL byte ends the command there
-  // ("NOOP\0x" is NOOP, "\0\0" is an empty line and gets "bad syntax").
-  const std::string_view text = std::string_view(line).substr(0, line.find('\0'));
   // smtputf8_enable = yes (the default; another value is refused at start-up): a command
-  // that is not UTF-8 is refused before it is parsed.
-  if (!valid_utf8(text)) {
+  // that is not UTF-8 is refused before it is parsed. Postfix checks the whole line, bytes
+  // after a NUL too ("\0\xE9" is bad UTF-8, diff_fuzz seed 94547).
+  if (!valid_utf8(line)) {
     send("500 5.5.2 Error: bad UTF-8 syntax");
     ++error_count;
     ++total[c_unknown];
@@ -190,6 +188,9 @@ void server_session::impl::command(const std::string& line, bool bare_lf, bool m
     check_hard_limit();
     return;
   }
+  // Postfix's line reader hands smtpd a C string: a NUL byte ends the command there
+  // ("NOOP\0x" is NOOP, "\0\0" is an empty line and gets "bad syntax").
+  const std::string_view text = std::string_view(line).substr(0, line.find('\0'));
   auto argv = tokenize(text);
   if (argv.empty()) {
     send("500 5.5.2 Error: bad syntax");
