@@ -352,6 +352,7 @@ def main():
     for seed, text, left, right in found:
         table, first = dl.side_by_side(left, right, "postfix", "relaylab")
         out = Path(a.out) / f"fuzz-{seed}.dlg"
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "".join(f"# {row}\n" for row in table.splitlines()),
                        encoding="latin-1")
         rows = table.splitlines()
