@@ -2,7 +2,6 @@
 
 #include "relay/policy/policy.hpp"
 #include "relay/policy/text.hpp"
-#include "relay/smtp/syntax.hpp"
 
 #include <arpa/inet.h>
 
@@ -78,8 +77,6 @@ bool is_own_address(const std::vector<own_address>& own, std::string_view addr) 
 }  // namespace detail
 
 using namespace detail;
-
-bool valid_hostname(std::string_view name) { return smtp::syntax::valid_hostname(name); }
 
 bool valid_hostaddr(std::string_view addr) {
   if (addr.find(':') != std::string_view::npos) return valid_ipv6(addr);

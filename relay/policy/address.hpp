@@ -1,6 +1,6 @@
-// Address and host-name syntax as Postfix's smtpd sees it: IP literals, valid_hostname(),
-// valid_mailhost_addr(), and the host's own addresses (inet_interfaces, proxy_interfaces).
-// The public parts (valid_hostname, valid_hostaddr) are in policy.hpp.
+// Address syntax as Postfix's smtpd sees it: IP literals, valid_mailhost_addr(), and the host's
+// own addresses (inet_interfaces, proxy_interfaces). The public part (valid_hostaddr) is in
+// policy.hpp; valid_hostname() is smtp::syntax::valid_hostname.
 #pragma once
 
 #include <array>

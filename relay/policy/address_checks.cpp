@@ -4,6 +4,7 @@
 #include "relay/policy/evaluator.hpp"
 #include "relay/policy/reply.hpp"
 #include "relay/policy/text.hpp"
+#include "relay/smtp/syntax.hpp"
 
 #include <cstring>
 
@@ -22,7 +23,8 @@ status evaluator::reject_non_fqdn_address(const std::string& addr, const char* r
   std::string_view domain = at == std::string::npos ? "" : std::string_view(addr).substr(at + 1);
   if (!domain.empty() && domain.front() == '[' && domain.back() == ']') return status::dunno;
   domain = truncate_dot(domain);
-  if (domain.empty() || !valid_hostname(domain) || domain.find('.') == std::string_view::npos) {
+  if (domain.empty() || !smtp::syntax::valid_hostname(domain) ||
+      domain.find('.') == std::string_view::npos) {
     return reject(error_class::policy, c_->non_fqdn_code, "4.5.2",
                   bracket(addr) + ": " + reply_class + " rejected: need fully-qualified address");
   }

@@ -2,6 +2,7 @@
 
 #include "relay/policy/policy.hpp"
 #include "relay/policy/text.hpp"
+#include "relay/smtp/syntax.hpp"
 
 #include <optional>
 
@@ -85,7 +86,7 @@ resolved resolver::resolve(std::string_view addr) const {
   std::string_view rcpt_domain = std::string_view(r.recipient).substr(a.size() + 1);
   if (!rcpt_domain.empty() && rcpt_domain.front() == '[') {
     r.error = !valid_mailhost_literal(rcpt_domain);
-  } else if (!valid_hostname(rcpt_domain)) {
+  } else if (!smtp::syntax::valid_hostname(rcpt_domain)) {
     if (c_.resolve_numeric_domain && valid_hostaddr(rcpt_domain)) {
       r.recipient = r.recipient.substr(0, a.size() + 1) + "[" + std::string(rcpt_domain) + "]";
       rcpt_domain = std::string_view(r.recipient).substr(a.size() + 1);

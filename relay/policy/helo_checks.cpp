@@ -2,6 +2,7 @@
 #include "relay/policy/address.hpp"
 #include "relay/policy/evaluator.hpp"
 #include "relay/policy/text.hpp"
+#include "relay/smtp/syntax.hpp"
 
 namespace relaylab::policy::detail {
 
@@ -17,7 +18,7 @@ status evaluator::helo_restriction(const check_call& call) {
     case restriction::reject_invalid_helo_hostname: {
       if (helo[0] == '[') return reject_invalid_hostaddr(helo);
       std::string_view t = truncate_dot(helo);
-      if (!valid_hostname(t) && !valid_hostaddr(t)) {
+      if (!smtp::syntax::valid_hostname(t) && !valid_hostaddr(t)) {
         return reject(error_class::policy, c_->bad_name_code, "5.5.2",
                       bracket(helo) + ": Helo command rejected: Invalid name");
       }
@@ -26,7 +27,7 @@ status evaluator::helo_restriction(const check_call& call) {
     case restriction::reject_non_fqdn_helo_hostname: {
       if (helo[0] == '[') return reject_invalid_hostaddr(helo);
       std::string_view t = truncate_dot(helo);
-      if (!valid_hostname(t) || t.find('.') == std::string_view::npos) {
+      if (!smtp::syntax::valid_hostname(t) || t.find('.') == std::string_view::npos) {
         return reject(error_class::policy, c_->non_fqdn_code, "5.5.2",
                       bracket(helo) + ": Helo command rejected: need fully-qualified hostname");
       }

@@ -138,9 +138,8 @@ class engine {
   virtual std::string last_decider() const { return {}; }
 };
 
-/// Postfix's valid_hostname() (labels of letters, digits, '-' and '_', no empty or numeric-only
-/// name, label <= 63 and name <= 255 octets) and valid_hostaddr() (IPv4 or IPv6 literal).
-bool valid_hostname(std::string_view name);
+/// Postfix's valid_hostaddr() (IPv4 or IPv6 literal). Its valid_hostname() is
+/// smtp::syntax::valid_hostname.
 bool valid_hostaddr(std::string_view addr);
 
 }  // namespace relaylab::policy

@@ -588,14 +588,14 @@ TEST(policy_config, dns_restrictions_are_recognised_but_never_match) {
 }
 
 TEST(policy_helpers, valid_hostname_and_hostaddr) {
-  EXPECT_TRUE(valid_hostname("mail.example.com"));
-  EXPECT_TRUE(valid_hostname("under_score.example"));
-  EXPECT_FALSE(valid_hostname("192.0.2.1"));
-  EXPECT_FALSE(valid_hostname("-bad.example"));
-  EXPECT_FALSE(valid_hostname("bad-.example"));
-  EXPECT_FALSE(valid_hostname("a..b"));
-  EXPECT_FALSE(valid_hostname("trailing.dot."));
-  EXPECT_FALSE(valid_hostname(std::string(64, 'a') + ".example"));
+  EXPECT_TRUE(smtp::syntax::valid_hostname("mail.example.com"));
+  EXPECT_TRUE(smtp::syntax::valid_hostname("under_score.example"));
+  EXPECT_FALSE(smtp::syntax::valid_hostname("192.0.2.1"));
+  EXPECT_FALSE(smtp::syntax::valid_hostname("-bad.example"));
+  EXPECT_FALSE(smtp::syntax::valid_hostname("bad-.example"));
+  EXPECT_FALSE(smtp::syntax::valid_hostname("a..b"));
+  EXPECT_FALSE(smtp::syntax::valid_hostname("trailing.dot."));
+  EXPECT_FALSE(smtp::syntax::valid_hostname(std::string(64, 'a') + ".example"));
   EXPECT_TRUE(valid_hostaddr("192.0.2.1"));
   EXPECT_FALSE(valid_hostaddr("192.0.2.256"));
   EXPECT_TRUE(valid_hostaddr("2001:db8::1"));
