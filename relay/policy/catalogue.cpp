@@ -73,7 +73,7 @@ constexpr std::array catalogue = {
     restriction_info{"permit_tls_clientcerts", r::unsupported, false},
     restriction_info{"permit_tls_all_clientcerts", r::unsupported, false},
     restriction_info{"reject_maps_rbl", r::unsupported, false},
-    restriction_info{"check_etrn_access", r::unsupported, arg},
+    restriction_info{"check_etrn_access", r::check_etrn_access, arg},
     restriction_info{"check_client_mx_access", r::unsupported, arg},
     restriction_info{"check_client_ns_access", r::unsupported, arg},
     restriction_info{"check_reverse_client_hostname_mx_access", r::unsupported, arg},

@@ -58,6 +58,8 @@ enum class restriction : std::uint8_t {
   reject_non_fqdn_recipient,
   reject_unlisted_recipient,
   reject_multi_recipient_bounce,
+  // ETRN.
+  check_etrn_access,
   // Needs DNS, TLS, a policy server or the verify service: recognised, never decides.
   unsupported,
 };

@@ -85,6 +85,7 @@ class builder {
     c->recipient = read_list("smtpd_recipient_restrictions");
     c->data = read_list("smtpd_data_restrictions");
     c->eod = read_list("smtpd_end_of_data_restrictions");
+    c->etrn = read_list("smtpd_etrn_restrictions");
     for (const auto& name : split_restrictions(p_.get("smtpd_restriction_classes"))) {
       std::string value = p_.get(name);
       if (trim(value).empty()) {
@@ -94,8 +95,8 @@ class builder {
       c->classes[lower(name)] = read_list(name);
     }
     // Steps name classes, so every class exists before any list is compiled.
-    for (auto* list :
-         {&c->client, &c->helo, &c->sender, &c->relay, &c->recipient, &c->data, &c->eod}) {
+    for (auto* list : {&c->client, &c->helo, &c->sender, &c->relay, &c->recipient, &c->data,
+                       &c->eod, &c->etrn}) {
       compile_steps(*list, c->classes);
     }
     for (auto& [name, list] : c->classes) compile_steps(list, c->classes);
@@ -112,6 +113,7 @@ class builder {
                   c->classes, diags_);
     validate_list(c->data, "smtpd_data_restrictions", r::none, c->classes, diags_);
     validate_list(c->eod, "smtpd_end_of_data_restrictions", r::none, c->classes, diags_);
+    validate_list(c->etrn, "smtpd_etrn_restrictions", r::check_etrn_access, c->classes, diags_);
     for (const auto& [name, list] : c->classes) {
       validate_list(list, name, r::check_recipient_access, c->classes, diags_);
     }

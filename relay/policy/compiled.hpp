@@ -21,7 +21,7 @@ enum class error_class { policy, software, resource, bounce, protocol };
 
 struct compiled {
   // Restriction lists, in Postfix's names.
-  restriction_list client, helo, sender, relay, recipient, data, eod;
+  restriction_list client, helo, sender, relay, recipient, data, eod, etrn;
   class_map classes;
   std::map<std::string, std::unique_ptr<maps::table>> tables;  // by spec as written
 

@@ -51,12 +51,26 @@ std::optional<rejection> evaluator::check_vrfy(session_state& s) {
   return finish(rcpt_stage(s) == status::reject);
 }
 
+// smtpd_check_etrn(): the delayed client and helo restrictions, then smtpd_etrn_restrictions
+// with the domain as the name in replies ("<domain>: Etrn command rejected: ..."), with the
+// defer_if_permit of the client and helo stages still pending.
 std::optional<rejection> evaluator::check_etrn(session_state& s) {
-  if (!c_->delay_reject) return std::nullopt;
   begin(s, "ETRN");
-  const bool rejected =
-      client_stage(s) == status::reject || (helo_ && helo_stage(*helo_) == status::reject);
-  return finish(rejected);
+  if (c_->delay_reject &&
+      (client_stage(s) == status::reject || (helo_ && helo_stage(*helo_) == status::reject))) {
+    return finish(true);
+  }
+  defer_if_permit_.active = defer_if_permit_client_ || defer_if_permit_helo_;
+  check_reset();
+  status st = c_->etrn.steps.empty() ? status::dunno
+                                     : generic_checks(c_->etrn, s.etrn_name, "Etrn command",
+                                                      restriction::check_etrn_access);
+  if (st != status::reject && defer_if_permit_.active) {
+    st = reject(defer_if_permit_.cls, defer_if_permit_.code, defer_if_permit_.dsn,
+                defer_if_permit_.reason);
+    decider_ = defer_if_permit_.decider;
+  }
+  return finish(st == status::reject);
 }
 
 std::optional<rejection> evaluator::check_data(session_state& s) {
@@ -353,6 +367,13 @@ status evaluator::run_builtin(const check_call& call) {
     case restriction::reject_unlisted_recipient:
     case restriction::reject_multi_recipient_bounce:
       return recipient_restriction(call);
+    case restriction::check_etrn_access: {
+      // Only ETRN has a domain to look up; elsewhere the restriction does nothing.
+      if (s_->etrn_name.empty()) return status::dunno;
+      bool found = false;
+      return check_domain_access(call.st.arg, s_->etrn_name, false, found, s_->etrn_name,
+                                 "Etrn command", call.def_acl);
+    }
     case restriction::unsupported:
       return status::dunno;
   }

@@ -43,6 +43,7 @@ struct session_state {
   std::string sender;           // current MAIL FROM, "" null sender
   bool in_transaction = false;  // MAIL FROM accepted
   std::string recipient;        // RCPT being checked
+  std::string etrn_name;        // the ETRN domain being checked ("" outside ETRN)
   int recipient_count = 0;      // accepted so far in this transaction
   std::string sasl_method;      // "" when not authenticated
   std::string sasl_username;
@@ -77,8 +78,8 @@ class engine {
   /// VRFY: smtpd_check_rcpt() for s.recipient with stage "VRFY" (delayed client/helo/sender
   /// restrictions, relay and recipient restrictions, the recipient tables).
   virtual std::optional<rejection> check_vrfy(session_state& s) { return check_rcpt(s); }
-  /// ETRN: with smtpd_delay_reject, the client and helo restrictions (smtpd_check_etrn();
-  /// smtpd_etrn_restrictions themselves are refused at start-up).
+  /// ETRN: smtpd_check_etrn() for s.etrn_name with stage "ETRN" (with smtpd_delay_reject the
+  /// client and helo restrictions first, then smtpd_etrn_restrictions).
   virtual std::optional<rejection> check_etrn(session_state& s) {
     (void)s;
     return std::nullopt;

@@ -224,6 +224,11 @@ TEST_P(golden, replies_match_postfix) {
       s.in_transaction = false;
       s.recipient_count = 0;
       e->reset_transaction();
+    } else if (word == "etrn") {
+      // A permitted ETRN gets 459 (no fast_flush_domains match), as relay/smtp answers.
+      s.etrn_name = arg;
+      expect(e->check_etrn(s), "459");
+      s.etrn_name.clear();
     } else if (word == "rset") {
       EXPECT_TRUE(starts(want, "250"));
       s.in_transaction = false;

@@ -456,12 +456,14 @@ bool server_session::impl::refused_event(client_event e) {
   return true;
 }
 
-void server_session::impl::greet() {
-  if (auto v = h.on_connect(cl)) {
-    send(v->text);
+void server_session::impl::greet() { greeting(h.on_connect(cl)); }
+
+void server_session::impl::greeting(const verdict& refusal) {
+  if (refusal) {
+    send(refusal->text);
     // 421/521 close at once; any other rejection keeps the session, and every later command
     // except QUIT gets "503 5.7.0 Error: access denied for name[addr]" (see command()).
-    if (v->code() == 421 || v->code() == 521) {
+    if (refusal->code() == 421 || refusal->code() == 521) {
       close("rejected at connect");
     } else {
       access_denied = true;

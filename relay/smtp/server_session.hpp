@@ -199,6 +199,14 @@ class server_handler {
   /// After on_xclient: XCLIENT LOGIN=user made the session authenticated as `user`, as a SASL
   /// login would (Postfix's smtpd_sasl_auth_extern() with method "XCLIENT").
   virtual void on_xclient_login(std::string_view user) { (void)user; }
+  /// After a successful XCLIENT Postfix goes back to its greeting stage, so with
+  /// smtpd_delay_reject = no the client restrictions judge the new identity there: a verdict
+  /// replaces the new 220 greeting, as on_connect's replaces the first (no anvil event: this
+  /// is not a new connection).
+  virtual verdict on_xclient_greeting(const client_identity& client) {
+    (void)client;
+    return std::nullopt;
+  }
   /// Input was waiting where Postfix flags improper pipelining (see
   /// client_identity::unauth_pipelining); `where` is "CONNECT" or the command's name, `pending`
   /// the first improper_pipelining_shown_max waiting bytes. For Postfix's "improper command

@@ -208,6 +208,8 @@ struct server_session::impl {
 
   // The greeting (or the connect-time rejection), after on_connect.
   void greet();
+  /// The greeting, or `refusal` in its place (then access denied, or closed on 421/521).
+  void greeting(const verdict& refusal);
   /// Asks the handler about a MAIL/RCPT/VRFY/AUTH rate event; sends its refusal, if any.
   bool refused_event(client_event e);
 

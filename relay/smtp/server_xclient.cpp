@@ -155,7 +155,7 @@ bool server_session::impl::xclient(const std::vector<std::string_view>& argv) {
   authenticated = login.has_value();
   h.on_xclient(cl);
   if (login) h.on_xclient_login(*login);
-  send("220 " + opt.banner);
+  greeting(h.on_xclient_greeting(cl));
   return true;
 }
 

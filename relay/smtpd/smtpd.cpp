@@ -610,8 +610,10 @@ class smtpd_connection final : public connection, private smtp::server_handler {
 
   smtp::verdict on_etrn(const smtp::client_identity& client, std::string_view domain) override {
     sync_client(client);
-    (void)domain;
-    return decide(policy_->check_etrn(state_));
+    state_.etrn_name = std::string(domain);
+    auto verdict = decide(policy_->check_etrn(state_));
+    state_.etrn_name.clear();
+    return verdict;
   }
 
   void on_improper_pipelining(const smtp::client_identity& client, std::string_view where,
@@ -638,6 +640,11 @@ class smtpd_connection final : public connection, private smtp::server_handler {
   void on_xclient_login(std::string_view user) override {
     state_.sasl_method = "XCLIENT";
     state_.sasl_username = std::string(user);
+  }
+
+  smtp::verdict on_xclient_greeting(const smtp::client_identity& client) override {
+    sync_client(client);
+    return decide(policy_->check_client(state_));
   }
 
   void on_disconnect(const smtp::client_identity& client, std::string_view reason) override {

@@ -98,6 +98,8 @@ def run_session_commands(port, cmds, out):
             conn.send("Subject: test\r\n\r\nbody\r\n.\r\n")
         elif word == "rset":
             conn.send("RSET\r\n")
+        elif word == "etrn":
+            conn.send("ETRN %s\r\n" % arg)
         elif word == "pipe_data":
             conn.send("DATA\r\nSubject: test\r\n\r\nbody\r\n.\r\n")
             out.append(conn.reply())
