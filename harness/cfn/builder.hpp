@@ -40,7 +40,9 @@ class builder final : public attribute_source {
  private:
   using kind_t = std::string;
   struct host_info {
-    const resource* r = nullptr;
+    const resource* r = nullptr;    // the instance, or an interface attached to none
+    const resource* eni = nullptr;  // its AWS::EC2::NetworkInterface (DeviceIndex 0), if any
+    bool detached = false;          // r is an interface no instance uses: no host
     const resource* subnet = nullptr;
     std::string ipv4, ipv4_given, ipv6, ipv6_given, public_ipv4;
     bool want_public = false, want_ipv6 = false;
@@ -114,6 +116,8 @@ class builder final : public attribute_source {
     return ref_prop(subnet, "VpcId", "AWS::EC2::VPC");
   }
   void ensure_hosts();
+  // The host_info of an AWS::EC2::NetworkInterface: its instance's, or its own when detached.
+  const host_info* interface_host(const resource& eni);
   void ensure_public();
   std::optional<std::string> group_name(const node& v, const std::string& logical,
                                         const resource* vpc);

@@ -11,6 +11,7 @@ const std::map<std::string, std::string>& kinds() {
       {"AWS::EC2::RouteTable", "route-table"},
       {"AWS::EC2::InternetGateway", "gateway"},
       {"AWS::EC2::NatGateway", "gateway"},
+      {"AWS::EC2::EgressOnlyInternetGateway", "gateway"},
       {"AWS::EC2::SecurityGroup", "security-group"},
       {"AWS::EC2::NetworkAcl", "network-acl"},
       {"AWS::EC2::Instance", "host"},
@@ -24,6 +25,7 @@ const std::set<std::string>& modelled() {
                                           "AWS::EC2::Subnet",
                                           "AWS::EC2::SubnetCidrBlock",
                                           "AWS::EC2::InternetGateway",
+                                          "AWS::EC2::EgressOnlyInternetGateway",
                                           "AWS::EC2::VPCGatewayAttachment",
                                           "AWS::EC2::RouteTable",
                                           "AWS::EC2::Route",
@@ -38,6 +40,7 @@ const std::set<std::string>& modelled() {
                                           "AWS::EC2::NetworkAclEntry",
                                           "AWS::EC2::SubnetNetworkAclAssociation",
                                           "AWS::EC2::Instance",
+                                          "AWS::EC2::NetworkInterface",
                                           "AWS::EC2::PrefixList",
                                           "AWS::SSM::Parameter"};
   return m;
@@ -152,9 +155,29 @@ void builder::ensure_hosts() {
     return;
   }
   hosts_busy_ = true;
+  // Address holders: instances, and the network interfaces no instance uses (AWS gives them an
+  // address in their subnet too).
   std::vector<const resource*> instances;
   for (const auto& r : ev_.resources()) {
     if (r.type == "AWS::EC2::Instance") instances.push_back(&r);
+  }
+  std::map<const resource*, const resource*> eni_user;  // interface → its instance
+  for (const resource* r : instances) {
+    auto nis = ev_.property(*r, "NetworkInterfaces");
+    if (!nis || !nis->is_sequence() || nis->items.size() != 1) continue;
+    const node* id = nis->items[0].find("NetworkInterfaceId");
+    if (!id) continue;
+    const resource* eni = target(*id, "AWS::EC2::NetworkInterface", r->logical,
+                                 "NetworkInterfaces: NetworkInterfaceId");
+    if (!eni) continue;
+    if (auto [it, fresh] = eni_user.emplace(eni, r); !fresh) {
+      error(id->where, r->logical,
+            "NetworkInterfaces: network interface " + name(*eni) +
+                " is already the interface of instance " + name(*it->second));
+    }
+  }
+  for (const auto& r : ev_.resources()) {
+    if (r.type == "AWS::EC2::NetworkInterface" && !eni_user.count(&r)) instances.push_back(&r);
   }
   std::sort(instances.begin(), instances.end(),
             [&](const resource* a, const resource* b) { return name(*a) < name(*b); });
@@ -162,7 +185,13 @@ void builder::ensure_hosts() {
     host_info h;
     h.r = r;
     const node* ni = nullptr;
-    auto nis = ev_.property(*r, "NetworkInterfaces");
+    const resource* src = r;  // whose SubnetId, groups and addresses these are
+    if (r->type == "AWS::EC2::NetworkInterface") {
+      h.detached = true;
+      h.eni = r;
+    }
+    auto nis = r->type == "AWS::EC2::Instance" ? ev_.property(*r, "NetworkInterfaces")
+                                               : std::optional<node>();
     if (nis) {
       if (!nis->is_sequence() || nis->items.size() != 1) {
         error(nis->where, r->logical,
@@ -174,42 +203,99 @@ void builder::ensure_hosts() {
         if (const node* d = ni->find("DeviceIndex"); d && d->value != "0") {
           error(d->where, r->logical, "NetworkInterfaces: DeviceIndex must be 0");
         }
-        if (const node* id = ni->find("NetworkInterfaceId")) {
-          error(id->where, r->logical,
-                "NetworkInterfaces: an existing NetworkInterfaceId "
-                "cannot be modelled");
+        if (ni->find("NetworkInterfaceId")) {
+          // An existing interface: it brings the subnet, groups and addresses (AWS refuses
+          // them on the instance or the interface entry as well).
+          for (const auto& [e, inst] : eni_user) {
+            if (inst == r) h.eni = e;
+          }
+          if (!h.eni) continue;  // reported above
+          src = h.eni;
+          for (const char* k :
+               {"SubnetId", "GroupSet", "PrivateIpAddress", "PrivateIpAddresses", "Ipv6Addresses",
+                "Ipv6AddressCount", "AssociatePublicIpAddress", "SecondaryPrivateIpAddressCount"}) {
+            if (const node* v = ni->find(k)) {
+              error(v->where, r->logical,
+                    std::string("NetworkInterfaces: ") + k +
+                        " cannot be given with NetworkInterfaceId (the interface " + name(*h.eni) +
+                        " has its own; AWS refuses both)");
+            }
+          }
+          for (const char* k : {"SubnetId", "SecurityGroupIds", "SecurityGroups",
+                                "PrivateIpAddress", "Ipv6Addresses", "Ipv6AddressCount"}) {
+            if (written(*r, k)) {
+              error(ev_.property_where(*r, k), r->logical,
+                    std::string(k) +
+                        " cannot be given with NetworkInterfaces (AWS refuses "
+                        "both; the interface " +
+                        name(*h.eni) + " has its own)");
+            }
+          }
+          ni = nullptr;
+        }
+      }
+    }
+    if (src->type == "AWS::EC2::NetworkInterface") {
+      // What the model cannot carry on an interface: more than one private address.
+      if (auto n = str(*src, "SecondaryPrivateIpAddressCount"); n && *n != "0") {
+        error(ev_.property_where(*src, "SecondaryPrivateIpAddressCount"), src->logical,
+              "secondary private addresses cannot be modelled (one address per interface)");
+      }
+      for (const char* k : {"Ipv4Prefixes", "Ipv4PrefixCount", "Ipv6Prefixes", "Ipv6PrefixCount"}) {
+        if (auto v = ev_.property(*src, k);
+            v && v->value != "0" && !(v->is_sequence() && v->items.empty())) {
+          error(ev_.property_where(*src, k), src->logical,
+                std::string(k) + ": prefixes delegated to an interface cannot be modelled");
         }
       }
     }
     auto get = [&](const char* key) -> std::optional<node> {
+      if (src != r || h.detached) return ev_.property(*src, key);
       if (ni) {
         if (const node* v = ni->find(key)) return *v;
       }
       return std::nullopt;
     };
-    std::optional<node> subnet = ev_.property(*r, "SubnetId");
+    std::optional<node> subnet =
+        src == r && !h.detached ? ev_.property(*r, "SubnetId") : std::optional<node>();
     if (!subnet) subnet = get("SubnetId");
-    if (!subnet && (written(*r, "SubnetId") || (nis && !ni))) continue;  // already reported
+    if (!subnet && (written(*src, "SubnetId") || (nis && !ni && src == r))) continue;
     if (!subnet) {
-      error(r->where, r->logical,
-            "NetworkInterfaces without SubnetId: add SubnetId naming an AWS::EC2::Subnet of the "
-            "templates (only an instance without NetworkInterfaces is placed in the default "
-            "VPC)");
+      error(src->where, src->logical,
+            h.detached || src != r
+                ? "needs SubnetId"
+                : "NetworkInterfaces without SubnetId: add SubnetId naming an AWS::EC2::Subnet of "
+                  "the templates (only an instance without NetworkInterfaces is placed in the "
+                  "default VPC)");
       continue;
     }
-    h.subnet = target(*subnet, "AWS::EC2::Subnet", r->logical, "SubnetId");
+    h.subnet = target(*subnet, "AWS::EC2::Subnet", src->logical, "SubnetId");
     if (!h.subnet) continue;
     const resource* vpc = subnet_vpc(*h.subnet);
-    std::optional<node> ip = ev_.property(*r, "PrivateIpAddress");
+    std::optional<node> ip =
+        src == r && !h.detached ? ev_.property(*r, "PrivateIpAddress") : std::optional<node>();
     if (!ip) ip = get("PrivateIpAddress");
+    if (!ip && src->type == "AWS::EC2::NetworkInterface") {
+      // PrivateIpAddresses: [{PrivateIpAddress, Primary: true}], one entry.
+      if (auto list = ev_.property(*src, "PrivateIpAddresses"); list && list->is_sequence()) {
+        if (list->items.size() != 1) {
+          error(list->where, src->logical,
+                "PrivateIpAddresses: one address (the primary) can be modelled, not " +
+                    std::to_string(list->items.size()));
+        } else if (const node* a = list->items[0].find("PrivateIpAddress")) {
+          ip = *a;
+        }
+      }
+    }
     if (ip && ip->is_scalar()) {
       h.ipv4_given = ip->value;
       h.ipv4_at = ip->where;
     }
-    std::optional<node> groups = ev_.property(*r, "SecurityGroupIds");
+    std::optional<node> groups =
+        src == r && !h.detached ? ev_.property(*r, "SecurityGroupIds") : std::optional<node>();
     if (!groups) groups = get("GroupSet");
     bool by_name = false;
-    if (!groups) {
+    if (!groups && src == r && !h.detached) {
       groups = ev_.property(*r, "SecurityGroups");
       by_name = true;
     }
@@ -222,25 +308,31 @@ void builder::ensure_hosts() {
             error(g.where, r->logical,
                   "SecurityGroups: no security group named '" + g.value + "' (GroupName)");
         } else {
-          n = group_name(g, r->logical, vpc);
+          n = group_name(g, src->logical, vpc);
         }
         if (n) h.groups.push_back(*n);
       }
     } else if (vpc) {
       h.groups.push_back(default_group(*vpc));
     }
-    if (auto pub = get("AssociatePublicIpAddress")) {
+    if (src != r || h.detached) {
+      // An existing interface gets no public address at launch (AWS assigns one only to the
+      // interface it creates); an EIPAssociation with its NetworkInterfaceId gives one.
+      h.want_public = false;
+    } else if (auto pub = get("AssociatePublicIpAddress")) {
       h.want_public = ev_.boolean(*pub, r->logical + ": AssociatePublicIpAddress").value_or(false);
     } else {
       h.want_public = flag(*h.subnet, "MapPublicIpOnLaunch").value_or(false);
     }
-    std::optional<node> v6 = ev_.property(*r, "Ipv6Addresses");
+    std::optional<node> v6 =
+        src == r && !h.detached ? ev_.property(*r, "Ipv6Addresses") : std::optional<node>();
     if (!v6) v6 = get("Ipv6Addresses");
     if (v6 && v6->is_sequence() && !v6->items.empty()) {
       const node* a = v6->items[0].find("Ipv6Address");
       if (a) h.ipv6_given = a->value;
     }
-    std::optional<node> count = ev_.property(*r, "Ipv6AddressCount");
+    std::optional<node> count =
+        src == r && !h.detached ? ev_.property(*r, "Ipv6AddressCount") : std::optional<node>();
     if (!count) count = get("Ipv6AddressCount");
     h.want_ipv6 = !h.ipv6_given.empty() || (count && count->value != "0") ||
                   flag(*h.subnet, "AssignIpv6AddressOnCreation").value_or(false);
@@ -324,6 +416,14 @@ void builder::ensure_hosts() {
   hosts_done_ = true;
 }
 
+const builder::host_info* builder::interface_host(const resource& eni) {
+  ensure_hosts();
+  for (const auto& [r, h] : hosts_) {
+    if (h.eni == &eni) return &h;
+  }
+  return nullptr;
+}
+
 void builder::ensure_public() {
   if (public_done_) return;
   if (public_busy_) {
@@ -374,12 +474,29 @@ void builder::ensure_public() {
       inst = ref_prop(r, "InstanceId", "AWS::EC2::Instance");
       eip = &r;
     } else if (r.type == "AWS::EC2::EIPAssociation") {
-      if (ev_.property(r, "NetworkInterfaceId")) {
-        error(ev_.property_where(r, "NetworkInterfaceId"), r.logical,
-              "an EIP on a network interface cannot be modelled; use InstanceId");
-        continue;
+      if (auto eni_id = ev_.property(r, "NetworkInterfaceId")) {
+        // On an interface: the instance whose DeviceIndex 0 interface it is gets the address
+        // (an interface no instance uses is left out, and so is its address).
+        const resource* eni =
+            target(*eni_id, "AWS::EC2::NetworkInterface", r.logical, "NetworkInterfaceId");
+        if (!eni) continue;
+        if (ev_.property(r, "InstanceId")) {
+          error(ev_.property_where(r, "InstanceId"), r.logical,
+                "InstanceId and NetworkInterfaceId: AWS takes one of them, not both");
+          continue;
+        }
+        const host_info* h = interface_host(*eni);
+        if (!h) continue;
+        if (auto pip = str(r, "PrivateIpAddress"); pip && *pip != h->ipv4) {
+          error(ev_.property_where(r, "PrivateIpAddress"), r.logical,
+                "PrivateIpAddress " + *pip + " is not the primary address of " + name(*eni) + " (" +
+                    h->ipv4 + "); secondary addresses cannot be modelled");
+          continue;
+        }
+        inst = h->detached ? nullptr : h->r;
+      } else {
+        inst = ref_prop(r, "InstanceId", "AWS::EC2::Instance");
       }
-      inst = ref_prop(r, "InstanceId", "AWS::EC2::Instance");
       if (ev_.property(r, "AllocationId")) {
         eip = ref_prop(r, "AllocationId", "AWS::EC2::EIP");
       } else if (auto addr = str(r, "EIP")) {

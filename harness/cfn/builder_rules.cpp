@@ -36,7 +36,7 @@ std::optional<node> builder::attribute(const resource& r, const std::string& a, 
   } else if (t == "AWS::EC2::Subnet") {
     if (a == "AvailabilityZone") {
       auto v = ev_.property(r, "AvailabilityZone");
-      return v ? *v : node::scalar(ev_.opts().region + "a", at);
+      return v ? *v : node::scalar(ev_.availability_zones("", at).front(), at);
     }
     if (a == "CidrBlock") return prop("CidrBlock");
     if (a == "Ipv6CidrBlocks") return list(subnet_cidr6(r));
@@ -71,9 +71,25 @@ std::optional<node> builder::attribute(const resource& r, const std::string& a, 
     }
     if (a == "AvailabilityZone") {
       if (h && h->subnet) return attribute(*h->subnet, a, at, handled);
-      return node::scalar(ev_.opts().region + "a", at);
+      return node::scalar(ev_.availability_zones("", at).front(), at);
     }
     if (a == "InstanceId") return id();
+  } else if (t == "AWS::EC2::NetworkInterface") {
+    if (a == "Id") return id();
+    const host_info* h = interface_host(r);
+    if (a == "PrimaryPrivateIpAddress") {
+      if (!h || h->ipv4.empty()) return std::nullopt;  // its error is reported
+      return node::scalar(h->ipv4, at);
+    }
+    if (a == "PrimaryIpv6Address") {
+      if (!h || h->ipv6.empty()) {
+        ev_.error(at, "Fn::GetAtt " + r.logical + "." + a + ": the interface has no IPv6 address");
+        return std::nullopt;
+      }
+      return node::scalar(h->ipv6, at);
+    }
+    // The model gives an interface one private address (secondary ones are an error).
+    if (a == "SecondaryPrivateIpAddresses") return node::sequence({}, at);
   } else if (t == "AWS::EC2::SecurityGroup") {
     if (a == "GroupId" || a == "Id") return id();
     if (a == "VpcId") return prop("VpcId");
@@ -83,6 +99,8 @@ std::optional<node> builder::attribute(const resource& r, const std::string& a, 
     if (a == "RouteTableId") return id();
   } else if (t == "AWS::EC2::InternetGateway") {
     if (a == "InternetGatewayId") return id();
+  } else if (t == "AWS::EC2::EgressOnlyInternetGateway") {
+    if (a == "Id") return id();
   } else if (t == "AWS::EC2::NetworkAcl") {
     if (a == "Id") return id();
   } else if (t == "AWS::EC2::PrefixList") {

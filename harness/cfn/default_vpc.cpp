@@ -1,6 +1,7 @@
 // The default VPC as a template (default_vpc.hpp).
 #include "harness/cfn/default_vpc.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 namespace relaylab::cfn {
@@ -42,9 +43,9 @@ Resources:
 
 // The default subnet of the i-th AZ of Fn::GetAZs (172.31.16*i.0/20), its route table
 // association and the export of its ID, added to the Resources and Outputs of the template.
-std::string default_vpc_text() {
+std::string default_vpc_text(std::size_t zones) {
   std::string resources, outputs;
-  for (int i = 0; i < 3; ++i) {
+  for (std::size_t i = 0; i < zones; ++i) {
     const std::string n = std::to_string(i);
     const std::string az = "{AZ: !Select [" + n + ", !GetAZs \"\"]}";
     resources += "  DefaultSubnet" + n +
@@ -116,8 +117,19 @@ node default_subnet_of(const node* az, const position& at) {
 
 }  // namespace
 
-void add_default_vpc(std::vector<stack>& stacks, const std::string& region,
+void add_default_vpc(std::vector<stack>& stacks, const options& o,
                      std::vector<diagnostic>& errors) {
+  const std::string& region = o.region;
+  // One default subnet per zone Fn::GetAZs gives (the evaluator warns when they are assumed).
+  std::vector<std::string> zones = o.azs;
+  if (zones.empty()) {
+    zones = known_availability_zones(region).value_or(
+        std::vector<std::string>{region + "a", region + "b", region + "c"});
+  }
+  std::string zone_list;
+  for (std::size_t i = 0; i < zones.size(); ++i) {
+    zone_list += (i == 0 ? "" : i + 1 == zones.size() ? " and " : ", ") + zones[i];
+  }
   bool needed = false;
   for (auto& s : stacks) {
     if (s.name == default_vpc_stack) {
@@ -142,12 +154,12 @@ void add_default_vpc(std::vector<stack>& stacks, const std::string& region,
         } else if (type->value == "AWS::EC2::Instance" && !has("SubnetId") &&
                    !has("NetworkInterfaces")) {
           const node* az = props ? props->find("AvailabilityZone") : nullptr;
-          if (az && az->is_scalar() && az->value != region + "a" && az->value != region + "b" &&
-              az->value != region + "c") {
+          if (az && az->is_scalar() &&
+              std::find(zones.begin(), zones.end(), az->value) == zones.end()) {
             errors.push_back({az->where, res.key + ": AvailabilityZone '" + az->value +
                                              "' has no default subnet: the default VPC of " +
-                                             region + " has " + region + "a, " + region + "b and " +
-                                             region + "c (--region, or add SubnetId)"});
+                                             region + " has " + zone_list +
+                                             " (--region or --azs, or add SubnetId)"});
             continue;
           }
           node subnet = default_subnet_of(az, res.key_where);
@@ -159,7 +171,7 @@ void add_default_vpc(std::vector<stack>& stacks, const std::string& region,
   }
   if (!needed) return;
   const std::string file = "<default VPC>";
-  auto root = parse_template(default_vpc_text(), file, errors);
+  auto root = parse_template(default_vpc_text(zones.size()), file, errors);
   if (root) stacks.push_back({file, default_vpc_stack, std::move(*root)});
 }
 

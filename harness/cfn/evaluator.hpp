@@ -29,7 +29,18 @@ struct options {
   std::vector<std::pair<std::string, std::string>> params;  // --param KEY=VALUE (every stack)
   std::string region = "us-east-1";
   std::string account_id = "123456789012";
+  /// --azs: what Fn::GetAZs gives for `region` (empty: known_availability_zones(region)).
+  std::vector<std::string> azs;
 };
+
+/// The Availability Zones Fn::GetAZs gives in `region` for a new account (zone names and the
+/// zones offered are account-dependent: availability_zones.cpp), nullopt for a region the table
+/// does not know.
+std::optional<std::vector<std::string>> known_availability_zones(const std::string& region);
+/// An error for an --azs list that cannot be `region`'s zones (a name not "<region><letter>",
+/// one given twice, none), naming the option; nullopt when it is good.
+std::optional<std::string> check_azs_option(const std::vector<std::string>& azs,
+                                            const std::string& region);
 
 struct stack {
   std::string file;
@@ -85,6 +96,11 @@ class evaluator {
 
   /// Reports an error prefixed with the logical ID being evaluated.
   void error(const position& at, const std::string& message);
+  /// What Fn::GetAZs gives in `region` ("" = AWS::Region): --azs for the import's region, else
+  /// the table's zones; for a region it does not know, <region>a, b and c, with one warning.
+  std::vector<std::string> availability_zones(const std::string& region, const position& at);
+  /// Warnings of the evaluation (an assumed list of Availability Zones).
+  const std::vector<diagnostic>& warnings() const noexcept { return warnings_; }
   bool failed() const noexcept { return errors_.size() != errors_before_; }
 
   /// Accepts "true"/"false" (any case), as CloudFormation does for Boolean properties.
@@ -117,6 +133,8 @@ class evaluator {
   std::vector<stack> stacks_;
   options opts_;
   std::vector<diagnostic>& errors_;
+  std::vector<diagnostic> warnings_;
+  std::set<std::string> azs_assumed_;  // regions warned about
   std::size_t errors_before_;
   attribute_source* attributes_ = nullptr;
   std::vector<resource> resources_;

@@ -166,8 +166,7 @@ std::optional<node> evaluator::intrinsic(std::size_t s, const entry& fn, const n
     auto v = eval_in(s, arg, depth + 1);
     if (!v) return std::nullopt;
     std::string region = v->is_null() ? "" : text(*v, "Fn::GetAZs region").value_or("");
-    if (region.empty()) region = opts_.region;
-    return list_of({region + "a", region + "b", region + "c"}, at);
+    return list_of(availability_zones(region, at), at);
   }
   if (name == "Fn::Cidr") {
     auto a = args(3);
@@ -223,6 +222,19 @@ std::optional<node> evaluator::intrinsic(std::size_t s, const entry& fn, const n
                           "Fn::If, Fn::Equals, Fn::And, Fn::Or, Fn::Not, Fn::ImportValue, "
                           "Fn::GetAZs, Fn::Cidr, Fn::FindInMap, Fn::Base64)");
   return std::nullopt;
+}
+
+std::vector<std::string> evaluator::availability_zones(const std::string& r, const position& at) {
+  const std::string region = r.empty() ? opts_.region : r;
+  if (region == opts_.region && !opts_.azs.empty()) return opts_.azs;
+  if (auto known = known_availability_zones(region)) return *known;
+  std::vector<std::string> out{region + "a", region + "b", region + "c"};
+  if (azs_assumed_.insert(region).second) {
+    warnings_.push_back({at, "Fn::GetAZs: the Availability Zones of region '" + region +
+                                 "' are not known to relaylab: assumed " + out[0] + ", " + out[1] +
+                                 " and " + out[2] + " (--azs NAME,NAME,... gives them)"});
+  }
+  return out;
 }
 
 std::optional<node> evaluator::pseudo(std::size_t s, const std::string& name, const position& at) {

@@ -166,6 +166,66 @@ TEST(cfn_evaluator, conditions_if_equals_and_or_not) {
   EXPECT_NE(f.text("app", "!If [Nope, a, b]").find("no condition named 'Nope'"), std::string::npos);
 }
 
+// Fn::GetAZs: the zones a new account sees, per region (an account-dependent default); --azs
+// (options::azs) replaces them for the import's region; an unknown region gets a, b and c and
+// one warning.
+TEST(cfn_evaluator, getazs_per_region_and_given) {
+  {
+    stacks_fixture f;
+    options o;
+    o.region = "us-east-1";
+    ASSERT_TRUE(f.load({{"app.yml", base}}, o));
+    EXPECT_EQ(f.text("app", "!GetAZs ''"),
+              "[us-east-1a,us-east-1b,us-east-1c,us-east-1d,us-east-1e,us-east-1f]");
+    EXPECT_EQ(f.text("app", "!Select [3, !GetAZs '']"), "us-east-1d");
+    EXPECT_EQ(f.text("app", "!GetAZs us-west-2"), "[us-west-2a,us-west-2b,us-west-2c,us-west-2d]");
+    EXPECT_EQ(f.text("app", "!GetAZs us-west-1"), "[us-west-1b,us-west-1c]");
+    EXPECT_EQ(f.text("app", "!GetAZs ap-northeast-1"),
+              "[ap-northeast-1a,ap-northeast-1c,ap-northeast-1d]");
+    EXPECT_EQ(f.text("app", "!GetAZs ca-central-1"), "[ca-central-1a,ca-central-1b,ca-central-1d]");
+    EXPECT_EQ(f.text("app", "!GetAZs {Ref: 'AWS::Region'}"),
+              "[us-east-1a,us-east-1b,us-east-1c,us-east-1d,us-east-1e,us-east-1f]");
+    EXPECT_TRUE(f.ev->warnings().empty());
+    // Beyond the list: Fn::Select's own error.
+    EXPECT_NE(f.text("app", "!Select [2, !GetAZs us-west-1]").find("Fn::Select"),
+              std::string::npos);
+  }
+  {
+    stacks_fixture f;
+    options o;
+    o.region = "eu-west-1";
+    o.azs = {"eu-west-1b", "eu-west-1c"};
+    ASSERT_TRUE(f.load({{"app.yml", base}}, o));
+    EXPECT_EQ(f.text("app", "!GetAZs ''"), "[eu-west-1b,eu-west-1c]");
+    EXPECT_EQ(f.text("app", "!GetAZs eu-west-1"), "[eu-west-1b,eu-west-1c]");
+    EXPECT_EQ(f.text("app", "!GetAZs eu-west-2"), "[eu-west-2a,eu-west-2b,eu-west-2c]");
+  }
+  {
+    stacks_fixture f;
+    options o;
+    o.region = "xx-nowhere-1";
+    ASSERT_TRUE(f.load({{"app.yml", base}}, o));
+    EXPECT_EQ(f.text("app", "!GetAZs ''"), "[xx-nowhere-1a,xx-nowhere-1b,xx-nowhere-1c]");
+    EXPECT_EQ(f.text("app", "!Select [1, !GetAZs '']"), "xx-nowhere-1b");
+    ASSERT_EQ(f.ev->warnings().size(), 1u);  // once per region
+    EXPECT_EQ(f.ev->warnings()[0].where.to_string(), "expr.yml:1:4");
+    EXPECT_EQ(f.ev->warnings()[0].message,
+              "Fn::GetAZs: the Availability Zones of region "
+              "'xx-nowhere-1' are not known to relaylab: assumed xx-nowhere-1a, xx-nowhere-1b "
+              "and xx-nowhere-1c (--azs NAME,NAME,... gives them)");
+  }
+  EXPECT_EQ(check_azs_option({"us-east-1a", "us-east-1b"}, "us-east-1"), std::nullopt);
+  EXPECT_EQ(check_azs_option({"us-east-1a", "us-west-2b"}, "us-east-1"),
+            "--azs us-west-2b: not an Availability Zone name of us-east-1 (--region): expected "
+            "us-east-1 and a letter, such as us-east-1a");
+  EXPECT_EQ(check_azs_option({"us-east-1a", "us-east-1a"}, "us-east-1"),
+            "--azs us-east-1a: given twice");
+  EXPECT_EQ(check_azs_option({""}, "us-east-1"),
+            "--azs : not an Availability Zone name of us-east-1 (--region): expected us-east-1 "
+            "and a letter, such as us-east-1a");
+  EXPECT_NE(check_azs_option({}, "us-east-1"), std::nullopt);
+}
+
 TEST(cfn_evaluator, getazs_cidr_findinmap_base64) {
   stacks_fixture f;
   options o;

@@ -28,8 +28,8 @@ const std::map<std::string, std::string>& refused() {
       {"AWS::EC2::TransitGatewayRoute", "transit gateways"},
       {"AWS::EC2::VPNGatewayRoutePropagation", "routes propagated from a VPN"},
       {"AWS::EC2::VPNConnectionRoute", "VPN routes"},
-      {"AWS::EC2::NetworkInterface", "extra network interfaces"},
-      {"AWS::EC2::NetworkInterfaceAttachment", "extra network interfaces"},
+      {"AWS::EC2::NetworkInterfaceAttachment",
+       "a network interface attached after launch (a second interface)"},
       {"AWS::EC2::GatewayRouteTableAssociation", "gateway route tables"},
       {"AWS::EC2::LocalGatewayRoute", "local gateways"},
       {"AWS::EC2::CarrierGateway", "carrier gateways"},
@@ -114,6 +114,23 @@ std::optional<import_result> builder::run() {
     v->internet_gateway = name(*igw);
     add_origin("gateway", *igw);
   }
+  // Egress-only internet gateways (IPv6 out only): attached to one VPC by their VpcId.
+  std::map<const resource*, const resource*> eigw_vpc;
+  for (const auto& r : all) {
+    if (r.type != "AWS::EC2::EgressOnlyInternetGateway") continue;
+    const resource* vpc = ref_prop(r, "VpcId", "AWS::EC2::VPC");
+    auto* v = vpc_of(vpc);
+    if (!v) continue;
+    if (!v->egress_only_internet_gateway.empty()) {
+      error(r.where, r.logical,
+            "VPC " + v->name + " already has egress-only internet gateway " +
+                v->egress_only_internet_gateway + "; a second one cannot be modelled");
+      continue;
+    }
+    v->egress_only_internet_gateway = name(r);
+    eigw_vpc[&r] = vpc;
+    add_origin("gateway", r);
+  }
   // Route tables and their routes.
   std::map<const resource*, std::pair<const resource*, std::size_t>> tables;  // → vpc, index
   for (const auto& r : all) {
@@ -170,9 +187,9 @@ std::optional<import_result> builder::run() {
       continue;
     }
     bool targeted = false;
-    for (const char* k : {"InstanceId", "NetworkInterfaceId", "VpcPeeringConnectionId",
-                          "TransitGatewayId", "EgressOnlyInternetGatewayId", "VpcEndpointId",
-                          "CarrierGatewayId", "LocalGatewayId", "CoreNetworkArn"}) {
+    for (const char* k :
+         {"InstanceId", "NetworkInterfaceId", "VpcPeeringConnectionId", "TransitGatewayId",
+          "VpcEndpointId", "CarrierGatewayId", "LocalGatewayId", "CoreNetworkArn"}) {
       if (ev_.property(r, k)) {
         error(ev_.property_where(r, k), r.logical,
               std::string("a route to a ") + k + " cannot be modelled");
@@ -195,6 +212,25 @@ std::optional<import_result> builder::run() {
         route.target = sim::route_target::internet_gateway;
         route.target_name = name(*igw);
       }
+    } else if (auto eigw = ev_.property(r, "EgressOnlyInternetGatewayId")) {
+      const resource* g = target(*eigw, "AWS::EC2::EgressOnlyInternetGateway", r.logical,
+                                 "EgressOnlyInternetGatewayId");
+      if (!g || !eigw_vpc.count(g)) continue;
+      if (eigw_vpc[g] != vpc) {
+        error(eigw->where, r.logical,
+              "egress-only internet gateway " + name(*g) + " is attached to " + name(*eigw_vpc[g]) +
+                  ", not to " + name(*vpc) + " (its VpcId)");
+        continue;
+      }
+      // AWS refuses it: an egress-only internet gateway carries IPv6 only.
+      if (!sim::parse_cidr(route.destination)->base.v6) {
+        error(ev_.property_where(r, "DestinationCidrBlock"), r.logical,
+              "egress-only internet gateway " + name(*g) +
+                  " carries IPv6 only (DestinationIpv6CidrBlock), not " + route.destination);
+        continue;
+      }
+      route.target = sim::route_target::egress_only_internet_gateway;
+      route.target_name = name(*g);
     } else if (auto nat = ev_.property(r, "NatGatewayId")) {
       const resource* n = target(*nat, "AWS::EC2::NatGateway", r.logical, "NatGatewayId");
       if (!n || !nat_subnet.count(n)) continue;
@@ -205,8 +241,9 @@ std::optional<import_result> builder::run() {
       route.target = sim::route_target::nat_gateway;
       route.target_name = name(*n);
     } else {
-      if (!written(r, "GatewayId") && !written(r, "NatGatewayId")) {
-        error(r.where, r.logical, "needs GatewayId or NatGatewayId");
+      if (!written(r, "GatewayId") && !written(r, "NatGatewayId") &&
+          !written(r, "EgressOnlyInternetGatewayId")) {
+        error(r.where, r.logical, "needs GatewayId, NatGatewayId or EgressOnlyInternetGatewayId");
       }
       continue;
     }
@@ -416,8 +453,28 @@ std::optional<import_result> builder::run() {
   ensure_hosts();
   ensure_public();
   std::vector<std::pair<std::string, const host_info*>> hosts;
-  for (const auto& [r, h] : hosts_) hosts.emplace_back(name(*r), &h);
+  std::vector<const host_info*> detached;
+  for (const auto& [r, h] : hosts_) {
+    if (h.detached) {
+      detached.push_back(&h);
+    } else {
+      hosts.emplace_back(name(*r), &h);
+    }
+  }
   std::sort(hosts.begin(), hosts.end());
+  if (!detached.empty()) {
+    // Its address answers nothing: no instance behind it (one warning for them all).
+    std::sort(detached.begin(), detached.end(),
+              [&](const host_info* a, const host_info* b) { return index(*a->r) < index(*b->r); });
+    std::string names;
+    for (const auto* h : detached) names += (names.empty() ? "" : ", ") + h->r->logical;
+    result_.warnings.push_back(
+        {detached.front()->r->where,
+         "AWS::EC2::NetworkInterface attached to no instance (as its DeviceIndex 0 "
+         "NetworkInterfaceId): left out, nothing answers at its address (" +
+             std::to_string(detached.size()) +
+             (detached.size() == 1 ? " resource: " : " resources: ") + names + ")"});
+  }
   for (const auto& [n, h] : hosts) {
     if (h->ipv4.empty()) continue;
     sim::host_spec s;
@@ -465,6 +522,7 @@ std::optional<import_result> builder::run() {
     }
     std::sort(v.nat_gateways.begin(), v.nat_gateways.end(), by_name);
   }
+  for (const auto& w : ev_.warnings()) result_.warnings.push_back(w);
   if (errors_.size() != before) return std::nullopt;
   // The network model's own checks (addresses, names), as the topology loader makes them.
   sim::world w;
@@ -483,7 +541,7 @@ std::optional<import_result> builder::run() {
 std::optional<import_result> import_stacks(std::vector<stack> stacks, const import_options& opts,
                                            std::vector<diagnostic>& errors) {
   const std::size_t before = errors.size();
-  add_default_vpc(stacks, opts.eval.region, errors);
+  add_default_vpc(stacks, opts.eval, errors);
   if (errors.size() != before) return std::nullopt;
   evaluator ev(std::move(stacks), opts.eval, errors);
   if (errors.size() != before) return std::nullopt;

@@ -317,10 +317,11 @@ TEST(cfn_network, default_vpc_is_modelled_as_aws_creates_it) {
   EXPECT_EQ(v.name, "default-vpc");
   EXPECT_EQ(v.cidr, "172.31.0.0/16");
   EXPECT_FALSE(v.internet_gateway.empty());
-  ASSERT_EQ(v.subnets.size(), 3u);
+  ASSERT_EQ(v.subnets.size(), 6u);  // one per Availability Zone of us-east-1 (a to f)
   EXPECT_EQ(named(v.subnets, "default-us-east-1a").cidr, "172.31.0.0/20");
   EXPECT_EQ(named(v.subnets, "default-us-east-1b").cidr, "172.31.16.0/20");
   EXPECT_EQ(named(v.subnets, "default-us-east-1c").cidr, "172.31.32.0/20");
+  EXPECT_EQ(named(v.subnets, "default-us-east-1f").cidr, "172.31.80.0/20");
   const auto& web = named(im.r->network.hosts, "Web");
   EXPECT_EQ(web.subnet, "default-us-east-1a");  // no AvailabilityZone: the first AZ
   EXPECT_EQ(web.ipv4, "172.31.0.4");
@@ -356,8 +357,232 @@ TEST(cfn_network, default_vpc_errors_name_what_to_add) {
             "t.yml:5:83: error: I: security group G is not in Vpc but in default-vpc\n");
   EXPECT_EQ(errors("  I: {Type: AWS::EC2::Instance, Properties: {AvailabilityZone: eu-west-1a}}\n"),
             "t.yml:4:64: error: I: AvailabilityZone 'eu-west-1a' has no default subnet: the "
-            "default VPC of us-east-1 has us-east-1a, us-east-1b and us-east-1c (--region, or add "
-            "SubnetId)\n");
+            "default VPC of us-east-1 has us-east-1a, us-east-1b, us-east-1c, us-east-1d, "
+            "us-east-1e and us-east-1f (--region or --azs, or add SubnetId)\n");
+}
+
+// AWS::EC2::EgressOnlyInternetGateway: attached by its VpcId, a route target for IPv6 only;
+// the imported network lets IPv6 out of the private subnet and no connection in.
+const std::string egress_only =
+    "Resources:\n"
+    "  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n"
+    "  V6: {Type: AWS::EC2::VPCCidrBlock, Properties: {VpcId: !Ref Vpc, "
+    "AmazonProvidedIpv6CidrBlock: true}}\n"
+    "  Eigw:\n"
+    "    Type: AWS::EC2::EgressOnlyInternetGateway\n"
+    "    Properties: {VpcId: !Ref Vpc}\n"
+    "  Private:\n"
+    "    Type: AWS::EC2::Subnet\n"
+    "    DependsOn: V6\n"
+    "    Properties:\n"
+    "      VpcId: !Ref Vpc\n"
+    "      CidrBlock: 10.0.1.0/24\n"
+    "      AssignIpv6AddressOnCreation: true\n"
+    "      Ipv6CidrBlock: !Select [1, !Cidr [!Select [0, !GetAtt Vpc.Ipv6CidrBlocks], 4, 64]]\n"
+    "  Rt: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
+    "  Out6:\n"
+    "    Type: AWS::EC2::Route\n"
+    "    Properties: {RouteTableId: !Ref Rt, DestinationIpv6CidrBlock: '::/0',\n"
+    "                 EgressOnlyInternetGatewayId: !Ref Eigw}\n"
+    "  Assoc: {Type: AWS::EC2::SubnetRouteTableAssociation, Properties: {SubnetId: !Ref "
+    "Private, RouteTableId: !Ref Rt}}\n"
+    "  Sg:\n"
+    "    Type: AWS::EC2::SecurityGroup\n"
+    "    Properties:\n"
+    "      GroupDescription: smtp\n"
+    "      VpcId: !Ref Vpc\n"
+    "      SecurityGroupIngress: [{IpProtocol: tcp, FromPort: 25, ToPort: 25, CidrIpv6: '::/0'}]\n"
+    "  Mta: {Type: AWS::EC2::Instance, Properties: {SubnetId: !Ref Private, "
+    "SecurityGroupIds: [!Ref Sg]}}\n"
+    "Outputs:\n"
+    "  Gw: {Value: !GetAtt Eigw.Id}\n";
+
+TEST(cfn_network, egress_only_internet_gateway_routes_ipv6_out) {
+  const auto im = import_yaml({{"t.yml", egress_only}});
+  ASSERT_TRUE(im.r) << im.first_error();
+  EXPECT_TRUE(im.r->warnings.empty()) << im.r->warnings.front().to_string();
+  const auto& v = vpc(*im.r);
+  EXPECT_EQ(v.egress_only_internet_gateway, "Eigw");
+  EXPECT_EQ(v.internet_gateway, "");
+  const auto& rt = named(v.route_tables, "Rt");
+  ASSERT_EQ(rt.routes.size(), 3u);
+  EXPECT_EQ(rt.routes[2].destination, "::/0");
+  EXPECT_EQ(rt.routes[2].target, sim::route_target::egress_only_internet_gateway);
+  EXPECT_EQ(rt.routes[2].target_name, "Eigw");
+  const auto xml = write_topology(*im.r, "t", "");
+  EXPECT_NE(xml.find("    <egress-only-internet-gateway name=\"Eigw\"/>\n"), std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("<route destination=\"::/0\" target=\"Eigw\"/>"), std::string::npos);
+  const auto& mta = named(im.r->network.hosts, "Mta");
+  ASSERT_FALSE(mta.ipv6.empty());
+  // Out: through the gateway, seen as its own address; in: dropped at the gateway.
+  import_result r = *im.r;
+  sim::host_spec mx;
+  mx.name = "mx";
+  mx.ipv4 = "108.177.97.26";
+  mx.ipv6 = "2404:6800:4008:c07::1a";
+  r.network.hosts.push_back(mx);
+  std::string error;
+  const auto out = explain(r, "2404:6800:4008:c07::1a:25", "Mta", error);
+  ASSERT_TRUE(out) << error;
+  EXPECT_NE(out->text.find("::/0 → egress-only internet gateway Eigw"), std::string::npos)
+      << out->text;
+  EXPECT_NE(out->text.find("    Eigw: t.yml:4:3 Eigw\n"), std::string::npos) << out->text;
+  const auto in = explain(r, mta.ipv6 + ":25", "mx", error);
+  ASSERT_TRUE(in) << error;
+  EXPECT_FALSE(in->connected);
+  EXPECT_NE(in->text.find("egress-only internet gateway Eigw of VPC Vpc lets no connection in"),
+            std::string::npos)
+      << in->text;
+}
+
+TEST(cfn_network, egress_only_internet_gateway_errors) {
+  auto err = [&](const std::string& from, const std::string& to) {
+    std::string t = egress_only;
+    t.replace(t.find(from), from.size(), to);
+    return import_yaml({{"t.yml", t}}).first_error();
+  };
+  // AWS refuses an IPv4 destination.
+  EXPECT_EQ(err("DestinationIpv6CidrBlock: '::/0'", "DestinationCidrBlock: 0.0.0.0/0"),
+            "t.yml:18:63: error: Out6: egress-only internet gateway Eigw carries IPv6 only "
+            "(DestinationIpv6CidrBlock), not 0.0.0.0/0");
+  EXPECT_EQ(err("EgressOnlyInternetGatewayId: !Ref Eigw", "EgressOnlyInternetGatewayId: eigw-1"),
+            "t.yml:19:47: error: Out6: EgressOnlyInternetGatewayId: 'eigw-1' is not a "
+            "AWS::EC2::EgressOnlyInternetGateway of the templates given");
+  EXPECT_EQ(err("    Properties: {VpcId: !Ref Vpc}\n",
+                "    Properties: {VpcId: !Ref Vpc}\n"
+                "  Eigw2: {Type: AWS::EC2::EgressOnlyInternetGateway, Properties: {VpcId: !Ref "
+                "Vpc}}\n"),
+            "t.yml:7:3: error: Eigw2: VPC Vpc already has egress-only internet gateway Eigw; a "
+            "second one cannot be modelled");
+  EXPECT_EQ(err("    Properties: {VpcId: !Ref Vpc}\n",
+                "    Properties: {VpcId: !Ref Other}\n"
+                "  Other: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.1.0.0/16}}\n"),
+            "t.yml:20:47: error: Out6: egress-only internet gateway Eigw is attached to Other, "
+            "not to Vpc (its VpcId)");
+}
+
+// An AWS::EC2::NetworkInterface as an instance's DeviceIndex 0 interface (NetworkInterfaceId)
+// gives the host its subnet, groups and addresses; an EIPAssociation on it the public address;
+// Fn::GetAtt PrimaryPrivateIpAddress its address. One no instance uses is left out, warned.
+const std::string interface_stack =
+    "Resources:\n"
+    "  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}\n"
+    "  Igw: {Type: AWS::EC2::InternetGateway}\n"
+    "  Attach: {Type: AWS::EC2::VPCGatewayAttachment, Properties: {VpcId: !Ref Vpc, "
+    "InternetGatewayId: !Ref Igw}}\n"
+    "  Public: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.1.0/24, "
+    "MapPublicIpOnLaunch: true}}\n"
+    "  Rt: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
+    "  Out: {Type: AWS::EC2::Route, Properties: {RouteTableId: !Ref Rt, DestinationCidrBlock: "
+    "0.0.0.0/0, GatewayId: !Ref Igw}}\n"
+    "  Assoc: {Type: AWS::EC2::SubnetRouteTableAssociation, Properties: {SubnetId: !Ref "
+    "Public, RouteTableId: !Ref Rt}}\n"
+    "  Sg:\n"
+    "    Type: AWS::EC2::SecurityGroup\n"
+    "    Properties:\n"
+    "      GroupDescription: smtp\n"
+    "      VpcId: !Ref Vpc\n"
+    "      SecurityGroupIngress: [{IpProtocol: tcp, FromPort: 25, ToPort: 25, CidrIp: 0.0.0.0/0}]\n"
+    "  Ip: {Type: AWS::EC2::EIP, Properties: {Domain: vpc}}\n"
+    "  Eni:\n"
+    "    Type: AWS::EC2::NetworkInterface\n"
+    "    Properties: {SubnetId: !Ref Public, GroupSet: [!Ref Sg], PrivateIpAddress: 10.0.1.50}\n"
+    "  IpAssoc: {Type: AWS::EC2::EIPAssociation, Properties: {AllocationId: !GetAtt "
+    "Ip.AllocationId, NetworkInterfaceId: !Ref Eni}}\n"
+    "  Mta:\n"
+    "    Type: AWS::EC2::Instance\n"
+    "    Properties:\n"
+    "      NetworkInterfaces: [{DeviceIndex: '0', NetworkInterfaceId: !Ref Eni}]\n"
+    "  Spare: {Type: AWS::EC2::NetworkInterface, Properties: {SubnetId: !Ref Public}}\n"
+    "  Plain: {Type: AWS::EC2::NetworkInterface, Properties: {SubnetId: !Ref Public}}\n"
+    "  Other:\n"
+    "    Type: AWS::EC2::Instance\n"
+    "    Properties:\n"
+    "      NetworkInterfaces: [{DeviceIndex: 0, NetworkInterfaceId: !Ref Plain}]\n"
+    "  Probe:\n"
+    "    Type: AWS::EC2::SecurityGroup\n"
+    "    Properties:\n"
+    "      GroupDescription: probe\n"
+    "      VpcId: !Ref Vpc\n"
+    "      SecurityGroupIngress:\n"
+    "        - {IpProtocol: tcp, FromPort: 1, ToPort: 1, CidrIp: !Sub "
+    "'${Eni.PrimaryPrivateIpAddress}/32',\n"
+    "           Description: !Sub ['secondary: [${S}]', {S: !Join [',', !GetAtt "
+    "Eni.SecondaryPrivateIpAddresses]}]}\n"
+    "        - {IpProtocol: tcp, FromPort: 1, ToPort: 1, CidrIp: !Sub "
+    "'${Plain.PrimaryPrivateIpAddress}/32'}\n"
+    "Outputs:\n"
+    "  Public: {Value: !Ref Ip}\n";
+
+TEST(cfn_network, network_interface_is_the_instances_interface) {
+  const auto im = import_yaml({{"t.yml", interface_stack}});
+  ASSERT_TRUE(im.r) << im.first_error();
+  const auto& hosts = im.r->network.hosts;
+  ASSERT_EQ(hosts.size(), 2u);  // Mta and Other; Spare is left out
+  const auto& mta = named(hosts, "Mta");
+  EXPECT_EQ(mta.subnet, "Public");
+  EXPECT_EQ(mta.ipv4, "10.0.1.50");
+  EXPECT_EQ(mta.public_ipv4, "203.0.113.1");  // the EIP, through the interface
+  EXPECT_EQ(mta.security_groups, std::vector<std::string>{"Sg"});
+  const auto& other = named(hosts, "Other");
+  EXPECT_EQ(other.security_groups, std::vector<std::string>{"Vpc-default"});  // no GroupSet
+  // An existing interface gets no public address at launch (MapPublicIpOnLaunch is for the
+  // interface AWS creates).
+  EXPECT_EQ(other.public_ipv4, "");
+  ASSERT_EQ(im.r->warnings.size(), 1u);
+  EXPECT_EQ(im.r->warnings[0].where.to_string(), "t.yml:24:3");
+  EXPECT_EQ(im.r->warnings[0].message,
+            "AWS::EC2::NetworkInterface attached to no instance (as its DeviceIndex 0 "
+            "NetworkInterfaceId): left out, nothing answers at its address (1 resource: Spare)");
+  // Fn::GetAtt of the interfaces, as a group rule shows them: its address, none secondary.
+  const auto& probe = named(vpc(*im.r).security_groups, "Probe");
+  ASSERT_EQ(probe.ingress.size(), 2u);
+  EXPECT_EQ(probe.ingress[0].cidr, "10.0.1.50/32");
+  EXPECT_EQ(probe.ingress[0].description, "secondary: []");
+  EXPECT_EQ(probe.ingress[1].cidr, other.ipv4 + "/32");
+}
+
+TEST(cfn_network, network_interface_errors) {
+  auto err = [&](const std::string& from, const std::string& to) {
+    std::string t = interface_stack;
+    t.replace(t.find(from), from.size(), to);
+    return import_yaml({{"t.yml", t}}).first_error();
+  };
+  // A second interface stays an error; so does one attached after launch.
+  EXPECT_EQ(err("[{DeviceIndex: '0', NetworkInterfaceId: !Ref Eni}]",
+                "[{DeviceIndex: '0', NetworkInterfaceId: !Ref Eni}, {DeviceIndex: '1', "
+                "NetworkInterfaceId: !Ref Spare}]"),
+            "t.yml:23:26: error: Mta: NetworkInterfaces: one interface (DeviceIndex 0) can be "
+            "modelled, not 2");
+  EXPECT_EQ(
+      err("  Spare: {Type: AWS::EC2::NetworkInterface, Properties: {SubnetId: !Ref Public}}\n",
+          "  Spare: {Type: AWS::EC2::NetworkInterface, Properties: {SubnetId: !Ref Public}}\n"
+          "  Second: {Type: AWS::EC2::NetworkInterfaceAttachment, Properties: {DeviceIndex: "
+          "1, InstanceId: !Ref Mta, NetworkInterfaceId: !Ref Spare}}\n"),
+      "t.yml:25:3: error: Second: AWS::EC2::NetworkInterfaceAttachment: a network "
+      "interface attached after launch (a second interface) would change which "
+      "connections go through, and cannot be modelled");
+  EXPECT_EQ(err("NetworkInterfaceId: !Ref Plain}", "NetworkInterfaceId: !Ref Eni}"),
+            "t.yml:29:64: error: Other: NetworkInterfaces: network interface Eni is already "
+            "the interface of instance Mta");
+  EXPECT_EQ(err("{DeviceIndex: '0', NetworkInterfaceId: !Ref Eni}",
+                "{DeviceIndex: '0', NetworkInterfaceId: !Ref Eni, SubnetId: !Ref Public}"),
+            "t.yml:23:86: error: Mta: NetworkInterfaces: SubnetId cannot be given with "
+            "NetworkInterfaceId (the interface Eni has its own; AWS refuses both)");
+  EXPECT_EQ(err("PrivateIpAddress: 10.0.1.50}",
+                "PrivateIpAddress: 10.0.1.50, "
+                "SecondaryPrivateIpAddressCount: 2}"),
+            "t.yml:18:123: error: Eni: secondary private addresses cannot be modelled (one "
+            "address per interface)");
+  EXPECT_EQ(err("NetworkInterfaceId: !Ref Eni}}",
+                "NetworkInterfaceId: !Ref Eni, "
+                "PrivateIpAddress: 10.0.1.51}}"),
+            "t.yml:19:145: error: IpAssoc: PrivateIpAddress 10.0.1.51 is not the primary "
+            "address of Eni (10.0.1.50); secondary addresses cannot be modelled");
+  EXPECT_EQ(err("NetworkInterfaceId: !Ref Plain}", "NetworkInterfaceId: eni-1}"),
+            "t.yml:29:64: error: Other: NetworkInterfaces: NetworkInterfaceId: 'eni-1' is not a "
+            "AWS::EC2::NetworkInterface of the templates given");
 }
 
 // Templates in the styles others write (testdata/cfn/foreign: the default VPC, old-style JSON
@@ -367,6 +592,7 @@ TEST(cfn_network, foreign_templates_import_without_edits) {
   const std::filesystem::path dir = std::string(RELAYLAB_SOURCE_DIR) + "/testdata/cfn/foreign";
   std::size_t files = 0;
   for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    if (f.is_directory()) continue;  // stacks/: several stacks, below
     ++files;
     std::vector<diagnostic> errors;
     import_options o;
@@ -379,7 +605,57 @@ TEST(cfn_network, foreign_templates_import_without_edits) {
           << f.path() << ": " << w.to_string();
     }
   }
-  EXPECT_GE(files, 4u);
+  EXPECT_GE(files, 5u);
+}
+
+// testdata/cfn/foreign/stacks: a network stack exporting "${AWS::StackName}-NAME" and a server
+// stack importing "${ParentVPCStack}-NAME", as such collections are deployed: the stack name is
+// the file name, so --param ParentVPCStack=dualstack-vpc joins them.
+TEST(cfn_network, foreign_stacks_join_by_exported_stack_names) {
+  const std::string dir = std::string(RELAYLAB_SOURCE_DIR) + "/testdata/cfn/foreign/stacks/";
+  std::vector<diagnostic> errors;
+  import_options o;
+  o.eval.params = {{"ParentVPCStack", "dualstack-vpc"}};
+  const auto r =
+      import_templates({dir + "mail-server.yaml", dir + "dualstack-vpc.yaml"}, o, errors);
+  ASSERT_TRUE(r) << (errors.empty() ? "" : errors[0].to_string());
+  ASSERT_EQ(r->network.hosts.size(), 1u);
+  const auto& h = r->network.hosts[0];
+  EXPECT_EQ(h.name, "mail-server-server");
+  EXPECT_EQ(h.subnet, "PublicOne");
+  EXPECT_EQ(h.ipv4, "10.20.0.4");
+  EXPECT_EQ(h.public_ipv4, "203.0.113.1");
+  EXPECT_EQ(h.security_groups, std::vector<std::string>{"MailGroup"});
+  const auto& v = vpc(*r);
+  EXPECT_EQ(v.egress_only_internet_gateway, "OutboundV6Gateway");
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].message.find("AWS::Logs::LogGroup is outside the network model"),
+            std::string::npos);
+  // The private subnets: IPv6 out, IPv4 nowhere.
+  o.eval.params.push_back({"SubnetName", "SubnetPrivateTwo"});
+  errors.clear();
+  auto p = import_templates({dir + "dualstack-vpc.yaml", dir + "mail-server.yaml"}, o, errors);
+  ASSERT_TRUE(p) << (errors.empty() ? "" : errors[0].to_string());
+  const auto ph = p->network.hosts.at(0);  // a copy: hosts grows below
+  EXPECT_EQ(ph.subnet, "PrivateTwo");
+  EXPECT_FALSE(ph.ipv6.empty());
+  sim::host_spec mx;
+  mx.name = "mx";
+  mx.ipv4 = "108.177.97.26";
+  mx.ipv6 = "2404:6800:4008:c07::1a";
+  p->network.hosts.push_back(mx);
+  std::string error;
+  const auto out = explain(*p, "2404:6800:4008:c07::1a:25", ph.name, error);
+  ASSERT_TRUE(out) << error;
+  EXPECT_TRUE(out->connected) << out->text;
+  const auto out4 = explain(*p, "108.177.97.26:25", ph.name, error);
+  ASSERT_TRUE(out4) << error;
+  EXPECT_FALSE(out4->connected) << out4->text;
+  const auto in = explain(*p, ph.ipv6 + ":25", "mx", error);
+  ASSERT_TRUE(in) << error;
+  EXPECT_FALSE(in->connected) << in->text;
+  EXPECT_NE(in->text.find("egress-only internet gateway OutboundV6Gateway"), std::string::npos)
+      << in->text;
 }
 
 // Many instances in one subnet: addresses from the fifth on in the order of the names, around

@@ -65,6 +65,11 @@ std::string write_topology(const import_result& r, const std::string& name,
       from("gateway", v.internet_gateway, "    ");
       o << "    <internet-gateway name=\"" << esc(v.internet_gateway) << "\"/>\n";
     }
+    if (!v.egress_only_internet_gateway.empty()) {
+      from("gateway", v.egress_only_internet_gateway, "    ");
+      o << "    <egress-only-internet-gateway name=\"" << esc(v.egress_only_internet_gateway)
+        << "\"/>\n";
+    }
     for (const auto& n : v.nat_gateways) {
       from("gateway", n.name, "    ");
       o << "    <nat-gateway name=\"" << esc(n.name) << "\" subnet=\"" << esc(n.subnet)

@@ -1,4 +1,4 @@
-// relaylab import cfn TEMPLATE... [--param K=V]... [--region R] [--ip HOST=IP]...
+// relaylab import cfn TEMPLATE... [--param K=V]... [--region R] [--azs AZ,AZ...] [--ip HOST=IP]...
 //   [--public-ip NAME=IP]... [--prefix-list ID=CIDR[,CIDR...]]... [-o OUT.xml]
 //   [--explain HOST:PORT FROM]
 // CloudFormation templates (YAML or JSON, several stacks at once) into the network part of a
@@ -39,12 +39,16 @@ subcommand add_import(CLI::App& root) {
   auto* cfn = c.app->add_subcommand("cfn", "CloudFormation templates (YAML or JSON) → topology");
   struct opts {
     std::vector<std::string> files, params, ips, public_ips, prefix_lists, explain;
-    std::string region = "us-east-1", out, name = "imported";
+    std::string region = "us-east-1", azs, out, name = "imported";
   };
   auto o = std::make_shared<opts>();
   cfn->add_option("TEMPLATE", o->files, "Template files, in any order")->required();
   cfn->add_option("--param", o->params, "KEY=VALUE for a parameter of any template");
   cfn->add_option("--region", o->region, "AWS::Region (default us-east-1)");
+  auto* azs_option = cfn->add_option(
+      "--azs", o->azs,
+      "NAME,NAME,...: the Availability Zones Fn::GetAZs gives in the region (default: "
+      "those of a new account)");
   cfn->add_option("--ip", o->ips, "HOST=ADDRESS: the private address of an instance");
   cfn->add_option("--public-ip", o->public_ips,
                   "NAME=ADDRESS: the public address of an instance or an EIP");
@@ -55,9 +59,21 @@ subcommand add_import(CLI::App& root) {
   cfn->add_option("-o,--output", o->out, "Write the topology XML here (default: stdout)");
   cfn->add_option("--name", o->name, "The topology's name attribute");
   cfn->add_option("--explain", o->explain, "HOST:PORT FROM: the path of a connection")->expected(2);
-  c.run = [o] {
+  c.run = [o, azs_option] {
     cfn::import_options io;
     io.eval.region = o->region;
+    if (azs_option->count() > 0) {
+      for (std::size_t start = 0;;) {
+        const auto comma = o->azs.find(',', start);
+        io.eval.azs.push_back(o->azs.substr(start, comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      if (auto bad = cfn::check_azs_option(io.eval.azs, io.eval.region)) {
+        std::cerr << "relaylab import cfn: " << *bad << "\n";
+        return exit_usage;
+      }
+    }
     if (!split_pairs(o->params, "--param", io.eval.params) ||
         !split_pairs(o->ips, "--ip", io.ips) ||
         !split_pairs(o->public_ips, "--public-ip", io.public_ips) ||

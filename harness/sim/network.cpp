@@ -485,6 +485,17 @@ network::network(world& w, network_spec spec, std::vector<network_error>& errors
                          [&](const auto& n) { return n.name == r.target_name; })) {
           err("route table " + rt.name + ": unknown NAT gateway '" + r.target_name + "'");
         }
+        if (r.target == route_target::egress_only_internet_gateway) {
+          if (r.target_name.empty() || r.target_name != v.egress_only_internet_gateway) {
+            err("route table " + rt.name + ": unknown egress-only internet gateway '" +
+                r.target_name + "'");
+          }
+          // AWS: "egress-only internet gateways support IPv6 traffic only".
+          if (const auto c = parse_cidr(r.destination); c && !c->base.v6) {
+            err("route table " + rt.name + ": egress-only internet gateway " + r.target_name +
+                " carries IPv6 only, not " + r.destination);
+          }
+        }
       }
     }
     vpcs_.push_back(std::move(vs));
@@ -701,19 +712,26 @@ path_decision network::decide(const std::string& source, const std::string& addr
                       src->subnet->spec->name + ": " + best->destination + " → " +
                       (best->target == route_target::local       ? std::string("local")
                        : best->target == route_target::blackhole ? std::string("blackhole")
-                                                                 : best->target_name));
+                       : best->target == route_target::egress_only_internet_gateway
+                           ? "egress-only internet gateway " + best->target_name
+                           : best->target_name));
     }
     switch (best->target) {
       case route_target::blackhole:
         d.outcome = verdict::dropped;
         d.reason = "blackhole route " + best->destination;
         return d;
-      case route_target::local:
-        if (dst && (via_public || !dst->subnet || dst->subnet->vpc != src->subnet->vpc)) {
+      case route_target::local: {
+        // A VPC host's IPv6 address is global and also its address inside the VPC.
+        const bool own_v6 = dst && dst_ip->v6 && dst->subnet && dst->v6 && *dst->v6 == *dst_ip;
+        if (dst &&
+            ((via_public && !own_v6) || !dst->subnet || dst->subnet->vpc != src->subnet->vpc)) {
           dst = nullptr;
         }
+        if (own_v6) via_public = false;  // private traffic: groups match on membership
         seen = src_ip;
         break;
+      }
       case route_target::internet_gateway:
         crosses_internet = true;
         seen = dst_ip->v6 ? src->v6 : src->public_v4;
@@ -722,6 +740,18 @@ path_decision network::decide(const std::string& source, const std::string& addr
           d.reason = source + " has no public IPv4 address (replies cannot return)";
           return d;
         }
+        if (dst && !via_public) dst = nullptr;
+        break;
+      case route_target::egress_only_internet_gateway:
+        // Out with the host's own IPv6 address (no NAT); the gateway lets the replies back.
+        if (!dst_ip->v6) {
+          d.outcome = verdict::dropped;
+          d.reason = "egress-only internet gateway " + best->target_name +
+                     " carries IPv6 only, not " + address;
+          return d;
+        }
+        crosses_internet = true;
+        seen = src->v6;
         if (dst && !via_public) dst = nullptr;
         break;
       case route_target::nat_gateway: {
@@ -775,20 +805,31 @@ path_decision network::decide(const std::string& source, const std::string& addr
   std::string why;
   if (dst->subnet && crosses_internet) {
     // In through the VPC's internet gateway; the reply must find its way back out.
-    if (dst->subnet->vpc->internet_gateway.empty()) {
-      d.outcome = verdict::dropped;
-      d.reason = "VPC " + dst->subnet->vpc->name + " has no internet gateway";
-      return d;
-    }
-    bool back = false;
+    const route_spec* back_route = nullptr;
     int best_prefix = -1;
     for (const auto& r : dst->subnet->routes->routes) {
       const auto c = parse_cidr(r.destination);
       if (c && c->contains(*seen) && c->prefix > best_prefix) {
         best_prefix = c->prefix;
-        back = r.target == route_target::internet_gateway;
+        back_route = &r;
       }
     }
+    if (back_route && back_route->target == route_target::egress_only_internet_gateway) {
+      // The reply would leave through the egress-only gateway, which passes only replies to
+      // connections started inside: a connection from the internet never gets through.
+      d.outcome = verdict::dropped;
+      d.reason = "egress-only internet gateway " + back_route->target_name + " of VPC " +
+                 dst->subnet->vpc->name + " lets no connection in from the internet (route table " +
+                 dst->subnet->routes->name + " sends the reply to " + seen->to_string() +
+                 " through it)";
+      return d;
+    }
+    if (dst->subnet->vpc->internet_gateway.empty()) {
+      d.outcome = verdict::dropped;
+      d.reason = "VPC " + dst->subnet->vpc->name + " has no internet gateway";
+      return d;
+    }
+    const bool back = back_route && back_route->target == route_target::internet_gateway;
     if (!back) {
       d.outcome = verdict::dropped;
       d.reason = "route table " + dst->subnet->routes->name + " has no route to " +

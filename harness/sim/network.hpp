@@ -52,12 +52,20 @@ struct link_spec {
   double loss = 0;                                   // probability a segment is retransmitted
 };
 
-enum class route_target { local, internet_gateway, nat_gateway, blackhole };
+/// egress_only_internet_gateway: IPv6 only; out to the internet with the host's own IPv6
+/// address, replies back in, and no connection from the internet ever in through it.
+enum class route_target {
+  local,
+  internet_gateway,
+  nat_gateway,
+  blackhole,
+  egress_only_internet_gateway
+};
 
 struct route_spec {
   std::string destination;  // CIDR, "0.0.0.0/0", "::/0"
   route_target target = route_target::local;
-  std::string target_name;  // gateway name for igw/nat
+  std::string target_name;  // gateway name for igw/nat/egress-only igw
 };
 
 struct route_table_spec {
@@ -116,6 +124,8 @@ struct vpc_spec {
   std::string cidr;
   std::string cidr6;
   std::string internet_gateway;  // name, "" = none
+  /// An IPv6 egress-only internet gateway attached to this VPC (AWS: one VpcId), "" = none.
+  std::string egress_only_internet_gateway;
   std::vector<nat_gateway_spec> nat_gateways;
   std::vector<subnet_spec> subnets;
   std::vector<route_table_spec> route_tables;

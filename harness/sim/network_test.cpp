@@ -131,6 +131,116 @@ TEST_F(fixture, crashed_host_and_down_link_drop_silently) {
   EXPECT_TRUE(net.set_link_up("no-such-link", false));
 }
 
+// A dual-stack VPC as widdix's vpc-2azs builds it: the private subnet's IPv4 goes nowhere, its
+// IPv6 ::/0 goes to an egress-only internet gateway; the public subnet's ::/0 to the IGW.
+network_spec egress_only_network() {
+  network_spec n;
+  vpc_spec v;
+  v.name = "vpc";
+  v.cidr = "10.0.0.0/16";
+  v.cidr6 = "2600:1f18:100::/56";
+  v.internet_gateway = "igw";
+  v.egress_only_internet_gateway = "eigw";
+  v.route_tables.push_back({"rt-public",
+                            {{"10.0.0.0/16", route_target::local, ""},
+                             {"2600:1f18:100::/56", route_target::local, ""},
+                             {"0.0.0.0/0", route_target::internet_gateway, "igw"},
+                             {"::/0", route_target::internet_gateway, "igw"}}});
+  v.route_tables.push_back({"rt-private",
+                            {{"10.0.0.0/16", route_target::local, ""},
+                             {"2600:1f18:100::/56", route_target::local, ""},
+                             {"::/0", route_target::egress_only_internet_gateway, "eigw"}}});
+  v.subnets.push_back({"public", "10.0.0.0/24", "2600:1f18:100::/64", "rt-public", "", {}});
+  v.subnets.push_back({"private", "10.0.1.0/24", "2600:1f18:100:1::/64", "rt-private", "", {}});
+  security_group_spec open;
+  open.name = "sg-open";
+  open.ingress.push_back({"tcp", 25, 25, "::/0", "", ""});
+  open.egress.push_back({"all", 0, 65535, "0.0.0.0/0", "", ""});
+  open.egress.push_back({"all", 0, 65535, "::/0", "", ""});
+  v.security_groups.push_back(open);
+  n.vpcs.push_back(v);
+  host_spec priv;
+  priv.name = "private";
+  priv.subnet = "private";
+  priv.ipv4 = "10.0.1.10";
+  priv.ipv6 = "2600:1f18:100:1::10";
+  priv.security_groups = {"sg-open"};
+  n.hosts.push_back(priv);
+  host_spec pub;
+  pub.name = "public";
+  pub.subnet = "public";
+  pub.ipv4 = "10.0.0.10";
+  pub.ipv6 = "2600:1f18:100::10";
+  pub.security_groups = {"sg-open"};
+  n.hosts.push_back(pub);
+  host_spec mx;
+  mx.name = "mx";
+  mx.ipv4 = "108.177.97.26";
+  mx.ipv6 = "2404:6800:4008:c07::1a";
+  n.hosts.push_back(mx);
+  return n;
+}
+
+TEST(network, egress_only_gateway_lets_ipv6_out_with_the_hosts_own_address) {
+  world w;
+  std::vector<network_error> errors;
+  network net(w, egress_only_network(), errors);
+  ASSERT_TRUE(errors.empty()) << errors.front().what;
+  ASSERT_FALSE(net.listen("mx", 25, [](accepted) {}));
+  const auto d = net.decide("private", "2404:6800:4008:c07::1a", 25, true);
+  EXPECT_EQ(d.outcome, verdict::connected) << d.reason;
+  EXPECT_EQ(d.source_address, "2600:1f18:100:1::10");
+  EXPECT_EQ(d.seen_address, "2600:1f18:100:1::10");  // no NAT
+  ASSERT_FALSE(d.hops.empty());
+  EXPECT_EQ(d.hops.front(),
+            "route table rt-private of subnet private: ::/0 → egress-only internet gateway eigw");
+  // IPv4 has no route out of the private subnet at all.
+  EXPECT_EQ(net.decide("private", "108.177.97.26", 25).outcome, verdict::unreachable);
+}
+
+TEST(network, egress_only_gateway_lets_no_connection_in) {
+  world w;
+  std::vector<network_error> errors;
+  network net(w, egress_only_network(), errors);
+  ASSERT_TRUE(errors.empty()) << errors.front().what;
+  ASSERT_FALSE(net.listen("private", 25, [](accepted) {}));
+  ASSERT_FALSE(net.listen("public", 25, [](accepted) {}));
+  const auto in = net.decide("mx", "2600:1f18:100:1::10", 25);
+  EXPECT_EQ(in.outcome, verdict::dropped);
+  EXPECT_EQ(in.reason,
+            "egress-only internet gateway eigw of VPC vpc lets no connection in from the internet "
+            "(route table rt-private sends the reply to 2404:6800:4008:c07::1a through it)");
+  // The public subnet's replies go through the internet gateway: that one gets in.
+  EXPECT_EQ(net.decide("mx", "2600:1f18:100::10", 25).outcome, verdict::connected);
+  // Between the two subnets the VPC's local route carries it.
+  const auto local = net.decide("public", "2600:1f18:100:1::10", 25);
+  EXPECT_EQ(local.outcome, verdict::connected) << local.reason;
+}
+
+TEST(network, egress_only_gateway_routes_are_checked) {
+  world w;
+  {
+    auto spec = egress_only_network();
+    spec.vpcs[0].route_tables[1].routes.push_back(
+        {"0.0.0.0/0", route_target::egress_only_internet_gateway, "eigw"});
+    std::vector<network_error> errors;
+    network n(w, spec, errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].what,
+              "route table rt-private: egress-only internet gateway eigw carries IPv6 only, not "
+              "0.0.0.0/0");
+  }
+  {
+    auto spec = egress_only_network();
+    spec.vpcs[0].egress_only_internet_gateway = "";
+    std::vector<network_error> errors;
+    network n(w, spec, errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].what,
+              "route table rt-private: unknown egress-only internet gateway 'eigw'");
+  }
+}
+
 TEST(network, bad_specs_are_reported) {
   world w;
   auto spec = test::handson_network();

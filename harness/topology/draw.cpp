@@ -78,6 +78,11 @@ std::string to_dot(const document& doc, const std::vector<drawn_hop>& mail_path)
       o << "    " << id("igw", v.internet_gateway) << " [shape=hexagon, label=\"IGW "
         << esc(v.internet_gateway) << "\"];\n";
     }
+    if (!v.egress_only_internet_gateway.empty()) {
+      o << "    " << id("eigw", v.egress_only_internet_gateway)
+        << " [shape=hexagon, label=\"egress-only IGW " << esc(v.egress_only_internet_gateway)
+        << "\\nIPv6 out only\"];\n";
+    }
     for (const auto& s : v.subnets) {
       o << "    subgraph \"cluster_" << id("subnet", s.name) << "\" {\n"
         << "      label=\"subnet " << esc(s.name) << "\\n"
@@ -102,6 +107,10 @@ std::string to_dot(const document& doc, const std::vector<drawn_hop>& mail_path)
     if (!v.internet_gateway.empty()) {
       o << "  " << id("igw", v.internet_gateway) << " -> internet [dir=both, style=dotted];\n";
     }
+    if (!v.egress_only_internet_gateway.empty()) {
+      // Outbound only: connections start inside (replies come back on the same edge).
+      o << "  " << id("eigw", v.egress_only_internet_gateway) << " -> internet [style=dotted];\n";
+    }
     for (const auto& rt : v.route_tables) {
       for (const auto& s : v.subnets) {
         if (s.route_table != rt.name) continue;
@@ -109,6 +118,9 @@ std::string to_dot(const document& doc, const std::vector<drawn_hop>& mail_path)
           std::string target;
           if (r.target == sim::route_target::internet_gateway) target = id("igw", r.target_name);
           if (r.target == sim::route_target::nat_gateway) target = id("nat", r.target_name);
+          if (r.target == sim::route_target::egress_only_internet_gateway) {
+            target = id("eigw", r.target_name);
+          }
           if (target.empty()) continue;
           // One edge per subnet route, from the subnet's first host.
           for (const auto& h : doc.hosts) {

@@ -33,7 +33,7 @@ std::vector<std::pair<std::string, std::string>> pairs(reader& r, const pugi::xm
 }  // namespace
 
 std::optional<sim::network_spec> read_import(reader& r, const pugi::xml_node& n) {
-  r.attrs(n, {"cfn", "params", "region", "ips", "public-ips", "prefix-lists"}, {"cfn"});
+  r.attrs(n, {"cfn", "params", "region", "azs", "ips", "public-ips", "prefix-lists"}, {"cfn"});
   r.children(n, {});
   cfn::import_options o;
   o.eval.params = pairs(r, n, "params");
@@ -41,6 +41,13 @@ std::optional<sim::network_spec> read_import(reader& r, const pugi::xml_node& n)
   o.public_ips = pairs(r, n, "public-ips");
   o.prefix_lists = pairs(r, n, "prefix-lists", true);
   if (n.attribute("region")) o.eval.region = r.str(n, "region");
+  if (n.attribute("azs")) {
+    // "NAME,NAME,..." (or space-separated), as --azs.
+    o.eval.azs = split_words(r.str(n, "azs"));
+    if (auto bad = cfn::check_azs_option(o.eval.azs, o.eval.region)) {
+      r.error(r.at(n, "azs"), "attribute 'azs': " + *bad);
+    }
+  }
   std::vector<std::string> files;
   for (const auto& f : split_words(r.str(n, "cfn"))) {
     files.push_back((fs::path(r.base_dir_) / f).lexically_normal().string());

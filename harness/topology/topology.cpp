@@ -107,8 +107,8 @@ struct names {
 void read_vpc(reader& r, const pugi::xml_node& n, sim::network_spec& net, names& seen,
               std::vector<std::pair<std::string, pugi::xml_node>>& deferred_checks) {
   r.attrs(n, {"name", "cidr", "ipv6-cidr"}, {"name", "cidr"});
-  r.children(n, {"internet-gateway", "nat-gateway", "route-table", "network-acl", "security-group",
-                 "subnet"});
+  r.children(n, {"internet-gateway", "egress-only-internet-gateway", "nat-gateway", "route-table",
+                 "network-acl", "security-group", "subnet"});
   sim::vpc_spec v;
   v.name = r.name_attr(n);
   v.cidr = r.cidr(n, "cidr", 4);
@@ -130,6 +130,15 @@ void read_vpc(reader& r, const pugi::xml_node& n, sim::network_spec& net, names&
     }
     v.internet_gateway = r.name_attr(g);
     unique(seen.gateways, v.internet_gateway, g, "gateway");
+  }
+  for (auto g : n.children("egress-only-internet-gateway")) {
+    r.attrs(g, {"name"}, {"name"});
+    r.children(g, {});
+    if (!v.egress_only_internet_gateway.empty()) {
+      r.error(r.at(g), "a VPC has at most one <egress-only-internet-gateway>");
+    }
+    v.egress_only_internet_gateway = r.name_attr(g);
+    unique(seen.gateways, v.egress_only_internet_gateway, g, "gateway");
   }
   for (auto g : n.children("nat-gateway")) {
     r.attrs(g, {"name", "subnet", "public-ip"}, {"name", "subnet", "public-ip"});
@@ -158,6 +167,15 @@ void read_vpc(reader& r, const pugi::xml_node& n, sim::network_spec& net, names&
       } else if (target == v.internet_gateway && !target.empty()) {
         route.target = sim::route_target::internet_gateway;
         route.target_name = target;
+      } else if (target == v.egress_only_internet_gateway && !target.empty()) {
+        route.target = sim::route_target::egress_only_internet_gateway;
+        route.target_name = target;
+        // AWS refuses an IPv4 destination for an egress-only internet gateway.
+        if (const auto c = sim::parse_cidr(route.destination); c && !c->base.v6) {
+          r.error(r.at(e, "destination"),
+                  "attribute 'destination': egress-only internet gateway '" + target +
+                      "' carries IPv6 only; got the IPv4 block '" + route.destination + "'");
+        }
       } else {
         route.target = sim::route_target::nat_gateway;
         route.target_name = target;
@@ -166,7 +184,9 @@ void read_vpc(reader& r, const pugi::xml_node& n, sim::network_spec& net, names&
         if (!found) {
           r.error(r.at(e, "target"),
                   "attribute 'target': expected 'local', 'blackhole', or the name of this VPC's " +
-                      std::string("internet gateway or a NAT gateway, got '") + target + "'");
+                      std::string("internet gateway, egress-only internet gateway or a NAT "
+                                  "gateway, got '") +
+                      target + "'");
         }
       }
       rt.routes.push_back(route);
@@ -463,6 +483,9 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
     for (auto& v : net->vpcs) {
       r.imported_vpcs_.insert(v.name);
       if (!v.internet_gateway.empty()) seen.gateways.emplace(v.internet_gateway, at);
+      if (!v.egress_only_internet_gateway.empty()) {
+        seen.gateways.emplace(v.egress_only_internet_gateway, at);
+      }
       for (const auto& g : v.nat_gateways) seen.gateways.emplace(g.name, at);
       for (const auto& t : v.route_tables) seen.route_tables.emplace(t.name, at);
       for (const auto& a : v.nacls) seen.nacls.emplace(a.name, at);

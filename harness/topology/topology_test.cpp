@@ -279,6 +279,68 @@ TEST(topology, errors_collect_more_than_one_problem) {
   EXPECT_EQ(errors[1].where.to_string(), "t.xml:3:18");
 }
 
+TEST(topology, egress_only_internet_gateway_is_a_route_target) {
+  const std::string xml =
+      "<topology name=\"t\">\n"
+      "  <vpc name=\"v\" cidr=\"10.0.0.0/16\" ipv6-cidr=\"2600:1f18:100::/56\">\n"
+      "    <egress-only-internet-gateway name=\"eigw\"/>\n"
+      "    <route-table name=\"rt\">\n"
+      "      <route destination=\"10.0.0.0/16\" target=\"local\"/>\n"
+      "      <route destination=\"2600:1f18:100::/56\" target=\"local\"/>\n"
+      "      <route destination=\"::/0\" target=\"eigw\"/>\n"
+      "    </route-table>\n"
+      "    <subnet name=\"s\" cidr=\"10.0.1.0/24\" ipv6-cidr=\"2600:1f18:100:1::/64\" "
+      "route-table=\"rt\"/>\n"
+      "  </vpc>\n"
+      "  <host name=\"a\" subnet=\"s\" ipv4=\"10.0.1.10\" ipv6=\"2600:1f18:100:1::10\"/>\n"
+      "  <host name=\"mx\" ipv4=\"108.177.97.26\" ipv6=\"2404:6800:4008:c07::1a\"/>\n"
+      "</topology>\n";
+  std::vector<diagnostic> errors;
+  const auto doc = parse(xml, "t.xml", ".", errors);
+  ASSERT_TRUE(doc) << errors.front().to_string();
+  ASSERT_EQ(doc->network.vpcs.size(), 1u);
+  const auto& v = doc->network.vpcs[0];
+  EXPECT_EQ(v.egress_only_internet_gateway, "eigw");
+  EXPECT_EQ(v.internet_gateway, "");
+  ASSERT_EQ(v.route_tables.size(), 1u);
+  ASSERT_EQ(v.route_tables[0].routes.size(), 3u);
+  EXPECT_EQ(v.route_tables[0].routes[2].target, sim::route_target::egress_only_internet_gateway);
+  EXPECT_EQ(v.route_tables[0].routes[2].target_name, "eigw");
+  // The loaded network lets IPv6 out through it and no connection in.
+  sim::world w;
+  std::vector<sim::network_error> net_errors;
+  sim::network net(w, doc->network, net_errors);
+  ASSERT_TRUE(net_errors.empty()) << net_errors.front().what;
+  ASSERT_FALSE(net.listen("mx", 25, [](sim::accepted) {}));
+  ASSERT_FALSE(net.listen("a", 25, [](sim::accepted) {}));
+  EXPECT_EQ(net.decide("a", "2404:6800:4008:c07::1a", 25).outcome, sim::verdict::connected);
+  const auto in = net.decide("mx", "2600:1f18:100:1::10", 25);
+  EXPECT_EQ(in.outcome, sim::verdict::dropped);
+  EXPECT_NE(in.reason.find("egress-only internet gateway eigw"), std::string::npos) << in.reason;
+}
+
+TEST(topology, egress_only_internet_gateway_errors_name_line_and_column) {
+  const std::string xml =
+      "<topology name=\"t\">\n"
+      "  <vpc name=\"v\" cidr=\"10.0.0.0/16\" ipv6-cidr=\"2600:1f18:100::/56\">\n"
+      "    <egress-only-internet-gateway name=\"eigw\" subnet=\"x\"/>\n"
+      "    <route-table name=\"rt\">\n"
+      "      <route destination=\"0.0.0.0/0\" target=\"eigw\"/>\n"
+      "      <route destination=\"::/0\" target=\"eigw-nope\"/>\n"
+      "    </route-table>\n"
+      "  </vpc>\n"
+      "</topology>\n";
+  std::vector<diagnostic> errors;
+  EXPECT_FALSE(parse(xml, "t.xml", ".", errors));
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].where.to_string(), "t.xml:3:47");  // unknown attribute 'subnet'
+  EXPECT_EQ(errors[1].to_string(),
+            "t.xml:5:14: error: attribute 'destination': egress-only internet gateway 'eigw' "
+            "carries IPv6 only; got the IPv4 block '0.0.0.0/0'");
+  EXPECT_EQ(errors[2].where.to_string(), "t.xml:6:33");
+  EXPECT_NE(errors[2].message.find("egress-only internet gateway"), std::string::npos);
+}
+
 TEST(topology, missing_file_is_an_error_naming_it) {
   std::vector<diagnostic> errors;
   EXPECT_FALSE(load(source_dir + "/testdata/topology/no-such-file.xml", errors));
