@@ -117,15 +117,32 @@ node default_subnet_of(const node* az, const position& at) {
 
 }  // namespace
 
+std::vector<std::string> default_vpc_zones(const options& o) {
+  if (!o.azs.empty()) return o.azs;
+  return known_availability_zones(o.region).value_or(
+      std::vector<std::string>{o.region + "a", o.region + "b", o.region + "c"});
+}
+
+std::optional<std::string> default_vpc_id(const std::string& type, const std::string& value,
+                                          const options& o) {
+  if (type == "AWS::EC2::VPC::Id" && value == "default-vpc") {
+    return "vpc-" + default_vpc_stack + "-DefaultVpc";
+  }
+  if (type != "AWS::EC2::Subnet::Id" && type != "List<AWS::EC2::Subnet::Id>") return std::nullopt;
+  const auto zones = default_vpc_zones(o);
+  for (std::size_t i = 0; i < zones.size(); ++i) {
+    if (value == "default-" + zones[i]) {
+      return "subnet-" + default_vpc_stack + "-DefaultSubnet" + std::to_string(i);
+    }
+  }
+  return std::nullopt;
+}
+
 void add_default_vpc(std::vector<stack>& stacks, const options& o,
                      std::vector<diagnostic>& errors) {
   const std::string& region = o.region;
   // One default subnet per zone Fn::GetAZs gives (the evaluator warns when they are assumed).
-  std::vector<std::string> zones = o.azs;
-  if (zones.empty()) {
-    zones = known_availability_zones(region).value_or(
-        std::vector<std::string>{region + "a", region + "b", region + "c"});
-  }
+  const std::vector<std::string> zones = default_vpc_zones(o);
   std::string zone_list;
   for (std::size_t i = 0; i < zones.size(); ++i) {
     zone_list += (i == 0 ? "" : i + 1 == zones.size() ? " and " : ", ") + zones[i];
@@ -139,6 +156,24 @@ void add_default_vpc(std::vector<stack>& stacks, const options& o,
       return;
     }
     if (!s.root.is_mapping()) continue;
+    // A --param naming a default-VPC resource for a VPC or subnet parameter.
+    if (const node* params = s.root.find("Parameters"); params && params->is_mapping()) {
+      for (const auto& [name, value] : o.params) {
+        const node* decl = params->find(name);
+        const node* type = decl ? decl->find("Type") : nullptr;
+        if (!type || !type->is_scalar()) continue;
+        std::string_view rest = value;
+        while (!needed) {
+          const auto comma = rest.find(',');
+          std::string item(rest.substr(0, comma));
+          item.erase(0, item.find_first_not_of(' '));
+          item.erase(item.find_last_not_of(' ') + 1);
+          needed = default_vpc_id(type->value, item, o).has_value();
+          if (comma == std::string_view::npos) break;
+          rest.remove_prefix(comma + 1);
+        }
+      }
+    }
     for (auto& section : s.root.entries) {
       if (section.key != "Resources" || !section.value.is_mapping()) continue;
       for (auto& res : section.value.entries) {

@@ -13,6 +13,7 @@
 
 #include "harness/cfn/evaluator.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,18 @@ namespace relaylab::cfn {
 /// "vpc-relaylab-default-vpc-" and the like.
 inline const std::string default_vpc_stack = "relaylab-default-vpc";
 
-/// Adds the default VPC stack when a resource of `stacks` needs it, and fills in that
+/// The zones the default VPC has subnets in: --azs, else the region's known zones, else a, b, c.
+std::vector<std::string> default_vpc_zones(const options& o);
+
+/// A --param value that names a default-VPC resource by the name the written topology gives
+/// it, for a parameter of `type` (AWS::EC2::VPC::Id: "default-vpc"; AWS::EC2::Subnet::Id or a
+/// list of them: "default-<zone>", e.g. "default-us-east-1a"): its ID. nullopt otherwise.
+/// Templates that deploy into an existing VPC take it so from the account's default VPC.
+std::optional<std::string> default_vpc_id(const std::string& type, const std::string& value,
+                                          const options& o);
+
+/// Adds the default VPC stack when a resource of `stacks` needs it, or a --param names one of
+/// its resources (default_vpc_id()), and fills in that
 /// resource's VpcId or SubnetId. Errors (a stack already named default_vpc_stack, an instance's
 /// AvailabilityZone written as a zone that o.region has no default subnet in) are appended.
 void add_default_vpc(std::vector<stack>& stacks, const options& o, std::vector<diagnostic>& errors);

@@ -1,5 +1,6 @@
 // Parameters (--param, Default, AllowedValues, AllowedPattern, list and SSM types) and
 // Conditions (see evaluator.hpp).
+#include "harness/cfn/default_vpc.hpp"
 #include "harness/cfn/evaluator_support.hpp"
 
 #include <regex>
@@ -43,8 +44,9 @@ std::optional<node> evaluator::parameter(std::size_t s, const std::string& name,
     const node* type_n = decl->find("Type");
     const std::string type = type_n && type_n->is_scalar() ? type_n->value : "String";
     std::optional<node> value;
+    bool given = false;  // by --param, not the Default
     for (const auto& [k, v] : opts_.params) {
-      if (k == name) value = node::scalar(v, decl->where);
+      if (k == name) value = node::scalar(v, decl->where), given = true;
     }
     if (!value) {
       if (const node* d = decl->find("Default")) {
@@ -68,8 +70,14 @@ std::optional<node> evaluator::parameter(std::size_t s, const std::string& name,
       bool ok = false;
       for (const auto& a : allowed->items) ok = ok || a.value == value->value;
       if (!ok) {
-        error(value->where,
-              "parameter '" + name + "': '" + value->value + "' is not one of its AllowedValues");
+        // The values, so that the fix can be read off the message (the first eight).
+        std::string list;
+        for (std::size_t i = 0; i < allowed->items.size() && i < 8; ++i)
+          list += (i ? ", " : "") + allowed->items[i].value;
+        if (allowed->items.size() > 8) list += ", ...";
+        error(value->where, "parameter '" + name + "': '" + value->value + "' (" +
+                                (given ? "--param " + name + "=" + value->value : "its Default") +
+                                ") is not one of its AllowedValues: " + list);
         return std::nullopt;
       }
     }
@@ -94,12 +102,18 @@ std::optional<node> evaluator::parameter(std::size_t s, const std::string& name,
       if (!v) return std::nullopt;
       value = node::scalar(v->value, value->where);
     }
+    // --param VpcId=default-vpc, SubnetId=default-us-east-1a: the account's default VPC.
+    auto resolve = [&](std::string v) {
+      if (!given) return v;
+      return default_vpc_id(inner, v, opts_).value_or(v);
+    };
     if (inner.rfind("List<", 0) == 0 || inner == "CommaDelimitedList") {
       std::vector<std::string> parts;
-      for (const auto& p : split(value->value, ",")) parts.push_back(trim(p));
+      for (const auto& p : split(value->value, ",")) parts.push_back(resolve(trim(p)));
       if (value->value.empty()) parts.clear();
       return list_of(parts, value->where);
     }
+    value->value = resolve(value->value);
     return value;
   }();
   leave();

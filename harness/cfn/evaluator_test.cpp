@@ -117,8 +117,8 @@ TEST(cfn_evaluator, param_not_allowed_or_missing) {
   EXPECT_FALSE(f.load({{"app.yml", base}}, o));
   ASSERT_FALSE(f.errors.empty());
   EXPECT_EQ(f.errors[0].to_string(),
-            "app.yml:3:5: error: OnlyProd: parameter 'Env': 'staging' is not one of its "
-            "AllowedValues");
+            "app.yml:3:5: error: OnlyProd: parameter 'Env': 'staging' (--param Env=staging) is "
+            "not one of its AllowedValues: dev, prod");
   stacks_fixture g;
   g.load({{"k.yml",
            "Parameters:\n  KeyName: {Type: 'AWS::EC2::KeyPair::KeyName'}\n"

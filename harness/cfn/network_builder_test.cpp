@@ -335,6 +335,43 @@ TEST(cfn_network, default_vpc_is_modelled_as_aws_creates_it) {
   EXPECT_EQ(g.ingress[1].group, "Admin");
 }
 
+// A template that deploys into an existing VPC takes the default VPC's by the names the
+// written topology gives them: --param VpcId=default-vpc, SubnetId=default-<zone>.
+TEST(cfn_network, default_vpc_resources_given_as_parameters) {
+  const std::string t =
+      "Parameters:\n"
+      "  VpcId: {Type: 'AWS::EC2::VPC::Id'}\n"
+      "  SubnetId: {Type: 'AWS::EC2::Subnet::Id'}\n"
+      "  Subnets: {Type: 'List<AWS::EC2::Subnet::Id>'}\n"
+      "Resources:\n"
+      "  G: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: g, VpcId: !Ref "
+      "VpcId}}\n"
+      "  A: {Type: AWS::EC2::Instance, Properties: {SubnetId: !Ref SubnetId, SecurityGroupIds: "
+      "[!Ref G]}}\n"
+      "  B: {Type: AWS::EC2::Instance, Properties: {SubnetId: !Select [1, !Ref Subnets]}}\n";
+  import_options o;
+  o.eval.params = {{"VpcId", "default-vpc"},
+                   {"SubnetId", "default-us-east-1d"},
+                   {"Subnets", "default-us-east-1a, default-us-east-1b"}};
+  const auto im = import_yaml({{"t.yml", t}}, o);
+  ASSERT_TRUE(im.r) << im.first_error();
+  const auto& v = vpc(*im.r);
+  EXPECT_EQ(v.name, "default-vpc");
+  EXPECT_EQ(named(im.r->network.hosts, "A").subnet, "default-us-east-1d");
+  EXPECT_EQ(named(im.r->network.hosts, "A").ipv4, "172.31.48.4");
+  EXPECT_EQ(named(im.r->network.hosts, "B").subnet, "default-us-east-1b");
+  EXPECT_EQ(named(im.r->network.hosts, "A").security_groups, std::vector<std::string>{"G"});
+  // A zone the region has no default subnet in stays a value nothing has.
+  o.eval.params = {{"VpcId", "default-vpc"},
+                   {"SubnetId", "default-us-east-1z"},
+                   {"Subnets", "default-us-east-1a, default-us-east-1b"}};
+  const auto bad = import_yaml({{"t.yml", t}}, o);
+  EXPECT_FALSE(bad.r);
+  EXPECT_NE(bad.first_error().find("'default-us-east-1z' is not a AWS::EC2::Subnet"),
+            std::string::npos)
+      << bad.first_error();
+}
+
 // What the default VPC cannot stand in for stays an error naming what to add.
 TEST(cfn_network, default_vpc_errors_name_what_to_add) {
   const std::string vpc =
