@@ -78,6 +78,30 @@ TEST(Defaults, HostnameAndDomainComputedFromEnvironment) {
   EXPECT_EQ(q.get("mydomain"), "com");  // observed with postconf 3.7.11
 }
 
+// A computed default read many times in one expansion is worked out once; one read inside
+// the cycle that defines it (myhostname = a.$mydomain) sees itself undefined, every time.
+TEST(Defaults, ComputedDefaultsKeepTheirValuesThroughAnExpansion) {
+  host_environment env;
+  env.hostname = "mx1";
+  parameters p(env);
+  p.set("myhostname", "a.$mydomain");
+  p.set("smtpd_banner", "$mydomain|$myhostname|$mydomain|${mydomain?set}");
+  EXPECT_EQ(p.get("smtpd_banner"), "|a.||");
+  EXPECT_EQ(p.get("mydomain"), "");
+  p.set("myhostname", "a.b.$mydomain");
+  EXPECT_EQ(p.get("smtpd_banner"), "b.|a.b.b.|b.|set");  // as postconf -x of Postfix 3.7.11
+}
+
+TEST(Defaults, MynetworksFollowsSettingsChangedBetweenExpansions) {
+  auto p = with({{"smtpd_banner", "$mynetworks $mynetworks"}});
+  const std::string all = p.get("mynetworks");
+  EXPECT_EQ(p.get("smtpd_banner"), all + " " + all);
+  p.set("inet_protocols", "ipv4");
+  EXPECT_EQ(p.get("mynetworks"), "127.0.0.0/8 10.1.0.0/16 192.168.2.0/24");
+  EXPECT_EQ(p.get("smtpd_banner"),
+            "127.0.0.0/8 10.1.0.0/16 192.168.2.0/24 127.0.0.0/8 10.1.0.0/16 192.168.2.0/24");
+}
+
 TEST(Defaults, MynetworksStyleSubnetAtLevel0) {
   auto p = with({});
   EXPECT_EQ(p.get("mynetworks_style"), "subnet");
