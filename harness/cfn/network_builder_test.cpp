@@ -270,9 +270,10 @@ TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
             "which connections go through, and cannot be modelled");
   EXPECT_EQ(err("  N: {Type: AWS::CloudFormation::Stack, Properties: {TemplateURL: "
                 "https://example.com/vpc.yml}}\n"),
-            "t.yml:3:3: error: N: AWS::CloudFormation::Stack: a nested stack (give its template "
-            "to relaylab import as a file of its own) would change which connections go "
-            "through, and cannot be modelled");
+            "t.yml:3:67: error: N: the nested stack's template is at "
+            "'https://example.com/vpc.yml', which relaylab import does not fetch: give it as a "
+            "file with --stack-template https://example.com/vpc.yml=FILE (the template before "
+            "`aws cloudformation package` uploaded it, or a copy: aws s3 cp)");
   EXPECT_NE(err("  T: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
                 "  R: {Type: AWS::EC2::Route, Properties: {RouteTableId: !Ref T, "
                 "DestinationCidrBlock: 0.0.0.0/0, GatewayId: igw-123}}\n")
