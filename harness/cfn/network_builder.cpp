@@ -483,6 +483,9 @@ std::optional<import_result> builder::run() {
     s.ipv4 = h->ipv4;
     s.public_ipv4 = h->public_ipv4;
     s.ipv6 = h->ipv6;
+    for (const auto& x : h->secondary) {
+      if (!x.address.empty()) s.secondary_ipv4.push_back({x.address, x.public_ipv4});
+    }
     s.security_groups = h->groups;
     net.hosts.push_back(s);
     add_origin("host", *h->r);
