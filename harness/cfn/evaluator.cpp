@@ -25,9 +25,26 @@ const char* const sections[] = {"AWSTemplateFormatVersion",
                                 "Resources",
                                 "Outputs"};
 
-// "vpc-<stack>-<logical>": readable, unique (logical IDs are alphanumeric).
+// "vpc-<stack>-<logical>": readable, unique (logical IDs are alphanumeric). Types whose Ref is
+// an ARN get one ("arn:aws:acm:REGION:ACCOUNT:certificate/<stack>-<logical>"), so that templates
+// that take it apart (Fn::Split on '/' or ':') find its pieces.
 std::string physical_id(const std::string& type, const std::string& stack,
-                        const std::string& logical) {
+                        const std::string& logical, const options& o) {
+  static const std::map<std::string, std::pair<std::string, std::string>> arns = {
+      {"AWS::CertificateManager::Certificate", {"acm", "certificate/"}},
+      {"AWS::ElasticLoadBalancingV2::LoadBalancer", {"elasticloadbalancing", "loadbalancer/app/"}},
+      {"AWS::ElasticLoadBalancingV2::TargetGroup", {"elasticloadbalancing", "targetgroup/"}},
+      {"AWS::ElasticLoadBalancingV2::Listener", {"elasticloadbalancing", "listener/app/"}},
+      {"AWS::SNS::Topic", {"sns", ""}},
+      {"AWS::IAM::ManagedPolicy", {"iam", "policy/"}}};
+  if (const auto a = arns.find(type); a != arns.end()) {
+    const std::string partition = o.region.rfind("cn-", 0) == 0       ? "aws-cn"
+                                  : o.region.rfind("us-gov-", 0) == 0 ? "aws-us-gov"
+                                                                      : "aws";
+    const bool global = a->second.first == "iam";
+    return "arn:" + partition + ":" + a->second.first + ":" + (global ? "" : o.region) + ":" +
+           o.account_id + ":" + a->second.second + stack + "-" + logical;
+  }
   static const std::map<std::string, std::string> prefixes = {{"AWS::EC2::VPC", "vpc"},
                                                               {"AWS::EC2::Subnet", "subnet"},
                                                               {"AWS::EC2::InternetGateway", "igw"},
@@ -217,8 +234,9 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
         error(p->where, e.key + ": Properties must be a mapping");
         continue;
       }
-      declared.push_back({s, e.key, type->value, physical_id(type->value, stacks_[s].name, e.key),
-                          &e.value, e.key_where});
+      declared.push_back({s, e.key, type->value,
+                          physical_id(type->value, stacks_[s].name, e.key, opts_), &e.value,
+                          e.key_where});
     }
     check_cycles(s);
   }

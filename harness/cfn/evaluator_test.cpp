@@ -97,6 +97,21 @@ TEST(cfn_evaluator, ref_parameters_pseudo_and_resources) {
   EXPECT_EQ(f.text("app", "{Ref: Env}"), "dev");  // long form
 }
 
+// A resource whose Ref is an ARN gets one, so that Fn::Split and Fn::Select take it apart as
+// templates do (the certificate ID after the '/').
+TEST(cfn_evaluator, ref_of_arn_types_is_an_arn) {
+  stacks_fixture f;
+  options o;
+  o.region = "eu-west-1";
+  ASSERT_TRUE(f.load({{"a.yml",
+                       "Resources:\n  Cert: {Type: AWS::CertificateManager::Certificate}\n"
+                       "  Topic: {Type: AWS::SNS::Topic}\n"}},
+                     o));
+  EXPECT_EQ(f.text("a", "!Ref Cert"), "arn:aws:acm:eu-west-1:123456789012:certificate/a-Cert");
+  EXPECT_EQ(f.text("a", "!Select [1, !Split [/, !Ref Cert]]"), "a-Cert");
+  EXPECT_EQ(f.text("a", "!Ref Topic"), "arn:aws:sns:eu-west-1:123456789012:a-Topic");
+}
+
 TEST(cfn_evaluator, params_and_region_from_options) {
   stacks_fixture f;
   options o;
