@@ -48,7 +48,23 @@ class builder final : public attribute_source {
     bool want_public = false, want_ipv6 = false;
     std::vector<std::string> groups;
     position ipv4_at;
+    /// Secondary private addresses (PrivateIpAddresses entries not Primary, then
+    /// SecondaryPrivateIpAddressCount more), each with the public address of an EIP associated
+    /// with it; `given` empty for an assigned one.
+    struct secondary_address {
+      std::string given, address, public_ipv4;
+      position at;
+    };
+    std::vector<secondary_address> secondary;
+    std::uint64_t secondary_count = 0;
   };
+  // Reads PrivateIpAddresses and SecondaryPrivateIpAddressCount (builder_secondary.cpp).
+  void read_private_addresses(host_info& h, const resource& src, const std::optional<node>& list,
+                              const std::optional<node>& count, std::optional<node>& primary);
+  // `given`: checks the given secondary addresses and takes them; else assigns the
+  // SecondaryPrivateIpAddressCount others from `next` on (builder_secondary.cpp).
+  void assign_secondary(host_info& h, const resource& r, const sim::cidr& block,
+                        std::set<std::string>& taken, std::uint64_t& next, bool given);
 
   void error(const position& at, const std::string& logical, const std::string& message) {
     errors_.push_back({at, logical + ": " + message});

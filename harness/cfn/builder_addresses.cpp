@@ -236,11 +236,6 @@ void builder::ensure_hosts() {
       }
     }
     if (src->type == "AWS::EC2::NetworkInterface") {
-      // What the model cannot carry on an interface: more than one private address.
-      if (auto n = str(*src, "SecondaryPrivateIpAddressCount"); n && *n != "0") {
-        error(ev_.property_where(*src, "SecondaryPrivateIpAddressCount"), src->logical,
-              "secondary private addresses cannot be modelled (one address per interface)");
-      }
       for (const char* k : {"Ipv4Prefixes", "Ipv4PrefixCount", "Ipv6Prefixes", "Ipv6PrefixCount"}) {
         if (auto v = ev_.property(*src, k);
             v && v->value != "0" && !(v->is_sequence() && v->items.empty())) {
@@ -275,18 +270,9 @@ void builder::ensure_hosts() {
     std::optional<node> ip =
         src == r && !h.detached ? ev_.property(*r, "PrivateIpAddress") : std::optional<node>();
     if (!ip) ip = get("PrivateIpAddress");
-    if (!ip && src->type == "AWS::EC2::NetworkInterface") {
-      // PrivateIpAddresses: [{PrivateIpAddress, Primary: true}], one entry.
-      if (auto list = ev_.property(*src, "PrivateIpAddresses"); list && list->is_sequence()) {
-        if (list->items.size() != 1) {
-          error(list->where, src->logical,
-                "PrivateIpAddresses: one address (the primary) can be modelled, not " +
-                    std::to_string(list->items.size()));
-        } else if (const node* a = list->items[0].find("PrivateIpAddress")) {
-          ip = *a;
-        }
-      }
-    }
+    // PrivateIpAddresses: [{PrivateIpAddress, Primary}], SecondaryPrivateIpAddressCount.
+    read_private_addresses(h, *src, get("PrivateIpAddresses"),
+                           get("SecondaryPrivateIpAddressCount"), ip);
     if (ip && ip->is_scalar()) {
       h.ipv4_given = ip->value;
       h.ipv4_at = ip->where;
@@ -381,6 +367,8 @@ void builder::ensure_hosts() {
           (v6 ? h.ipv6 : h.ipv4) = a->to_string();
         }
       }
+      std::uint64_t unused = 0;
+      if (!v6) assign_secondary(h, *r, *c, taken, unused, true);
     }
     for (const resource* r : instances) {
       auto it = hosts_.find(r);
@@ -408,6 +396,18 @@ void builder::ensure_hosts() {
         }
       }
       if (!placed) error(r->where, r->logical, "subnet " + block + " has no free address left");
+    }
+    // Secondary addresses after every primary one: adding some to one interface moves no
+    // other instance's address.
+    for (const resource* r : instances) {
+      auto it = hosts_.find(r);
+      if (v6 || it == hosts_.end() || it->second.secondary_count == 0) continue;
+      auto& h = it->second;
+      const auto c = sim::parse_cidr(str(*h.subnet, "CidrBlock").value_or(""));
+      if (!c) continue;
+      const auto net = network_of(c->base, c->prefix);
+      auto& k = next.try_emplace(sim::cidr{net, c->prefix}.to_string(), 4).first->second;
+      assign_secondary(h, *r, sim::cidr{net, c->prefix}, taken, k, false);
     }
   };
   assign(false);
@@ -467,9 +467,12 @@ void builder::ensure_public() {
   }
   // Elastic IPs on instances: EIP InstanceId, or an EIPAssociation.
   std::map<const resource*, std::string> on_instance;
+  std::map<const host_info::secondary_address*, std::string> on_secondary;
   for (const auto& r : ev_.resources()) {
     const resource* inst = nullptr;
     const resource* eip = nullptr;
+    const host_info* on_host = nullptr;
+    const host_info::secondary_address* secondary = nullptr;
     if (r.type == "AWS::EC2::EIP" && ev_.property(r, "InstanceId")) {
       inst = ref_prop(r, "InstanceId", "AWS::EC2::Instance");
       eip = &r;
@@ -487,15 +490,24 @@ void builder::ensure_public() {
         }
         const host_info* h = interface_host(*eni);
         if (!h) continue;
-        if (auto pip = str(r, "PrivateIpAddress"); pip && *pip != h->ipv4) {
-          error(ev_.property_where(r, "PrivateIpAddress"), r.logical,
-                "PrivateIpAddress " + *pip + " is not the primary address of " + name(*eni) + " (" +
-                    h->ipv4 + "); secondary addresses cannot be modelled");
-          continue;
-        }
         inst = h->detached ? nullptr : h->r;
+        on_host = h;
       } else {
         inst = ref_prop(r, "InstanceId", "AWS::EC2::Instance");
+        if (inst && hosts_.count(inst)) on_host = &hosts_[inst];
+      }
+      // PrivateIpAddress: the primary address, or a secondary one that the EIP maps to.
+      if (auto pip = str(r, "PrivateIpAddress"); pip && on_host && *pip != on_host->ipv4) {
+        for (const auto& x : on_host->secondary) {
+          if (x.address == *pip) secondary = &x;
+        }
+        if (!secondary) {
+          error(ev_.property_where(r, "PrivateIpAddress"), r.logical,
+                "PrivateIpAddress " + *pip + " is no address of " + name(*on_host->r) +
+                    " (primary " + on_host->ipv4 + ", " +
+                    std::to_string(on_host->secondary.size()) + " secondary)");
+          continue;
+        }
       }
       if (ev_.property(r, "AllocationId")) {
         eip = ref_prop(r, "AllocationId", "AWS::EC2::EIP");
@@ -508,7 +520,16 @@ void builder::ensure_public() {
         error(r.where, r.logical, "needs AllocationId or EIP");
       }
     }
-    if (inst && eip) on_instance[inst] = eip_address_[eip];
+    if (secondary && eip) {
+      on_secondary[secondary] = eip_address_[eip];
+    } else if (inst && eip) {
+      on_instance[inst] = eip_address_[eip];
+    }
+  }
+  for (auto& [r, h] : hosts_) {
+    for (auto& x : h.secondary) {
+      if (auto it = on_secondary.find(&x); it != on_secondary.end()) x.public_ipv4 = it->second;
+    }
   }
   std::vector<host_info*> order;
   for (auto& [r, h] : hosts_) order.push_back(&h);

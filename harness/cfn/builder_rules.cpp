@@ -88,8 +88,13 @@ std::optional<node> builder::attribute(const resource& r, const std::string& a, 
       }
       return node::scalar(h->ipv6, at);
     }
-    // The model gives an interface one private address (secondary ones are an error).
-    if (a == "SecondaryPrivateIpAddresses") return node::sequence({}, at);
+    if (a == "SecondaryPrivateIpAddresses") {
+      std::vector<node> items;
+      if (h) {
+        for (const auto& x : h->secondary) items.push_back(node::scalar(x.address, at));
+      }
+      return node::sequence(std::move(items), at);
+    }
   } else if (t == "AWS::EC2::SecurityGroup") {
     if (a == "GroupId" || a == "Id") return id();
     if (a == "VpcId") return prop("VpcId");

@@ -20,7 +20,9 @@
 // modelled (peering, transit gateways, VPN routes, routes to prefix lists, extra network
 // interfaces ...) is an error. A security group rule with SourcePrefixListId or
 // DestinationPrefixListId becomes one rule per entry of the list: an AWS::EC2::PrefixList of the
-// templates, or one given with --prefix-list. Other resource types give one warning per type.
+// templates, or one given with --prefix-list. A nested stack (AWS::CloudFormation::Stack) is
+// read as a stack of its own (nested_stacks.hpp). Other resource types give one warning per
+// type.
 #pragma once
 
 #include "harness/cfn/evaluator.hpp"
@@ -39,6 +41,8 @@ struct import_options {
   /// --prefix-list ID=CIDR[,CIDR...]: the entries of a prefix list no template defines (an
   /// AWS-managed one such as com.amazonaws.REGION.s3).
   std::vector<std::pair<std::string, std::string>> prefix_lists;
+  /// --stack-template URL=FILE: the template of a nested stack whose TemplateURL is URL.
+  std::vector<std::pair<std::string, std::string>> stack_templates;
 };
 
 /// Where a network element came from, for comments in the XML and for --explain.

@@ -25,9 +25,26 @@ const char* const sections[] = {"AWSTemplateFormatVersion",
                                 "Resources",
                                 "Outputs"};
 
-// "vpc-<stack>-<logical>": readable, unique (logical IDs are alphanumeric).
+// "vpc-<stack>-<logical>": readable, unique (logical IDs are alphanumeric). Types whose Ref is
+// an ARN get one ("arn:aws:acm:REGION:ACCOUNT:certificate/<stack>-<logical>"), so that templates
+// that take it apart (Fn::Split on '/' or ':') find its pieces.
 std::string physical_id(const std::string& type, const std::string& stack,
-                        const std::string& logical) {
+                        const std::string& logical, const options& o) {
+  static const std::map<std::string, std::pair<std::string, std::string>> arns = {
+      {"AWS::CertificateManager::Certificate", {"acm", "certificate/"}},
+      {"AWS::ElasticLoadBalancingV2::LoadBalancer", {"elasticloadbalancing", "loadbalancer/app/"}},
+      {"AWS::ElasticLoadBalancingV2::TargetGroup", {"elasticloadbalancing", "targetgroup/"}},
+      {"AWS::ElasticLoadBalancingV2::Listener", {"elasticloadbalancing", "listener/app/"}},
+      {"AWS::SNS::Topic", {"sns", ""}},
+      {"AWS::IAM::ManagedPolicy", {"iam", "policy/"}}};
+  if (const auto a = arns.find(type); a != arns.end()) {
+    const std::string partition = o.region.rfind("cn-", 0) == 0       ? "aws-cn"
+                                  : o.region.rfind("us-gov-", 0) == 0 ? "aws-us-gov"
+                                                                      : "aws";
+    const bool global = a->second.first == "iam";
+    return "arn:" + partition + ":" + a->second.first + ":" + (global ? "" : o.region) + ":" +
+           o.account_id + ":" + a->second.second + stack + "-" + logical;
+  }
   static const std::map<std::string, std::string> prefixes = {{"AWS::EC2::VPC", "vpc"},
                                                               {"AWS::EC2::Subnet", "subnet"},
                                                               {"AWS::EC2::InternetGateway", "igw"},
@@ -102,9 +119,8 @@ const std::string expand =
 
 std::string detail::needs_language_extensions(const std::string& what) {
   return what +
-         " needs the AWS::LanguageExtensions transform, which relaylab import does not "
-         "run; " +
-         expand;
+         " needs the AWS::LanguageExtensions transform, which this template does not declare "
+         "(add Transform: AWS::LanguageExtensions at its top level, as AWS needs too)";
 }
 
 std::optional<std::string> detail::unsupported_key(const std::string& key) {
@@ -126,13 +142,18 @@ std::optional<std::string> detail::unsupported_key(const std::string& key) {
   return std::nullopt;
 }
 
-void evaluator::check_unsupported(const node& n) {
-  for (const auto& i : n.items) check_unsupported(i);
+void evaluator::check_unsupported(const node& n, bool language_extensions) {
+  for (const auto& i : n.items) check_unsupported(i, language_extensions);
   for (const auto& e : n.entries) {
-    if (auto m = unsupported_key(e.key)) {
+    if (language_extensions && (e.key == "Fn::Length" || e.key == "Fn::ToJsonString")) {
+      check_unsupported(e.value, language_extensions);
+    } else if (language_extensions && e.key.rfind("Fn::ForEach", 0) == 0) {
+      // Loops left after the transform ran: outside the sections that take them.
+      error(e.key_where, "Fn::ForEach can be used in Resources, Outputs and Conditions only");
+    } else if (auto m = unsupported_key(e.key)) {
       error(e.key_where, *m);  // one error per construct: its body is not searched
     } else {
-      check_unsupported(e.value);
+      check_unsupported(e.value, language_extensions);
     }
   }
 }
@@ -144,6 +165,7 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
       errors_before_(errors.size()) {
   std::stable_sort(stacks_.begin(), stacks_.end(),
                    [](const stack& a, const stack& b) { return a.name < b.name; });
+  stack_created_.assign(stacks_.size(), true);  // until the Conditions are known
   for (std::size_t i = 0; i + 1 < stacks_.size(); ++i) {
     if (stacks_[i].name == stacks_[i + 1].name) {
       error(stacks_[i + 1].root.where, "two templates would be the stack '" + stacks_[i].name +
@@ -158,19 +180,23 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
       if (std::find(std::begin(sections), std::end(sections), e.key) == std::end(sections)) {
         error(e.key_where, "unknown top-level section '" + e.key + "'");
       } else if (e.key == "Transform") {
-        bool language = e.value.value == "AWS::LanguageExtensions";
-        for (const auto& i : e.value.items)
-          language = language || i.value == "AWS::LanguageExtensions";
-        error(e.key_where,
-              language ? "Transform AWS::LanguageExtensions (Fn::ForEach, Fn::Length, "
-                         "Fn::ToJsonString ...) rewrites the template, which relaylab import "
-                         "does not run; expand it first (aws cloudformation get-template "
-                         "--template-stage Processed)"
-                       : "Transform (macros such as AWS::Serverless) rewrites the template; "
-                         "it cannot be imported: expand it first (aws cloudformation "
-                         "get-template --template-stage Processed)");
+        // AWS::LanguageExtensions is run here; any other transform is a macro.
+        std::vector<const node*> names;
+        if (e.value.is_scalar()) names.push_back(&e.value);
+        for (const auto& i : e.value.items) names.push_back(&i);
+        if (names.empty()) error(e.value.where, "Transform names a transform or a list of them");
+        for (const node* n : names) {
+          if (n->is_scalar() && n->value == "AWS::LanguageExtensions") continue;
+          error(n->is_scalar() ? n->where : e.key_where,
+                "Transform " + (n->is_scalar() ? n->value + " " : std::string()) +
+                    "(a macro such as AWS::Serverless) rewrites the template; it cannot be "
+                    "imported: expand it first (aws cloudformation get-template "
+                    "--template-stage Processed)");
+        }
       }
     }
+    stacks_[s].language_extensions = declares_language_extensions(root);
+    if (stacks_[s].language_extensions) run_language_extensions(s);
     // Functions and directives nothing here evaluates, wherever they are written (also where
     // nothing asks for a value: Metadata, unused Conditions): each named with its section and
     // logical ID.
@@ -181,12 +207,12 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
           if (auto m = unsupported_key(x.key)) {
             error(x.key_where, *m);
           } else {
-            check_unsupported(x.value);
+            check_unsupported(x.value, stacks_[s].language_extensions);
           }
         }
       } else {
         context_ = e.key;
-        check_unsupported(e.value);
+        check_unsupported(e.value, stacks_[s].language_extensions);
       }
     }
     context_.clear();
@@ -208,8 +234,9 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
         error(p->where, e.key + ": Properties must be a mapping");
         continue;
       }
-      declared.push_back({s, e.key, type->value, physical_id(type->value, stacks_[s].name, e.key),
-                          &e.value, e.key_where});
+      declared.push_back({s, e.key, type->value,
+                          physical_id(type->value, stacks_[s].name, e.key, opts_), &e.value,
+                          e.key_where});
     }
     check_cycles(s);
   }
@@ -236,8 +263,24 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
       context_.clear();
     }
   }
+  // A nested stack exists when its parent's AWS::CloudFormation::Stack resource is created
+  // (and the parent's parent's ...).
+  stack_created_.assign(stacks_.size(), true);
+  for (std::size_t s = 0; s < stacks_.size(); ++s) {
+    std::size_t up = s;
+    for (std::size_t depth = 0; depth <= stacks_.size() && !stacks_[up].parent.empty(); ++depth) {
+      const auto p = stack_named(stacks_[up].parent);
+      const auto it = p ? by_logical_.find({*p, stacks_[up].parent_resource}) : by_logical_.end();
+      if (it == by_logical_.end() || !created[it->second]) {
+        stack_created_[s] = false;
+        break;
+      }
+      up = *p;
+    }
+  }
   std::vector<resource> kept;
   for (std::size_t i = 0; i < resources_.size(); ++i) {
+    if (!stack_created_[resources_[i].stack]) created[i] = false;
     if (created[i]) kept.push_back(resources_[i]);
   }
   // Conditions evaluated above may have looked resources up: the index now follows `kept`.
@@ -249,6 +292,7 @@ evaluator::evaluator(std::vector<stack> stacks, options opts, std::vector<diagno
   by_logical_.clear();
   props_.clear();
   ssm_.reset();
+  exports_.reset();
   for (std::size_t i = 0; i < resources_.size(); ++i) {
     by_logical_[{resources_[i].stack, resources_[i].logical}] = i;
     by_id_[resources_[i].id] = i;
@@ -399,6 +443,7 @@ void evaluator::evaluate_all() {
     }
   }
   for (std::size_t s = 0; s < stacks_.size(); ++s) {
+    if (!stack_created_[s]) continue;
     if (const node* conds = stacks_[s].root.find("Conditions")) {
       for (const auto& c : conds->entries) condition(s, c.key, c.key_where);
     }

@@ -4,9 +4,10 @@
 // every intrinsic function in long form (the syntax folder has already turned short forms into
 // it). Evaluation is lazy and memoised: a value is computed the first time something asks for
 // it, so templates may be given in any order; a value that needs itself is a cycle, reported
-// with the chain of names. What rewrites a template before CloudFormation evaluates it (Transform,
-// Fn::Transform, the AWS::LanguageExtensions functions, rain's directives) is an error wherever
-// it is written.
+// with the chain of names. The AWS::LanguageExtensions transform is run as AWS runs it
+// (language_extensions.cpp); what else rewrites a template before CloudFormation evaluates it
+// (other transforms, Fn::Transform, rain's directives) is an error wherever it is written, and
+// so are the language extensions' functions in a template that does not declare the transform.
 //
 // Values are node trees too: a scalar is a string, a list a sequence. Each value keeps the
 // position of the expression that produced it, so later checks (a subnet outside its VPC) point
@@ -46,6 +47,13 @@ struct stack {
   std::string file;
   std::string name;  // AWS::StackName: the file name without its extension
   node root;
+  /// Transform: AWS::LanguageExtensions (language_extensions.cpp): set by the evaluator.
+  bool language_extensions = false;
+  /// A nested stack (nested_stacks.hpp): the parent stack's name and its
+  /// AWS::CloudFormation::Stack resource, whose Parameters give this stack's parameters and
+  /// whose Fn::GetAtt Outputs.NAME are its outputs; "" for a stack given on its own.
+  std::string parent{}, parent_resource{};
+  position parent_where{};  // the parent's TemplateURL
 };
 
 struct resource {
@@ -124,7 +132,23 @@ class evaluator {
   std::optional<node> ssm_value(const std::string& name, const position& at);
   std::optional<node> pseudo(std::size_t stack, const std::string& name, const position& at);
   void check_cycles(std::size_t stack);
-  void check_unsupported(const node& n);
+  // Nested stacks: the stack of that name; an output of a nested stack (GetAtt Outputs.NAME);
+  // the parent's value of a nested stack's parameter (nullopt, with given = false, when the
+  // parent gives none).
+  std::optional<std::size_t> stack_named(const std::string& name) const;
+  std::optional<node> nested_output(const resource& r, const std::string& output,
+                                    const position& at);
+  std::optional<node> parent_parameter(std::size_t stack, const std::string& name, bool& given);
+  void check_unsupported(const node& n, bool language_extensions);
+  // AWS::LanguageExtensions (language_extensions.cpp): Fn::ForEach expanded in place, before
+  // anything else reads the stack; Fn::Length and Fn::ToJsonString.
+  void run_language_extensions(std::size_t stack);
+  void expand_loops(std::size_t stack, node& mapping, const std::string& section, bool top_level,
+                    std::size_t depth, std::size_t& generated);
+  std::optional<std::vector<std::string>> loop_collection(std::size_t stack, const node& c,
+                                                          const std::string& what);
+  std::optional<node> language_function(std::size_t stack, const entry& fn, const position& at,
+                                        std::size_t depth);
 
   // A value being computed: asking for it again is a cycle.
   bool enter(const std::string& key, const position& at);
@@ -140,6 +164,7 @@ class evaluator {
   std::vector<resource> resources_;
   std::map<std::string, std::size_t> by_id_;
   std::set<std::pair<std::size_t, std::string>> not_created_;  // Condition false
+  std::vector<bool> stack_created_;  // false: a nested stack whose Stack resource is not
   std::map<std::pair<std::size_t, std::string>, std::size_t> by_logical_;
   std::map<std::pair<std::size_t, std::string>, std::optional<node>> params_;
   std::map<std::pair<std::size_t, std::string>, std::optional<bool>> conditions_;

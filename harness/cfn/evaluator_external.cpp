@@ -15,7 +15,7 @@ std::optional<node> evaluator::import_value(const std::string& name, const posit
     std::map<std::string, position> where;
     for (std::size_t s = 0; s < stacks_.size(); ++s) {
       const node* outs = stacks_[s].root.find("Outputs");
-      if (!outs) continue;
+      if (!outs || !stack_created_[s]) continue;
       for (const auto& o : outs->entries) {
         const node* ex = o.value.find("Export");
         const node* n = ex ? ex->find("Name") : nullptr;

@@ -186,11 +186,33 @@ std::optional<node> evaluator::intrinsic(std::size_t s, const entry& fn, const n
     return list_of(*out, at);
   }
   if (name == "Fn::FindInMap") {
-    if (arg.is_sequence() && arg.items.size() == 4 && arg.items[3].find("DefaultValue")) {
-      error(arg.items[3].where, needs_language_extensions("Fn::FindInMap with a DefaultValue"));
-      return std::nullopt;
+    // [Map, Key, Key, {DefaultValue: V}]: V where the map has no such entry (a language
+    // extension).
+    const node* fallback = nullptr;
+    if (arg.is_sequence() && arg.items.size() == 4 && arg.items[3].is_mapping()) {
+      fallback = arg.items[3].find("DefaultValue");
+      if (fallback && !stacks_[s].language_extensions) {
+        error(arg.items[3].where, needs_language_extensions("Fn::FindInMap with a DefaultValue"));
+        return std::nullopt;
+      }
+      if (!fallback || arg.items[3].entries.size() != 1) {
+        error(arg.items[3].where, "Fn::FindInMap's fourth value is {DefaultValue: value}");
+        return std::nullopt;
+      }
     }
-    auto a = args(3);
+    std::optional<std::vector<node>> a;
+    if (fallback) {
+      node three = node::sequence({arg.items[0], arg.items[1], arg.items[2]}, arg.where);
+      std::vector<node> out;
+      for (const auto& i : three.items) {
+        auto v = eval_in(s, i, depth + 1);
+        if (!v) return std::nullopt;
+        out.push_back(std::move(*v));
+      }
+      a = std::move(out);
+    } else {
+      a = args(3);
+    }
     if (!a) return std::nullopt;
     auto m = text((*a)[0], "Fn::FindInMap map");
     auto k1 = text((*a)[1], "Fn::FindInMap key");
@@ -200,11 +222,15 @@ std::optional<node> evaluator::intrinsic(std::size_t s, const entry& fn, const n
     const node* mp = maps ? maps->find(*m) : nullptr;
     const node* l1 = mp ? mp->find(*k1) : nullptr;
     const node* l2 = l1 ? l1->find(*k2) : nullptr;
+    if (!l2 && fallback) return eval_in(s, *fallback, depth + 1);
     if (!l2) {
       error(at, "Fn::FindInMap: Mappings has no " + *m + "." + *k1 + "." + *k2);
       return std::nullopt;
     }
     return eval_in(s, *l2, depth + 1);
+  }
+  if (name == "Fn::Length" || name == "Fn::ToJsonString") {
+    return language_function(s, fn, at, depth);
   }
   if (name == "Fn::Base64") {
     auto v = eval_in(s, arg, depth + 1);
@@ -220,7 +246,8 @@ std::optional<node> evaluator::intrinsic(std::size_t s, const entry& fn, const n
   error(fn.key_where, "unknown intrinsic function '" + name +
                           "' (Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Select, Fn::Split, "
                           "Fn::If, Fn::Equals, Fn::And, Fn::Or, Fn::Not, Fn::ImportValue, "
-                          "Fn::GetAZs, Fn::Cidr, Fn::FindInMap, Fn::Base64)");
+                          "Fn::GetAZs, Fn::Cidr, Fn::FindInMap, Fn::Base64; with the "
+                          "AWS::LanguageExtensions transform Fn::Length, Fn::ToJsonString)");
   return std::nullopt;
 }
 
@@ -300,8 +327,15 @@ std::optional<node> evaluator::get_att(std::size_t s, const node& arg, const pos
   if (arg.is_scalar() && arg.value.find('.') != std::string::npos) {
     logical = arg.value.substr(0, arg.value.find('.'));
     attr = arg.value.substr(arg.value.find('.') + 1);
-  } else if (arg.is_sequence() && arg.items.size() == 2 && arg.items[0].is_scalar()) {
-    logical = arg.items[0].value;
+  } else if (arg.is_sequence() && arg.items.size() == 2 &&
+             (arg.items[0].is_scalar() || stacks_[s].language_extensions)) {
+    // The language extensions take a function for the logical ID too (Fn::Sub in a loop).
+    auto l = arg.items[0].is_scalar() ? std::optional<node>(arg.items[0])
+                                      : eval_in(s, arg.items[0], depth + 1);
+    if (!l) return std::nullopt;
+    auto id = text(*l, "Fn::GetAtt logical ID");
+    if (!id) return std::nullopt;
+    logical = *id;
     where = arg.items[0].where;
     auto a = eval_in(s, arg.items[1], depth + 1);
     if (!a) return std::nullopt;
@@ -324,6 +358,9 @@ std::optional<node> evaluator::get_att(std::size_t s, const node& arg, const pos
     bool handled = false;
     auto v = attributes_->attribute(*r, attr, at, handled);
     if (handled) return v;
+  }
+  if (r->type == "AWS::CloudFormation::Stack" && attr.rfind("Outputs.", 0) == 0) {
+    return nested_output(*r, attr.substr(8), at);
   }
   if (r->type == "AWS::SSM::Parameter") {
     if (attr == "Value" || attr == "Type") {

@@ -45,8 +45,16 @@ std::optional<node> evaluator::parameter(std::size_t s, const std::string& name,
     const std::string type = type_n && type_n->is_scalar() ? type_n->value : "String";
     std::optional<node> value;
     bool given = false;  // by --param, not the Default
-    for (const auto& [k, v] : opts_.params) {
-      if (k == name) value = node::scalar(v, decl->where), given = true;
+    bool from_parent = false;
+    const bool nested = !stacks_[s].parent.empty();
+    if (nested) {
+      // A nested stack's parameters come from its parent's Stack resource (not --param).
+      value = parent_parameter(s, name, from_parent);
+      if (!value && from_parent) return std::nullopt;  // its error is reported
+    } else {
+      for (const auto& [k, v] : opts_.params) {
+        if (k == name) value = node::scalar(v, decl->where), given = true;
+      }
     }
     if (!value) {
       if (const node* d = decl->find("Default")) {
@@ -63,7 +71,9 @@ std::optional<node> evaluator::parameter(std::size_t s, const std::string& name,
     if (!value) {
       error(stacks_[s].root.find("Parameters")->find_entry(name)->key_where,
             "parameter '" + name + "' (" + type + ") of " + stacks_[s].file +
-                " has no Default; give --param " + name + "=VALUE");
+                (nested ? " has no Default, and the parent's " + stacks_[s].parent_resource + " (" +
+                              stacks_[s].parent + ") gives it no value in its Parameters"
+                        : " has no Default; give --param " + name + "=VALUE"));
       return std::nullopt;
     }
     if (const node* allowed = decl->find("AllowedValues"); allowed && allowed->is_sequence()) {
@@ -76,7 +86,9 @@ std::optional<node> evaluator::parameter(std::size_t s, const std::string& name,
           list += (i ? ", " : "") + allowed->items[i].value;
         if (allowed->items.size() > 8) list += ", ...";
         error(value->where, "parameter '" + name + "': '" + value->value + "' (" +
-                                (given ? "--param " + name + "=" + value->value : "its Default") +
+                                (given         ? "--param " + name + "=" + value->value
+                                 : from_parent ? "given by " + stacks_[s].parent_resource
+                                               : "its Default") +
                                 ") is not one of its AllowedValues: " + list);
         return std::nullopt;
       }

@@ -50,8 +50,12 @@ inline std::string trim(const std::string& s) {
 /// (Fn::Transform, the AWS::LanguageExtensions functions, rain's directives); nullopt for any
 /// other key. Such a key is an error wherever it is written.
 std::optional<std::string> unsupported_key(const std::string& key);
-/// "WHAT needs the AWS::LanguageExtensions transform, which relaylab import does not run; ..."
+/// "WHAT needs the AWS::LanguageExtensions transform (Transform: AWS::LanguageExtensions) ..."
 std::string needs_language_extensions(const std::string& what);
+/// Transform: AWS::LanguageExtensions, alone or in the list form.
+bool declares_language_extensions(const node& root);
+/// A value as Fn::ToJsonString writes it: compact JSON, numbers and booleans as written.
+std::string to_json(const node& v);
 
 inline node list_of(const std::vector<std::string>& items, const position& at) {
   std::vector<node> v;

@@ -97,6 +97,21 @@ TEST(cfn_evaluator, ref_parameters_pseudo_and_resources) {
   EXPECT_EQ(f.text("app", "{Ref: Env}"), "dev");  // long form
 }
 
+// A resource whose Ref is an ARN gets one, so that Fn::Split and Fn::Select take it apart as
+// templates do (the certificate ID after the '/').
+TEST(cfn_evaluator, ref_of_arn_types_is_an_arn) {
+  stacks_fixture f;
+  options o;
+  o.region = "eu-west-1";
+  ASSERT_TRUE(f.load({{"a.yml",
+                       "Resources:\n  Cert: {Type: AWS::CertificateManager::Certificate}\n"
+                       "  Topic: {Type: AWS::SNS::Topic}\n"}},
+                     o));
+  EXPECT_EQ(f.text("a", "!Ref Cert"), "arn:aws:acm:eu-west-1:123456789012:certificate/a-Cert");
+  EXPECT_EQ(f.text("a", "!Select [1, !Split [/, !Ref Cert]]"), "a-Cert");
+  EXPECT_EQ(f.text("a", "!Ref Topic"), "arn:aws:sns:eu-west-1:123456789012:a-Topic");
+}
+
 TEST(cfn_evaluator, params_and_region_from_options) {
   stacks_fixture f;
   options o;
@@ -327,8 +342,9 @@ TEST(cfn_evaluator, conditions_cycle_and_bad_sections) {
 }
 
 // Functions and directives the evaluator does not run are errors naming them, their place and
-// the logical ID, wherever they are written (in properties, in Metadata, in a Resources key).
-TEST(cfn_evaluator, language_extensions_macros_and_rain_are_errors) {
+// the logical ID, wherever they are written (in properties, in Metadata, in a Resources key);
+// so are the language extensions' functions without the transform.
+TEST(cfn_evaluator, language_extensions_without_transform_macros_and_rain_are_errors) {
   auto first = [](const std::string& resources) {
     stacks_fixture f;
     f.load({{"t.yml", "Resources:\n" + resources}});
@@ -337,23 +353,22 @@ TEST(cfn_evaluator, language_extensions_macros_and_rain_are_errors) {
   const std::string expand =
       ", which relaylab import does not run; expand it before importing (aws cloudformation "
       "get-template --template-stage Processed gives a deployed stack's expanded template)";
+  const std::string declare =
+      " needs the AWS::LanguageExtensions transform, which this template does not declare (add "
+      "Transform: AWS::LanguageExtensions at its top level, as AWS needs too)";
   EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
                   "      Fn::Transform: {Name: AWS::Include, Parameters: {Location: s3://x}}\n"),
             "t.yml:5:7: error: B: Fn::Transform runs a macro (AWS::Include or another) that "
             "rewrites the template" +
                 expand);
-  EXPECT_EQ(
-      first("  B:\n    Type: AWS::S3::Bucket\n"
-            "    Properties: {Tags: [{Key: n, Value: !Length [a, b]}]}\n"),
-      "t.yml:4:41: error: B: Fn::Length needs the AWS::LanguageExtensions transform" + expand);
+  EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n"
+                  "    Properties: {Tags: [{Key: n, Value: !Length [a, b]}]}\n"),
+            "t.yml:4:41: error: B: Fn::Length" + declare);
   EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n    Metadata: {X: !ToJsonString {a: b}}\n"),
-            "t.yml:4:19: error: B: Fn::ToJsonString needs the AWS::LanguageExtensions transform" +
-                expand);
+            "t.yml:4:19: error: B: Fn::ToJsonString" + declare);
   EXPECT_EQ(first("  Fn::ForEach::Buckets:\n    - Name\n    - [a, b]\n"
                   "    - Bucket${Name}: {Type: AWS::S3::Bucket}\n"),
-            "t.yml:2:3: error: Fn::ForEach::Buckets: Fn::ForEach needs the "
-            "AWS::LanguageExtensions transform" +
-                expand);
+            "t.yml:2:3: error: Fn::ForEach::Buckets: Fn::ForEach" + declare);
   EXPECT_EQ(first("  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
                   "      BucketName: !Rain::Constant name\n"),
             "t.yml:5:19: error: B: Fn::Rain::Constant is the rain tool's directive "
@@ -373,23 +388,21 @@ TEST(cfn_evaluator, language_extensions_macros_and_rain_are_errors) {
             "o.yml:4:14: error: Outputs.N: Fn::Length needs the AWS");
   EXPECT_EQ(o.errors[1].to_string().substr(0, 51),
             "o.yml:6:7: error: Mappings: Fn::Transform runs a ma");
-  // The top-level transform itself, and FindInMap's DefaultValue.
+  // Any other transform is a macro: an error at its name, also in the list form.
   stacks_fixture t;
   t.load({{"x.yml",
-           "Transform: AWS::LanguageExtensions\nResources:\n  B: {Type: AWS::S3::Bucket}\n"}});
+           "Transform: [AWS::LanguageExtensions, AWS::Serverless-2016-10-31]\nResources:\n"
+           "  B: {Type: AWS::S3::Bucket}\n"}});
   ASSERT_EQ(t.errors.size(), 1u);
-  EXPECT_EQ(t.errors[0].to_string().substr(0, 86),
-            "x.yml:1:1: error: Transform AWS::LanguageExtensions (Fn::ForEach, Fn::Length, "
-            "Fn::ToJs");
+  EXPECT_EQ(t.errors[0].to_string(),
+            "x.yml:1:38: error: Transform AWS::Serverless-2016-10-31 (a macro such as "
+            "AWS::Serverless) rewrites the template; it cannot be imported: expand it first (aws "
+            "cloudformation get-template --template-stage Processed)");
   stacks_fixture d;
   ASSERT_TRUE(d.load({{"app.yml", base}}));
   EXPECT_EQ(d.text("app", "!FindInMap [Sizes, x, y, {DefaultValue: z}]"),
-            "<expr.yml:1:29: error: Fn::FindInMap with a DefaultValue needs the "
-            "AWS::LanguageExtensions transform" +
-                expand + ">");
-  EXPECT_EQ(d.text("app", "!Length [a]"),
-            "<expr.yml:1:4: error: Fn::Length needs the AWS::LanguageExtensions transform" +
-                expand + ">");
+            "<expr.yml:1:29: error: Fn::FindInMap with a DefaultValue" + declare + ">");
+  EXPECT_EQ(d.text("app", "!Length [a]"), "<expr.yml:1:4: error: Fn::Length" + declare + ">");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // how AWS's defaults are reproduced).
 #include "harness/cfn/builder.hpp"
 #include "harness/cfn/default_vpc.hpp"
+#include "harness/cfn/nested_stacks.hpp"
 
 #include <filesystem>
 
@@ -34,10 +35,7 @@ const std::map<std::string, std::string>& refused() {
       {"AWS::EC2::LocalGatewayRoute", "local gateways"},
       {"AWS::EC2::CarrierGateway", "carrier gateways"},
       {"AWS::NetworkFirewall::Firewall", "AWS Network Firewall"},
-      {"AWS::EC2::SecurityGroupVpcAssociation", "security groups shared with another VPC"},
-      // Its template is at a URL, and its resources (VPCs, groups ...) would be missing.
-      {"AWS::CloudFormation::Stack",
-       "a nested stack (give its template to relaylab import as a file of its own)"}};
+      {"AWS::EC2::SecurityGroupVpcAssociation", "security groups shared with another VPC"}};
   return r;
 }
 
@@ -49,6 +47,8 @@ std::optional<import_result> builder::run() {
   // What is left out: one warning per type; what cannot be: errors.
   std::map<std::string, std::vector<const resource*>> outside;
   for (const auto& r : all) {
+    // A nested stack's template is a stack of its own (nested_stacks.cpp).
+    if (r.type == "AWS::CloudFormation::Stack") continue;
     if (auto it = refused().find(r.type); it != refused().end()) {
       error(r.where, r.logical,
             r.type + ": " + it->second +
@@ -483,6 +483,9 @@ std::optional<import_result> builder::run() {
     s.ipv4 = h->ipv4;
     s.public_ipv4 = h->public_ipv4;
     s.ipv6 = h->ipv6;
+    for (const auto& x : h->secondary) {
+      if (!x.address.empty()) s.secondary_ipv4.push_back({x.address, x.public_ipv4});
+    }
     s.security_groups = h->groups;
     net.hosts.push_back(s);
     add_origin("host", *h->r);
@@ -541,6 +544,8 @@ std::optional<import_result> builder::run() {
 std::optional<import_result> import_stacks(std::vector<stack> stacks, const import_options& opts,
                                            std::vector<diagnostic>& errors) {
   const std::size_t before = errors.size();
+  load_nested_stacks(stacks, opts.eval, opts.stack_templates, errors);
+  if (errors.size() != before) return std::nullopt;
   add_default_vpc(stacks, opts.eval, errors);
   if (errors.size() != before) return std::nullopt;
   evaluator ev(std::move(stacks), opts.eval, errors);

@@ -270,9 +270,10 @@ TEST(cfn_network, what_cannot_be_modelled_is_an_error) {
             "which connections go through, and cannot be modelled");
   EXPECT_EQ(err("  N: {Type: AWS::CloudFormation::Stack, Properties: {TemplateURL: "
                 "https://example.com/vpc.yml}}\n"),
-            "t.yml:3:3: error: N: AWS::CloudFormation::Stack: a nested stack (give its template "
-            "to relaylab import as a file of its own) would change which connections go "
-            "through, and cannot be modelled");
+            "t.yml:3:67: error: N: the nested stack's template is at "
+            "'https://example.com/vpc.yml', which relaylab import does not fetch: give it as a "
+            "file with --stack-template https://example.com/vpc.yml=FILE (the template before "
+            "`aws cloudformation package` uploaded it, or a copy: aws s3 cp)");
   EXPECT_NE(err("  T: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}\n"
                 "  R: {Type: AWS::EC2::Route, Properties: {RouteTableId: !Ref T, "
                 "DestinationCidrBlock: 0.0.0.0/0, GatewayId: igw-123}}\n")
@@ -609,17 +610,90 @@ TEST(cfn_network, network_interface_errors) {
             "NetworkInterfaceId (the interface Eni has its own; AWS refuses both)");
   EXPECT_EQ(err("PrivateIpAddress: 10.0.1.50}",
                 "PrivateIpAddress: 10.0.1.50, "
-                "SecondaryPrivateIpAddressCount: 2}"),
-            "t.yml:18:123: error: Eni: secondary private addresses cannot be modelled (one "
-            "address per interface)");
+                "SecondaryPrivateIpAddressCount: 60}"),
+            "t.yml:18:123: error: Eni: SecondaryPrivateIpAddressCount: expected 0 to 49 "
+            "addresses with the listed ones, got '60'");
   EXPECT_EQ(err("NetworkInterfaceId: !Ref Eni}}",
                 "NetworkInterfaceId: !Ref Eni, "
                 "PrivateIpAddress: 10.0.1.51}}"),
-            "t.yml:19:145: error: IpAssoc: PrivateIpAddress 10.0.1.51 is not the primary "
-            "address of Eni (10.0.1.50); secondary addresses cannot be modelled");
+            "t.yml:19:145: error: IpAssoc: PrivateIpAddress 10.0.1.51 is no address of Mta "
+            "(primary 10.0.1.50, 0 secondary)");
   EXPECT_EQ(err("NetworkInterfaceId: !Ref Plain}", "NetworkInterfaceId: eni-1}"),
             "t.yml:29:64: error: Other: NetworkInterfaces: NetworkInterfaceId: 'eni-1' is not a "
             "AWS::EC2::NetworkInterface of the templates given");
+}
+
+// Secondary private addresses: listed (PrivateIpAddresses, not Primary) and counted
+// (SecondaryPrivateIpAddressCount, assigned after every primary address), on an interface
+// resource and inline; GetAtt SecondaryPrivateIpAddresses; an EIP associated with one; --ip
+// still sets the primary; an address outside the subnet is an error at its place.
+TEST(cfn_network, secondary_private_addresses) {
+  auto with = [&](const std::vector<std::pair<std::string, std::string>>& edits,
+                  import_options o = {}) {
+    std::string t = interface_stack;
+    for (const auto& [from, to] : edits) t.replace(t.find(from), from.size(), to);
+    return import_yaml({{"t.yml", t}}, o);
+  };
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"PrivateIpAddress: 10.0.1.50}",
+       "PrivateIpAddresses: [{PrivateIpAddress: 10.0.1.50, Primary: true}, {PrivateIpAddress: "
+       "10.0.1.60, Primary: false}], SecondaryPrivateIpAddressCount: 2}"},
+      {"NetworkInterfaceId: !Ref Eni}}",
+       "NetworkInterfaceId: !Ref Eni, PrivateIpAddress: !Select [1, !GetAtt "
+       "Eni.SecondaryPrivateIpAddresses]}}"},
+      {"NetworkInterfaceId: !Ref Plain}]",
+       "SubnetId: !Ref Public, SecondaryPrivateIpAddressCount: 1}]"}};
+  const auto im = with(edits);
+  ASSERT_TRUE(im.r) << im.first_error();
+  const auto& mta = named(im.r->network.hosts, "Mta");
+  EXPECT_EQ(mta.ipv4, "10.0.1.50");
+  EXPECT_EQ(mta.public_ipv4, "");  // the EIP went to a secondary address
+  const std::vector<sim::secondary_ipv4_spec> want = {
+      {"10.0.1.60", ""}, {"10.0.1.7", "203.0.113.1"}, {"10.0.1.8", ""}};
+  EXPECT_EQ(mta.secondary_ipv4, want);
+  const auto& other = named(im.r->network.hosts, "Other");
+  // Primaries first (Other, then the interfaces Plain and Spare no instance uses): secondary
+  // addresses move no other address.
+  EXPECT_EQ(other.ipv4, "10.0.1.4");
+  const std::vector<sim::secondary_ipv4_spec> other_want = {{"10.0.1.9", ""}};
+  EXPECT_EQ(other.secondary_ipv4, other_want);
+  // Written into the topology, which the loader's checks accept.
+  const auto xml = write_topology(*im.r, "t", "test");
+  EXPECT_NE(xml.find("    <secondary-ipv4 address=\"10.0.1.7\" public-ipv4=\"203.0.113.1\"/>\n"),
+            std::string::npos)
+      << xml;
+  // Reached as the host, with its groups: TCP 25 from the internet to the EIP.
+  std::string error;
+  auto r = *im.r;
+  sim::host_spec mx;
+  mx.name = "mx";
+  mx.ipv4 = "198.51.100.7";
+  r.network.hosts.push_back(mx);
+  const auto path = explain(r, "203.0.113.1:25", "mx", error);
+  ASSERT_TRUE(path) << error;
+  EXPECT_TRUE(path->connected) << path->text;
+  const auto blocked = explain(r, "203.0.113.1:587", "mx", error);
+  ASSERT_TRUE(blocked) << error;
+  EXPECT_FALSE(blocked->connected) << blocked->text;
+  // --ip sets the primary address; the assigned secondaries move around it.
+  import_options o;
+  o.ips = {{"Other", "10.0.1.5"}};
+  const auto given = with(edits, o);
+  ASSERT_TRUE(given.r) << given.first_error();
+  EXPECT_EQ(named(given.r->network.hosts, "Other").ipv4, "10.0.1.5");
+  EXPECT_EQ(named(given.r->network.hosts, "Mta").secondary_ipv4.at(1).address, "10.0.1.7");
+  // Errors at the address written.
+  EXPECT_EQ(with({{"PrivateIpAddress: 10.0.1.50}",
+                   "PrivateIpAddresses: [{PrivateIpAddress: 10.0.1.50, Primary: true}, "
+                   "{PrivateIpAddress: 10.0.2.9, Primary: false}]}"}})
+                .first_error(),
+            "t.yml:18:148: error: Mta: secondary address 10.0.2.9 is not an address AWS can "
+            "assign in subnet 10.0.1.0/24");
+  EXPECT_EQ(with({{"PrivateIpAddress: 10.0.1.50}",
+                   "PrivateIpAddresses: [{PrivateIpAddress: 10.0.1.50, Primary: false}]}"}})
+                .first_error(),
+            "t.yml:18:82: error: Eni: PrivateIpAddresses: one entry must be Primary: true (AWS "
+            "needs the primary address)");
 }
 
 // Templates in the styles others write (testdata/cfn/foreign: the default VPC, old-style JSON

@@ -136,7 +136,17 @@ std::string write_topology(const import_result& r, const std::string& name,
       for (const auto& x : h.security_groups) g += (g.empty() ? "" : " ") + x;
       o << " security-groups=\"" << esc(g) << "\"";
     }
-    o << "/>\n";
+    if (h.secondary_ipv4.empty()) {
+      o << "/>\n";
+      continue;
+    }
+    o << ">\n";
+    for (const auto& a : h.secondary_ipv4) {
+      o << "    <secondary-ipv4 address=\"" << esc(a.address) << "\"";
+      if (!a.public_ipv4.empty()) o << " public-ipv4=\"" << esc(a.public_ipv4) << "\"";
+      o << "/>\n";
+    }
+    o << "  </host>\n";
   }
   o << "</topology>\n";
   return o.str();

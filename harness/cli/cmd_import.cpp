@@ -1,6 +1,6 @@
 // relaylab import cfn TEMPLATE... [--param K=V]... [--region R] [--azs AZ,AZ...] [--ip HOST=IP]...
-//   [--public-ip NAME=IP]... [--prefix-list ID=CIDR[,CIDR...]]... [-o OUT.xml]
-//   [--explain HOST:PORT FROM]
+//   [--public-ip NAME=IP]... [--prefix-list ID=CIDR[,CIDR...]]... [--stack-template URL=FILE]...
+//   [-o OUT.xml] [--explain HOST:PORT FROM]
 // CloudFormation templates (YAML or JSON, several stacks at once) into the network part of a
 // topology (harness/cfn). Errors as FILE:LINE:COLUMN: error: ... and exit 2; warnings (resource
 // types outside the network model) as FILE:LINE:COLUMN: warning: ... on standard error.
@@ -17,10 +17,11 @@ namespace relaylab::cli {
 
 namespace {
 
+// `last`: split at the last '=' (a URL's query may hold some; a file name seldom does).
 bool split_pairs(const std::vector<std::string>& in, const char* option,
-                 std::vector<std::pair<std::string, std::string>>& out) {
+                 std::vector<std::pair<std::string, std::string>>& out, bool last = false) {
   for (const auto& kv : in) {
-    const auto eq = kv.find('=');
+    const auto eq = last ? kv.rfind('=') : kv.find('=');
     if (eq == std::string::npos || eq == 0) {
       std::cerr << "relaylab import cfn: " << option << " " << kv << ": expected NAME=VALUE\n";
       return false;
@@ -38,7 +39,7 @@ subcommand add_import(CLI::App& root) {
   c.app->require_subcommand(1);
   auto* cfn = c.app->add_subcommand("cfn", "CloudFormation templates (YAML or JSON) → topology");
   struct opts {
-    std::vector<std::string> files, params, ips, public_ips, prefix_lists, explain;
+    std::vector<std::string> files, params, ips, public_ips, prefix_lists, stack_templates, explain;
     std::string region = "us-east-1", azs, out, name = "imported";
   };
   auto o = std::make_shared<opts>();
@@ -56,6 +57,9 @@ subcommand add_import(CLI::App& root) {
                   "ID=CIDR[,CIDR...]: the entries of a prefix list no template defines (an "
                   "AWS-managed one such as com.amazonaws.REGION.s3), for rules with "
                   "SourcePrefixListId/DestinationPrefixListId");
+  cfn->add_option("--stack-template", o->stack_templates,
+                  "URL=FILE: the template of a nested stack (AWS::CloudFormation::Stack) whose "
+                  "TemplateURL is URL (a local TemplateURL is read relative to its parent)");
   cfn->add_option("-o,--output", o->out, "Write the topology XML here (default: stdout)");
   cfn->add_option("--name", o->name, "The topology's name attribute");
   cfn->add_option("--explain", o->explain, "HOST:PORT FROM: the path of a connection")->expected(2);
@@ -77,7 +81,8 @@ subcommand add_import(CLI::App& root) {
     if (!split_pairs(o->params, "--param", io.eval.params) ||
         !split_pairs(o->ips, "--ip", io.ips) ||
         !split_pairs(o->public_ips, "--public-ip", io.public_ips) ||
-        !split_pairs(o->prefix_lists, "--prefix-list", io.prefix_lists)) {
+        !split_pairs(o->prefix_lists, "--prefix-list", io.prefix_lists) ||
+        !split_pairs(o->stack_templates, "--stack-template", io.stack_templates, true)) {
       return exit_usage;
     }
     std::vector<cfn::diagnostic> errors;

@@ -428,6 +428,7 @@ struct network::host_state {
   const host_spec* spec = nullptr;
   const subnet_state* subnet = nullptr;  // null: on the internet
   std::optional<ip_address> v4, public_v4, v6;
+  std::vector<std::pair<ip_address, std::optional<ip_address>>> secondary_v4;  // private, public
   bool up = true;
   std::uint64_t incarnation = 0;
   std::map<std::uint16_t, accept_handler> listeners;
@@ -528,6 +529,27 @@ network::network(world& w, network_spec spec, std::vector<network_error>& errors
       err("host " + h.name + ": " + h.ipv4 + " is not in subnet " + h.subnet + " (" +
           hs->subnet->spec->cidr + ")");
     }
+    for (const auto& a : h.secondary_ipv4) {
+      if (!hs->subnet) {
+        err("host " + h.name + ": secondary ipv4 " + a.address +
+            ": only a host in a subnet has secondary addresses");
+        continue;
+      }
+      auto priv = addr(a.address, "secondary ipv4", false);
+      auto pub = addr(a.public_ipv4, "secondary public ipv4", false);
+      if (!priv) continue;
+      if (!hs->subnet->v4.contains(*priv)) {
+        err("host " + h.name + ": secondary ipv4 " + a.address + " is not in subnet " + h.subnet +
+            " (" + hs->subnet->spec->cidr + ")");
+      }
+      if (hs->v4 && *priv == *hs->v4) {
+        err("host " + h.name + ": secondary ipv4 " + a.address + " is its primary address");
+      }
+      for (const auto& [other, _] : hs->secondary_v4) {
+        if (other == *priv) err("host " + h.name + ": secondary ipv4 " + a.address + " twice");
+      }
+      hs->secondary_v4.emplace_back(*priv, pub);
+    }
     if (hs->subnet && hs->v6 && (!hs->subnet->v6 || !hs->subnet->v6->contains(*hs->v6))) {
       err("host " + h.name + ": " + h.ipv6 + " is not in subnet " + h.subnet + "'s IPv6 block");
     }
@@ -551,6 +573,10 @@ network::network(world& w, network_spec spec, std::vector<network_error>& errors
       add(h->public_v4, true);
       add(h->v6, true);  // VPC IPv6 addresses are global
       add(h->v4, false);
+      for (const auto& [priv, pub] : h->secondary_v4) {
+        add(priv, false);
+        add(pub, true);
+      }
     }
   }
 }
@@ -977,6 +1003,9 @@ void network::async_connect(const std::string& source, const std::string& addres
     server.address = address;
     if (dst->subnet && dst->public_v4 && address == dst->public_v4->to_string() && dst->v4) {
       server.address = dst->v4->to_string();  // 1:1 NAT at the internet gateway
+    }
+    for (const auto& [priv, pub] : dst->secondary_v4) {
+      if (dst->subnet && pub && address == pub->to_string()) server.address = priv.to_string();
     }
     server.port = port;
     server.peer_address = d.seen_address;

@@ -133,11 +133,22 @@ struct vpc_spec {
   std::vector<nacl_spec> nacls;
 };
 
+/// A VPC host's further private IPv4 address (AWS: a secondary private address of its
+/// interface), with the public address mapped to it 1:1, if any (an EIP associated with it).
+/// It answers as the host does: the same listeners, the same security groups. The host's own
+/// connections leave from its primary address.
+struct secondary_ipv4_spec {
+  std::string address;
+  std::string public_ipv4;
+  bool operator==(const secondary_ipv4_spec&) const = default;
+};
+
 struct host_spec {
   std::string name;
   std::string subnet;  // "" = a host on the internet, outside every VPC
   std::string ipv4;    // private address in the subnet, or the internet address
   std::string public_ipv4;
+  std::vector<secondary_ipv4_spec> secondary_ipv4;  // VPC hosts only
   std::string ipv6;
   std::vector<std::string> security_groups;  // empty = unfiltered
   link_spec link;                            // for internet hosts (VPC hosts use the subnet's)

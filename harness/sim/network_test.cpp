@@ -252,5 +252,52 @@ TEST(network, bad_specs_are_reported) {
   ASSERT_EQ(errors.size(), 3u);
 }
 
+// Secondary private addresses answer as the host: its listeners, its security groups, a
+// public address mapped 1:1 to each; the host's own connections leave from its primary address.
+TEST(network_secondary_ipv4, answers_as_the_host_with_its_groups) {
+  world w{world_options{7, {}}};
+  std::vector<network_error> errors;
+  auto spec = test::handson_network();
+  for (auto& h : spec.hosts) {
+    if (h.name == "relay")
+      h.secondary_ipv4 = {{"192.168.2.45", "203.0.113.45"}, {"192.168.2.46", ""}};
+  }
+  network net{w, spec, errors};
+  ASSERT_TRUE(errors.empty()) << errors.front().what;
+  std::string local;
+  ASSERT_FALSE(net.listen("relay", 587, [&](accepted a) { local = a.local_address; }));
+  ASSERT_FALSE(net.listen("relay", 25, [](accepted) {}));
+  EXPECT_EQ(net.decide("client", "192.168.2.46", 587).outcome, verdict::connected);
+  EXPECT_EQ(net.decide("client", "192.168.2.45", 25).outcome, verdict::connected);
+  // From the internet: sg-server takes 587 from anywhere, 25 from the VPC only.
+  EXPECT_EQ(net.decide("mx", "203.0.113.45", 587).outcome, verdict::connected);
+  EXPECT_EQ(net.decide("mx", "203.0.113.45", 25).outcome, verdict::dropped);
+  // The private secondary address is not routed from the internet.
+  EXPECT_EQ(net.decide("mx", "192.168.2.46", 587).outcome, verdict::dropped);
+  net.async_connect("mx", "203.0.113.45", 587, std::chrono::seconds(30),
+                    [](std::error_code, std::unique_ptr<socket>) {});
+  w.run();
+  EXPECT_EQ(local, "192.168.2.45");  // the 1:1 NAT gives the secondary private address
+  EXPECT_EQ(net.decide("relay", "108.177.97.26", 25).source_address, "192.168.2.44");
+}
+
+TEST(network_secondary_ipv4, outside_the_subnet_or_twice_is_an_error) {
+  world w{world_options{7, {}}};
+  std::vector<network_error> errors;
+  auto spec = test::handson_network();
+  for (auto& h : spec.hosts) {
+    if (h.name == "relay") {
+      h.secondary_ipv4 = {
+          {"192.168.3.9", ""}, {"192.168.2.44", ""}, {"192.168.2.50", ""}, {"192.168.2.50", ""}};
+    }
+  }
+  network net{w, spec, errors};
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].what,
+            "host relay: secondary ipv4 192.168.3.9 is not in subnet public (192.168.2.0/24)");
+  EXPECT_EQ(errors[1].what, "host relay: secondary ipv4 192.168.2.44 is its primary address");
+  EXPECT_EQ(errors[2].what, "host relay: secondary ipv4 192.168.2.50 twice");
+}
+
 }  // namespace
 }  // namespace relaylab::sim

@@ -10,11 +10,13 @@ namespace {
 
 // "K=V K=V" → pairs; an error at the attribute otherwise. With `lists`, "K=A,B" is one pair
 // whose value is the list "A,B" (split_words splits at commas too).
+// With `last`, the pair splits at the last '=' (a URL's query may hold some).
 std::vector<std::pair<std::string, std::string>> pairs(reader& r, const pugi::xml_node& n,
-                                                       const char* attr, bool lists = false) {
+                                                       const char* attr, bool lists = false,
+                                                       bool last = false) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& kv : split_words(r.str(n, attr))) {
-    const auto eq = kv.find('=');
+    const auto eq = last ? kv.rfind('=') : kv.find('=');
     if (lists && eq == std::string::npos && !out.empty()) {
       out.back().second += "," + kv;
       continue;
@@ -33,13 +35,19 @@ std::vector<std::pair<std::string, std::string>> pairs(reader& r, const pugi::xm
 }  // namespace
 
 std::optional<sim::network_spec> read_import(reader& r, const pugi::xml_node& n) {
-  r.attrs(n, {"cfn", "params", "region", "azs", "ips", "public-ips", "prefix-lists"}, {"cfn"});
+  r.attrs(
+      n, {"cfn", "params", "region", "azs", "ips", "public-ips", "prefix-lists", "stack-templates"},
+      {"cfn"});
   r.children(n, {});
   cfn::import_options o;
   o.eval.params = pairs(r, n, "params");
   o.ips = pairs(r, n, "ips");
   o.public_ips = pairs(r, n, "public-ips");
   o.prefix_lists = pairs(r, n, "prefix-lists", true);
+  // URL=FILE ...: nested stacks' templates (as --stack-template), FILE relative to the topology.
+  for (auto& [url, file] : pairs(r, n, "stack-templates", false, true)) {
+    o.stack_templates.emplace_back(url, (fs::path(r.base_dir_) / file).lexically_normal().string());
+  }
   if (n.attribute("region")) o.eval.region = r.str(n, "region");
   if (n.attribute("azs")) {
     // "NAME,NAME,..." (or space-separated), as --azs.
@@ -58,9 +66,10 @@ std::optional<sim::network_spec> read_import(reader& r, const pugi::xml_node& n)
   auto result = cfn::import_templates(files, o, errors);
   for (const auto& e : errors) {
     // Errors about the options themselves (a host that --ip names ...) have no template line.
-    const char* attr = e.where.file == "--public-ip"     ? "public-ips"
-                       : e.where.file == "--prefix-list" ? "prefix-lists"
-                                                         : "ips";
+    const char* attr = e.where.file == "--public-ip"        ? "public-ips"
+                       : e.where.file == "--prefix-list"    ? "prefix-lists"
+                       : e.where.file == "--stack-template" ? "stack-templates"
+                                                            : "ips";
     location where =
         e.where.line == 0 ? r.at(n, attr) : location{e.where.file, e.where.line, e.where.column};
     r.error(where, e.message);

@@ -517,7 +517,7 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
             {"name", "subnet", "ipv4", "public-ipv4", "ipv6", "security-groups", "latency",
              "jitter", "bandwidth", "loss"},
             {"name"});
-    r.children(h, {"relay", "mx", "client"});
+    r.children(h, {"secondary-ipv4", "relay", "mx", "client"});
     host out;
     out.where = r.at(h);
     out.net.name = r.name_attr(h);
@@ -536,6 +536,11 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
                                   "' is the template's");
         }
       }
+      if (auto a = h.child("secondary-ipv4")) {
+        r.error(r.at(a), "host '" + out.net.name +
+                             "' comes from <import>: its <secondary-ipv4> addresses are the "
+                             "template's");
+      }
       out.net = it->second;
       imported.erase(it);
       out.net.link = r.link(h, out.net.link);
@@ -545,6 +550,15 @@ std::optional<document> parse(std::string_view xml, const std::string& file,
       out.net.ipv4 = r.address(h, "ipv4", 4);
       out.net.public_ipv4 = r.address(h, "public-ipv4", 4);
       out.net.ipv6 = r.address(h, "ipv6", 6);
+      for (auto a : h.children("secondary-ipv4")) {
+        r.attrs(a, {"address", "public-ipv4"}, {"address"});
+        r.children(a, {});
+        out.net.secondary_ipv4.push_back(
+            {r.address(a, "address", 4), r.address(a, "public-ipv4", 4)});
+      }
+      if (!out.net.secondary_ipv4.empty() && r.str(h, "subnet").empty()) {
+        r.error(r.at(h), "<secondary-ipv4> is for a host in a subnet (with 'subnet')");
+      }
       out.net.security_groups = split_words(r.str(h, "security-groups"));
       if (!out.net.security_groups.empty()) checks.emplace_back("security-groups", h);
       out.net.link = r.link(h);

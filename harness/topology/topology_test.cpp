@@ -84,6 +84,30 @@ std::string group_topology(const std::string& body) {
          "</topology>\n";
 }
 
+// <secondary-ipv4>: a VPC host's further addresses, each with its own public address or none.
+TEST(topology, secondary_ipv4_addresses_of_a_host) {
+  std::vector<diagnostic> errors;
+  const auto doc =
+      load(source_dir + "/testdata/topology/secondary/relay-two-addresses.xml", errors);
+  ASSERT_TRUE(doc) << errors.front().to_string();
+  const sim::host_spec* relay = nullptr;
+  for (const auto& h : doc->network.hosts) {
+    if (h.name == "relay") relay = &h;
+  }
+  ASSERT_NE(relay, nullptr);
+  const std::vector<sim::secondary_ipv4_spec> want = {{"10.0.1.6", "203.0.113.6"},
+                                                      {"10.0.1.7", ""}};
+  EXPECT_EQ(relay->secondary_ipv4, want);
+  errors.clear();
+  EXPECT_FALSE(
+      parse("<topology name=\"t\"><host name=\"h\" ipv4=\"198.51.100.1\">"
+            "<secondary-ipv4 address=\"198.51.100.2\"/></host></topology>",
+            "t.xml", ".", errors));
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].to_string(),
+            "t.xml:1:20: error: <secondary-ipv4> is for a host in a subnet (with 'subnet')");
+}
+
 TEST(topology, host_group_expands_in_order_skipping_reserved_and_taken_addresses) {
   std::vector<diagnostic> errors;
   const auto doc = parse(group_topology("  <hosts name=\"clients\" count=\"3\" prefix=\"c-\" "
