@@ -12,6 +12,28 @@ using namespace detail;
 
 namespace {
 
+// Attributes of resource types outside the network model that CloudFormation returns as lists,
+// with the number of items a deployed resource has (CloudFormation's resource reference).
+std::size_t outside_list_attribute_size(std::string_view type, std::string_view attr) {
+  struct list_attribute {
+    std::string_view type, attr;
+    std::size_t items;
+  };
+  static constexpr list_attribute lists[] = {
+      {"AWS::DirectoryService::MicrosoftAD", "DnsIpAddresses", 2},
+      {"AWS::DirectoryService::SimpleAD", "DnsIpAddresses", 2},
+      {"AWS::Route53::HostedZone", "NameServers", 4},
+      {"AWS::EC2::VPCEndpoint", "DnsEntries", 1},
+      {"AWS::EC2::VPCEndpoint", "NetworkInterfaceIds", 1},
+      {"AWS::ElasticLoadBalancingV2::LoadBalancer", "SecurityGroups", 1},
+      {"AWS::GlobalAccelerator::Accelerator", "Ipv4Addresses", 2},
+  };
+  for (const auto& l : lists) {
+    if (l.type == type && l.attr == attr) return l.items;
+  }
+  return 0;
+}
+
 std::string base64(const std::string& in) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -371,7 +393,16 @@ std::optional<node> evaluator::get_att(std::size_t s, const node& arg, const pos
     error(where, "Fn::GetAtt " + logical + "." + attr + ": an SSM parameter has Value and Type");
     return std::nullopt;
   }
-  // A resource outside the network model: its attributes feed nothing that is modelled.
+  // A resource outside the network model: its attributes feed nothing that is modelled, but
+  // the ones CloudFormation documents as lists are lists, so that Fn::Select and Fn::Join take
+  // them as templates do (a directory's two DNS servers, a hosted zone's four name servers).
+  if (const std::size_t n = outside_list_attribute_size(r->type, attr); n > 0) {
+    std::vector<node> items;
+    for (std::size_t i = 0; i < n; ++i) {
+      items.push_back(node::scalar(r->id + "." + attr + "." + std::to_string(i), at));
+    }
+    return node::sequence(std::move(items), at);
+  }
   return node::scalar(r->id + "." + attr, at);
 }
 

@@ -167,6 +167,23 @@ TEST(cfn_evaluator, getatt_join_select_split) {
             true);
 }
 
+// Attributes that CloudFormation returns as lists stay lists on resources outside the network
+// model (aws-cloudformation-templates' DirectoryService outputs select a directory's DNS servers).
+TEST(cfn_evaluator, getatt_list_attributes_outside_the_model) {
+  stacks_fixture f;
+  ASSERT_TRUE(f.load({{"d.yml",
+                       "Resources:\n  Dir: {Type: AWS::DirectoryService::SimpleAD}\n"
+                       "  Zone: {Type: AWS::Route53::HostedZone}\n"}}));
+  EXPECT_EQ(f.text("d", "!Select [1, !GetAtt Dir.DnsIpAddresses]"),
+            "simplead-d-Dir.DnsIpAddresses.1");
+  EXPECT_EQ(f.text("d", "!Join [',', !GetAtt Zone.NameServers]"),
+            "hostedzone-d-Zone.NameServers.0,hostedzone-d-Zone.NameServers.1,"
+            "hostedzone-d-Zone.NameServers.2,hostedzone-d-Zone.NameServers.3");
+  EXPECT_EQ(f.text("d", "!GetAtt Dir.Alias"), "simplead-d-Dir.Alias");
+  EXPECT_NE(f.text("d", "!Select [2, !GetAtt Dir.DnsIpAddresses]").find("outside the list of 2"),
+            std::string::npos);
+}
+
 TEST(cfn_evaluator, conditions_if_equals_and_or_not) {
   stacks_fixture f;
   ASSERT_TRUE(f.load({{"app.yml", base}}));
