@@ -65,6 +65,15 @@ std::optional<long long> parse_time_seconds(std::string_view text, char default_
 /// Compares Postfix compatibility levels ("2", "3.6", "3.10.1"): <0, 0, >0.
 int compare_compatibility_levels(std::string_view a, std::string_view b);
 
+class parameters;
+
+/// The protocols of inet_protocols ("all", "ipv4", "ipv6", in any case).
+struct inet_protocol_set {
+  bool ipv4 = false;
+  bool ipv6 = false;
+};
+inet_protocol_set inet_protocols(const parameters& p);
+
 class parameters {
  public:
   static constexpr int expansion_depth_max = 100;  // as Postfix's mac_expand

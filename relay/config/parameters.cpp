@@ -717,6 +717,16 @@ std::optional<std::string> parameters::default_value(std::string_view name) cons
   return value;
 }
 
+inet_protocol_set inet_protocols(const parameters& p) {
+  inet_protocol_set out;
+  for (const auto& v : p.get_list("inet_protocols")) {
+    const std::string name = lower(v);
+    if (name == "all" || name == "ipv4") out.ipv4 = true;
+    if (name == "all" || name == "ipv6") out.ipv6 = true;
+  }
+  return out;
+}
+
 expansion parameters::expand(std::string_view text) const {
   expansion r;
   expand_state st;

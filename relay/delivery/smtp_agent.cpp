@@ -811,13 +811,9 @@ smtp_agent_options smtp_agent_options_from_config(const config::parameters& p, i
   ao.client.data_xfer_timeout = p.get_time("smtp_data_xfer_timeout");
   ao.client.data_done_timeout = p.get_time("smtp_data_done_timeout");
   ao.client.quit_timeout = p.get_time("smtp_quit_timeout");
-  const auto protocols = p.get_list("inet_protocols");
-  const auto has = [&](std::string_view name) {
-    return std::find(protocols.begin(), protocols.end(), name) != protocols.end() ||
-           std::find(protocols.begin(), protocols.end(), "all") != protocols.end();
-  };
-  ao.inet_ipv4 = has("ipv4");
-  ao.inet_ipv6 = has("ipv6");
+  const auto protocols = config::inet_protocols(p);
+  ao.inet_ipv4 = protocols.ipv4;
+  ao.inet_ipv6 = protocols.ipv6;
   ao.origin = {p.get("syslog_name"), "smtp", pid};
   if (p.get_bool("smtp_connection_cache_on_demand"))
     ao.cache_time_limit = p.get_time("smtp_connection_cache_time_limit");

@@ -72,7 +72,9 @@ struct server_options {
   /// "<code> 5.5.2 <myhostname> Error: bare <LF> received" and the session closes.
   bool forbid_bare_newline_reject = false;
   int forbid_bare_newline_reject_code = 550;  // smtpd_forbid_bare_newline_reject_code
-  bool inet_ipv6 = true;  // inet_protocols includes ipv6 (XCLIENT ADDR=IPV6:... is accepted)
+  /// inet_protocols includes ipv4 / ipv6 (XCLIENT ADDR of that protocol is accepted).
+  bool inet_ipv4 = true;
+  bool inet_ipv6 = true;
   std::size_t recipient_overshoot_limit = 1000;  // smtpd_recipient_overshoot_limit
   /// smtpd_forbidden_commands (the default's regexp part, /^[^A-Z]/, is forbid_nonalpha_commands).
   std::vector<std::string> forbidden_commands{"CONNECT", "GET", "POST"};

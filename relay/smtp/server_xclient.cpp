@@ -1,6 +1,8 @@
 // XCLIENT: an authorized client asks to be treated as another client.
 #include "relay/smtp/server_session_impl.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -9,6 +11,30 @@
 
 namespace relaylab::smtp {
 namespace {
+
+// Postfix's normalize_mailhost_addr(): "IPv6:" and an IPv6 address or an IPv4 address, as
+// valid_mailhost_addr() checks them, parsed as the resolver parses a numeric host (inet_aton,
+// so an octet with a leading zero is octal) and printed back; an IPv4-mapped IPv6 address is
+// the IPv4 address when inet_protocols has ipv4. nullopt when the address is bad or of a
+// protocol that inet_protocols leaves out.
+std::optional<std::string> normalize_host_address(std::string_view text, bool ipv4, bool ipv6) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (istarts(text, "IPV6:")) {
+    const std::string a(text.substr(5));
+    in6_addr b{};
+    if (!valid_ipv6(a) || inet_pton(AF_INET6, a.c_str(), &b) != 1) return std::nullopt;
+    inet_ntop(AF_INET6, &b, buf, sizeof buf);
+    const std::string_view printed(buf);
+    if (ipv4 && istarts(printed, "::ffff:")) return std::string(printed.substr(7));
+    if (!ipv6) return std::nullopt;
+    return std::string(printed);
+  }
+  const std::string a(text);
+  in_addr b{};
+  if (!valid_ipv4(a) || inet_aton(a.c_str(), &b) == 0 || !ipv4) return std::nullopt;
+  inet_ntop(AF_INET, &b, buf, sizeof buf);
+  return std::string(buf);
+}
 
 // Postfix's xtext_unquote(): "+XX" with two hex digits of either case, every other byte as it
 // is; nullopt for a "+" without two hex digits (XCLIENT then takes the text as it came). The
@@ -111,16 +137,9 @@ bool server_session::impl::xclient(const std::vector<std::string_view>& argv) {
         continue;
       }
       neuter(val);
-      std::string a = val;
-      bool good;
-      if (istarts(a, "IPV6:")) {
-        a = a.substr(5);
-        good = opt.inet_ipv6 && valid_ipv6(a);
-      } else {
-        good = valid_ipv4(a);
-      }
-      if (!good) return bad();
-      if (name == "ADDR") cl.addr = a;
+      auto a = normalize_host_address(val, opt.inet_ipv4, opt.inet_ipv6);
+      if (!a) return bad();
+      if (name == "ADDR") cl.addr = *a;
     } else if (name == "PORT" || name == "DESTPORT") {
       if (!unavailable && (!all_digits(val) || val.size() > 5)) return bad();
       if (name == "PORT") cl.port = unavailable ? "unknown" : val;

@@ -189,20 +189,33 @@ bool valid_hostname(std::string_view s) {
   return non_numeric;
 }
 
+// Postfix's valid_ipv4_hostaddr(): four dot-separated decimal octets of any length up to 255
+// each (an octet written 0102 is valid; the resolver then reads it as octal), and a first octet
+// of 0 only in 0.0.0.0.
 bool valid_ipv4(std::string_view s) {
-  int parts = 0;
-  std::size_t i = 0;
-  while (i <= s.size()) {
-    std::size_t j = i;
-    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
-    if (j == i || j - i > 3) return false;
-    if (std::stoi(std::string(s.substr(i, j - i))) > 255) return false;
-    ++parts;
-    if (j == s.size()) break;
-    if (s[j] != '.') return false;
-    i = j + 1;
+  int octets = 0;
+  int value = 0;
+  bool in_octet = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c >= '0' && c <= '9') {
+      if (!in_octet) {
+        in_octet = true;
+        value = 0;
+        ++octets;
+      }
+      value = value * 10 + (c - '0');
+      if (value > 255) return false;
+    } else if (c == '.') {
+      if (!in_octet || i + 1 == s.size()) return false;
+      if (octets == 1 && value == 0 && s.find_first_not_of("0.") != std::string_view::npos)
+        return false;
+      in_octet = false;
+    } else {
+      return false;
+    }
   }
-  return parts == 4;
+  return octets == 4;
 }
 
 bool valid_ipv6(std::string_view s) {

@@ -741,6 +741,9 @@ smtp::server_options options_from(const config::parameters& p) {
   o.forbid_unauth_pipelining = p.get_bool("smtpd_forbid_unauth_pipelining");
   o.forbid_bare_newline_reject_code =
       static_cast<int>(p.get_int("smtpd_forbid_bare_newline_reject_code"));
+  const auto protocols = config::inet_protocols(p);
+  o.inet_ipv4 = protocols.ipv4;
+  o.inet_ipv6 = protocols.ipv6;
   return o;
 }
 
